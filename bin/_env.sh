@@ -1,0 +1,29 @@
+# Sourced by the bin/ scripts: finds the repo and makes sure .venv holds this checkout's
+# dependencies (created on first use, refreshed when setup.cfg changes).
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO/.venv"
+PY="$VENV/bin/python"
+
+_stamp="$VENV/.widgetsvc-$(cat "$REPO/setup.cfg" "$REPO/setup.py" | sha256sum | cut -c1-16)"
+if [[ ! -f "$_stamp" ]]; then
+  echo "widgetsvc: preparing $VENV (first run or setup.cfg changed) ..." >&2
+  if [[ ! -x "$PY" ]]; then
+    python3 -m venv "$VENV" || {
+      echo "widgetsvc: 'python3 -m venv' failed; install python3-venv (apt-get install python3-venv)" >&2
+      exit 1
+    }
+  fi
+  mkdir -p "$REPO/var"
+  _log="$REPO/var/pip-install.log"
+  if ! { "$PY" -m pip install --disable-pip-version-check --upgrade pip &&
+         "$PY" -m pip install --disable-pip-version-check -e "$REPO[test]"; } >"$_log" 2>&1; then
+    tail -n 40 "$_log" >&2
+    echo "widgetsvc: installing dependencies failed (full log: $_log)" >&2
+    exit 1
+  fi
+  rm -f "$VENV"/.widgetsvc-*
+  touch "$_stamp"
+fi
+export PATH="$VENV/bin:$PATH"
+cd "$REPO"

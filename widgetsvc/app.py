@@ -1,0 +1,65 @@
+"""The application factory: middleware, routes and error handlers, nothing else."""
+
+from __future__ import annotations
+
+import falcon
+
+from widgetsvc import errors, timefmt
+from widgetsvc.auth.middleware import AuthMiddleware, check_declarations
+from widgetsvc.auth.passwords import dummy_hash
+from widgetsvc.auth.resources import (
+    LoginResource,
+    LogoutResource,
+    RegisterResource,
+    UserResource,
+)
+from widgetsvc.config import Config
+from widgetsvc.db import Database
+from widgetsvc.validation import Validator
+
+API = "/api/v1"
+
+
+def create_app(
+    config: Config, db: Database | None = None, clock: timefmt.Clock | None = None
+) -> falcon.App:
+    """Build the WSGI app. Call it after gunicorn forks: it opens this process's pool."""
+    clock = clock or timefmt.Clock()
+    if db is None:
+        db = Database(
+            config.database_url,
+            min_size=config.pool_min_size,
+            max_size=config.pool_max_size,
+            timeout=config.pool_timeout,
+            statement_timeout_ms=config.statement_timeout_ms,
+        )
+        db.open()
+    validator = Validator(clock)
+    dummy_hash(config.bcrypt_rounds)  # computed now, not during the first login
+
+    app = falcon.App(
+        middleware=[
+            falcon.CORSMiddleware(
+                allow_origins="*",
+                expose_headers=["Link", "Location", "Total-Count", "WWW-Authenticate"],
+            ),
+            AuthMiddleware(
+                db, secret=config.secret_key, leeway=config.token_leeway,
+                user_realm=config.user_realm, admin_realm=config.admin_realm,
+            ),
+        ],
+    )
+    app.req_options.strip_url_path_trailing_slash = True
+    errors.install(app)
+
+    shared = (db, config, validator, clock)
+    routes = {
+        f"{API}/auth/register": RegisterResource(*shared),
+        f"{API}/auth/login": LoginResource(*shared),
+        f"{API}/auth/user": UserResource(*shared),
+        f"{API}/auth/logout": LogoutResource(*shared),
+    }
+    for path, resource in routes.items():
+        check_declarations(resource)
+        app.add_route(path, resource)
+    return app

@@ -1,0 +1,1 @@
+"""Authentication: tokens, passwords, the auth middleware and the /auth resources."""

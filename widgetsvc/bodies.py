@@ -1,0 +1,135 @@
+"""Request bodies (JSON, url-encoded or multipart form) read into one plain ``dict``.
+
+Size, content type and syntax are checked here (413, 415, 400); what the fields mean is the
+validator's job.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+import falcon
+from falcon.media.multipart import MultipartFormHandler
+
+from widgetsvc.errors import fail
+
+_FORM = "application/x-www-form-urlencoded"
+_MULTIPART = "multipart/form-data"
+# A too-large body is still read (and dropped) up to this size so the client, which is
+# usually still sending, receives the 413 instead of a connection reset.
+_DRAIN_LIMIT = 16 * 1024 * 1024
+_MAX_JSON_DEPTH = 32
+
+
+def _read_limited(req: falcon.Request, max_bytes: int) -> bytes:
+    if req.content_length is not None and req.content_length > max_bytes:
+        _drain(req)
+        raise _too_large(max_bytes)
+    data = req.bounded_stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        _drain(req)
+        raise _too_large(max_bytes)
+    return data
+
+
+def _drain(req: falcon.Request) -> None:
+    remaining = _DRAIN_LIMIT
+    while remaining > 0:
+        chunk = req.bounded_stream.read(min(65536, remaining))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+
+
+def _too_large(max_bytes: int) -> falcon.HTTPError:
+    return fail(
+        falcon.HTTP_413, f"Request body too large: the limit is {max_bytes} bytes.",
+        {"Connection": "close"},
+    )
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth, stopping early once past ``limit``."""
+    stack = [(value, 1)]
+    deepest = 0
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def _parse_json(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise fail(falcon.HTTP_400, "Malformed JSON: the body could not be parsed.") from None
+    if not isinstance(value, dict):
+        raise fail(falcon.HTTP_400, "The JSON body must be an object.")
+    if _depth(value, _MAX_JSON_DEPTH) > _MAX_JSON_DEPTH:
+        raise fail(falcon.HTTP_400, "The JSON body is nested too deeply.")
+    return value
+
+
+def _first_values(pairs) -> dict[str, str]:
+    """A form field sent twice keeps its first value."""
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        fields.setdefault(key, value)
+    return fields
+
+
+def _parse_urlencoded(raw: bytes) -> dict[str, str]:
+    try:
+        text = raw.decode("utf-8")
+        return _first_values(
+            parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+        )
+    except (UnicodeDecodeError, ValueError):
+        raise fail(falcon.HTTP_400, "Malformed form body: it is not valid UTF-8.") from None
+
+
+def _parse_multipart(raw: bytes, content_type: str) -> dict[str, str]:
+    handler = MultipartFormHandler()
+    pairs = []
+    try:
+        form = handler.deserialize(io.BytesIO(raw), content_type, len(raw))
+        for part in form:
+            if part.filename:
+                continue  # no endpoint takes files
+            pairs.append((part.name, part.get_text()))
+    except (falcon.HTTPError, UnicodeDecodeError, ValueError):
+        raise fail(falcon.HTTP_400, "Malformed multipart form body.") from None
+    if any(name is None or value is None for name, value in pairs):
+        raise fail(falcon.HTTP_400, "Malformed multipart form body.")
+    return _first_values(pairs)
+
+
+def read_object(req: falcon.Request, max_bytes: int) -> dict[str, Any]:
+    """The body as a dict: no body and no content type is an empty object."""
+    raw = _read_limited(req, max_bytes)
+    media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+    if not media_type:
+        if raw.strip():
+            raise fail(falcon.HTTP_415, "A body needs a Content-Type: application/json.")
+        return {}
+    if media_type == falcon.MEDIA_JSON or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        return _parse_json(raw) if raw.strip() else {}
+    if media_type == _FORM:
+        return _parse_urlencoded(raw)
+    if media_type == _MULTIPART:
+        return _parse_multipart(raw, req.content_type) if raw else {}
+    raise fail(
+        falcon.HTTP_415,
+        f"Unsupported media type {media_type}: send application/json or a form.",
+    )

@@ -1,0 +1,132 @@
+"""Command-line entry points behind ``bin/``: serve, add-user, purge-revoked."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+from widgetsvc.config import Config, ConfigError
+from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalDBError, ensure_dev_database
+from widgetsvc.migrate import MigrationError, migrate
+
+
+def _local_defaults() -> None:
+    """Without DATABASE_URL we are on a developer's machine: use the private database and a
+    random secret kept in var/ (production sets both and never reaches this)."""
+    if os.environ.get("DATABASE_URL"):
+        return
+    os.environ["DATABASE_URL"] = ensure_dev_database()
+    migrate(os.environ["DATABASE_URL"], log=lambda msg: print(f"migrate: {msg}", file=sys.stderr))
+    if not os.environ.get("SECRET_KEY"):
+        os.environ["SECRET_KEY"] = _local_secret(VAR_DIR / "secret-key")
+
+
+def _local_secret(path: Path) -> str:
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def serve(argv: list[str]) -> int:
+    _local_defaults()
+    if os.environ.get("DATABASE_URL") and "--no-migrate" not in argv:
+        migrate(os.environ["DATABASE_URL"], log=lambda m: print(f"migrate: {m}", file=sys.stderr))
+    argv = [a for a in argv if a != "--no-migrate"]
+    Config.from_env()  # refuse a bad configuration here, with one clear line
+    gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).parent / "gunicorn")
+    os.chdir(REPO_ROOT)
+    os.execv(gunicorn, [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"), *argv])
+    return 0  # not reached
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line[:-1] if line.endswith("\n") else line
+    while True:
+        first = getpass.getpass("Password: ")
+        second = getpass.getpass("Repeat for confirmation: ")
+        if first == second:
+            return first
+        print("Error: the two entered values do not match", file=sys.stderr)
+
+
+def add_user(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bin/add-user", description="Add a new user.")
+    parser.add_argument("--admin", action="store_true", help="the new user is an administrator")
+    parser.add_argument("--password-stdin", action="store_true",
+                        help="read the password from one line of standard input")
+    parser.add_argument("email")
+    args = parser.parse_args(argv)
+
+    from widgetsvc import errors, timefmt
+    from widgetsvc.auth.users import Users
+    from widgetsvc.db import Database
+    from widgetsvc.validation import Validator
+
+    _local_defaults()
+    config = Config.from_env(require_secret=False)
+    password = _read_password(args.password_stdin)
+    try:
+        Validator(timefmt.Clock()).validate(
+            "credentials", {"email": args.email, "password": password}
+        )
+    except errors.APIError as exc:
+        for message in exc.body["errors"].values():
+            print(f"Error: {message}", file=sys.stderr)
+        return 1
+    db = Database(config.database_url, min_size=1, max_size=1)
+    db.pool.open(wait=True, timeout=10)
+    try:
+        user = Users(db, config.bcrypt_rounds).create(args.email, password, admin=args.admin)
+    finally:
+        db.close()
+    if user is None:
+        print(f"Error: {args.email} is already registered", file=sys.stderr)
+        return 1
+    kind = "admin user" if args.admin else "user"
+    print(f"Successfully added new {kind}:\n <User email={user['email']}, "
+          f"public_id={user['public_id']}, admin={user['admin']}>")
+    return 0
+
+
+def purge_revoked(argv: list[str]) -> int:
+    from widgetsvc.db import Database
+
+    _local_defaults()
+    config = Config.from_env(require_secret=False)
+    db = Database(config.database_url, min_size=1, max_size=1)
+    db.pool.open(wait=True, timeout=10)
+    try:
+        count = db.execute("purge_revoked_tokens")
+    finally:
+        db.close()
+    print(f"purged {count} expired revocation(s)")
+    return 0
+
+
+COMMANDS = {"serve": serve, "add-user": add_user, "purge-revoked": purge_revoked}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] not in COMMANDS:
+        print(f"usage: python -m widgetsvc.cli {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[args[0]](args[1:])
+    except (ConfigError, LocalDBError, MigrationError) as exc:
+        print(f"widgetsvc: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""All configuration, read from the environment in one place (12-factor)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+PRODUCTION = "production"
+MIN_SECRET_BYTES = 32
+MIN_PRODUCTION_BCRYPT_ROUNDS = 12
+
+
+class ConfigError(Exception):
+    """The environment describes a configuration the service must not run with."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    secret_key: str = field(repr=False)
+    environment: str = PRODUCTION
+    token_lifetime: int = 900
+    token_leeway: int = 10
+    bcrypt_rounds: int = 12
+    pool_min_size: int = 2
+    pool_max_size: int = 4
+    pool_timeout: float = 3.0
+    statement_timeout_ms: int = 5000
+    max_body_bytes: int = 65536
+    user_realm: str = "registered_users@mydomain.com"
+    admin_realm: str = "admin_users@mydomain.com"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, require_secret: bool = True
+    ) -> Config:
+        """The configuration in ``env`` (default: the process environment), checked.
+
+        ``require_secret=False`` is for tools that never sign tokens (``bin/add-user``)."""
+        env = os.environ if env is None else env
+        config = cls(
+            database_url=env.get("DATABASE_URL", ""),
+            secret_key=env.get("SECRET_KEY", ""),
+            environment=env.get("WIDGETSVC_ENV", PRODUCTION).strip().lower() or PRODUCTION,
+            token_lifetime=_int(env, "TOKEN_LIFETIME", 900),
+            token_leeway=_int(env, "TOKEN_LEEWAY", 10),
+            bcrypt_rounds=_int(env, "BCRYPT_ROUNDS", 12),
+            pool_min_size=_int(env, "DB_POOL_MIN", 2),
+            pool_max_size=_int(env, "DB_POOL_MAX", 4),
+            pool_timeout=float(_int(env, "DB_POOL_TIMEOUT_MS", 3000)) / 1000,
+            statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 5000),
+            user_realm=env.get("USER_REALM", "registered_users@mydomain.com"),
+            admin_realm=env.get("ADMIN_REALM", "admin_users@mydomain.com"),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+        )
+        config.check(require_secret=require_secret)
+        return config
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == PRODUCTION
+
+    def check(self, *, require_secret: bool = True) -> None:
+        """Refuse settings that are unsafe or meaningless; production is strictest."""
+        if not self.database_url:
+            raise ConfigError("DATABASE_URL is not set")
+        if not 4 <= self.bcrypt_rounds <= 31:
+            raise ConfigError("BCRYPT_ROUNDS must be between 4 and 31")
+        if self.token_lifetime < 1:
+            raise ConfigError("TOKEN_LIFETIME must be a positive number of seconds")
+        if not 1 <= self.pool_min_size <= self.pool_max_size:
+            raise ConfigError("need 1 <= DB_POOL_MIN <= DB_POOL_MAX")
+        if require_secret and not self.secret_key:
+            raise ConfigError("SECRET_KEY is not set")
+        if self.is_production:
+            if require_secret and len(self.secret_key.encode()) < MIN_SECRET_BYTES:
+                raise ConfigError(
+                    f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes in production"
+                )
+            if self.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
+                raise ConfigError(
+                    f"BCRYPT_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS} in production"
+                )

@@ -1,0 +1,286 @@
+"""A private PostgreSQL cluster under ``var/``, for development, ``bin/`` and the tests.
+
+Used only when ``DATABASE_URL`` is not set. The cluster listens on a Unix socket inside its own
+directory and on no TCP port, so two clones on one machine never clash. ``initdb``/``pg_ctl``
+refuse to run as root, so as root the cluster belongs to an unprivileged OS user (``postgres``
+when it exists, else ``nobody``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import glob
+import hashlib
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = REPO_ROOT / "var"
+SUPERUSER = "widgetsvc"
+DEFAULT_DBNAME = "widgetsvc"
+_SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes; ".s.PGSQL.5432" must fit too
+
+
+class LocalDBError(RuntimeError):
+    """The private cluster could not be found, installed, created or started."""
+
+
+def find_bindir() -> Path | None:
+    """The newest PostgreSQL server binaries on this machine, if any."""
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
+    )
+    if candidates:
+        return Path(candidates[-1]).parent
+    for name in ("initdb",):
+        found = shutil.which(name)
+        if found:
+            return Path(found).resolve().parent
+    return None
+
+
+def ensure_bindir() -> Path:
+    """Find the server binaries; as root, install Debian's ``postgresql`` when missing."""
+    bindir = find_bindir()
+    if bindir:
+        return bindir
+    if os.geteuid() != 0:
+        raise LocalDBError(
+            "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them, e.g. "
+            "'sudo apt-get install postgresql', or set DATABASE_URL to an existing database."
+        )
+    print("widgetsvc: installing PostgreSQL with apt-get ...", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "postgresql"]):
+        subprocess.run(cmd, check=True, env=env, stdin=subprocess.DEVNULL)
+    bindir = find_bindir()
+    if not bindir:
+        raise LocalDBError("apt-get installed postgresql but initdb is still not found")
+    return bindir
+
+
+def _owner() -> pwd.struct_passwd:
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.geteuid())
+    wanted = os.environ.get("WIDGETSVC_PG_OS_USER")
+    for name in ([wanted] if wanted else ["postgres", "nobody"]):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise LocalDBError("running as root, but no unprivileged user (postgres, nobody) exists")
+
+
+class LocalCluster:
+    """One PostgreSQL cluster in ``root`` (data, socket, log), created and started on demand."""
+
+    def __init__(self, root: Path, port: int = 5432):
+        self.root = Path(root).resolve()
+        self.data_dir = self.root / "data"
+        self.log_file = self.root / "postgres.log"
+        self.port = port
+        self.socket_dir = self._pick_socket_dir()
+        self._bindir: Path | None = None
+        self.owner = _owner()
+
+    def _pick_socket_dir(self) -> Path:
+        preferred = self.root / "run"
+        if len(str(preferred)) + len("/.s.PGSQL.65535") <= _SOCKET_PATH_LIMIT:
+            return preferred
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"widgetsvc-{digest}"
+
+    @property
+    def bindir(self) -> Path:
+        if self._bindir is None:
+            self._bindir = ensure_bindir()
+        return self._bindir
+
+    def url(self, dbname: str = DEFAULT_DBNAME) -> str:
+        host = quote(str(self.socket_dir), safe="")
+        return f"postgresql://{SUPERUSER}@/{quote(dbname)}?host={host}&port={self.port}"
+
+    # -- running commands as the cluster's owner ------------------------------------------
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        kwargs: dict = {}
+        if os.geteuid() == 0:
+            kwargs = {"user": self.owner.pw_uid, "group": self.owner.pw_gid, "extra_groups": []}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.root),
+            "LC_ALL": "C.UTF-8",
+        }
+        result = subprocess.run(
+            [str(self.bindir / args[0]), *args[1:]],
+            env=env,
+            cwd=str(self.root),
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+            **kwargs,
+        )
+        if check and result.returncode != 0:
+            raise LocalDBError(
+                f"{args[0]} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+                + self._log_tail()
+            )
+        return result
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n--- postgres.log ---\n" + "\n".join(
+                self.log_file.read_text(errors="replace").splitlines()[-20:]
+            )
+        except OSError:
+            return ""
+
+    def _make_dirs(self) -> None:
+        for directory in (self.root, self.socket_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(directory, 0o700)
+            if os.geteuid() == 0:
+                os.chown(directory, self.owner.pw_uid, self.owner.pw_gid)
+        # The owner must be able to reach root through its parents.
+        if os.geteuid() == 0:
+            for parent in self.root.parents:
+                mode = parent.stat().st_mode
+                if not mode & 0o001:
+                    raise LocalDBError(
+                        f"{parent} is not searchable by user {self.owner.pw_name!r}; "
+                        "set DATABASE_URL or move the checkout"
+                    )
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.root.parent / f".{self.root.name}.lock"
+        with open(lock_path, "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def is_initialized(self) -> bool:
+        return (self.data_dir / "PG_VERSION").exists()
+
+    def is_running(self) -> bool:
+        if not self.is_initialized():
+            return False
+        return self._run("pg_ctl", "status", "-D", str(self.data_dir), check=False).returncode == 0
+
+    def start(self) -> LocalCluster:
+        """Create (first time) and start the cluster; safe to call when it already runs."""
+        with self._lock():
+            self._make_dirs()
+            if not self.is_initialized():
+                self._run(
+                    "initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust",
+                    "--encoding=UTF8", "--locale=C", "--no-sync",
+                )
+            if not self.is_running():
+                options = " ".join([
+                    "-c listen_addresses=''",
+                    f"-c unix_socket_directories='{self.socket_dir}'",
+                    "-c unix_socket_permissions=0700",
+                    f"-p {self.port}",
+                    "-c max_connections=200",
+                    "-c fsync=off" if os.environ.get("WIDGETSVC_PG_FSYNC") == "off" else "",
+                ])
+                self._run(
+                    "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),
+                    "-l", str(self.log_file), "-o", options,
+                )
+            self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self._run(
+                "pg_isready", "-q", "-h", str(self.socket_dir), "-p", str(self.port), check=False
+            )
+            if result.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise LocalDBError("PostgreSQL did not become ready" + self._log_tail())
+            time.sleep(0.1)
+
+    def stop(self, mode: str = "fast") -> None:
+        if self.is_running():
+            self._run("pg_ctl", "stop", "-w", "-m", mode, "-D", str(self.data_dir))
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+        if self.socket_dir != self.root / "run":
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+    def _client_args(self) -> list[str]:
+        return ["-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER]
+
+    def create_database(self, dbname: str) -> str:
+        """Create ``dbname`` if missing (with the server's own ``createdb``); return its URL."""
+        result = self._run("createdb", *self._client_args(), dbname, check=False)
+        if result.returncode != 0 and "already exists" not in result.stderr:
+            raise LocalDBError(f"createdb {dbname} failed: {result.stderr.strip()}")
+        return self.url(dbname)
+
+    def drop_database(self, dbname: str) -> None:
+        self._run("dropdb", *self._client_args(), "--if-exists", "--force", dbname)
+
+
+def dev_cluster() -> LocalCluster:
+    """The clone's development cluster, shared by bin/serve, bin/add-user and bin/migrate."""
+    return LocalCluster(VAR_DIR / "pg")
+
+
+def ensure_dev_database() -> str:
+    """Start the development cluster and its database; return the URL to use."""
+    cluster = dev_cluster().start()
+    return cluster.create_database(DEFAULT_DBNAME)
+
+
+def database_url_from_env() -> str:
+    """``DATABASE_URL`` when set; otherwise the local development database, started if needed."""
+    return os.environ.get("DATABASE_URL") or ensure_dev_database()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``bin/localdb start|stop|status|url``: manage the development cluster by hand."""
+    args = sys.argv[1:] if argv is None else argv
+    command = args[0] if args else "status"
+    cluster = dev_cluster()
+    try:
+        if command == "start":
+            print(ensure_dev_database())
+        elif command == "stop":
+            cluster.stop()
+        elif command == "url":
+            print(cluster.url())
+        elif command == "status":
+            print("running" if cluster.is_running() else "stopped")
+            return 0 if cluster.is_running() else 3
+        else:
+            print("usage: bin/localdb start|stop|status|url", file=sys.stderr)
+            return 2
+    except LocalDBError as exc:
+        print(f"widgetsvc: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,260 @@
+"""Input validation: the JSON Schema files in ``schemas/`` plus custom format checkers.
+
+Each format checker owns one rule of the contract (API.md §3) and its exact message; the schema
+keywords beside it (``maxLength``, ``enum``, ...) say the same thing for the OpenAPI document.
+All failing fields are reported at once and no Python error text ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import dateutil.parser
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+
+from widgetsvc import timefmt
+from widgetsvc.errors import validation_failed
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+PER_PAGE_CHOICES = (5, 10, 25, 50, 100)
+PASSWORD_MIN_CHARS = 8
+PASSWORD_MAX_BYTES = 72
+MAX_EMAIL_CHARS = 255
+MAX_URL_CHARS = 255
+MAX_NAME_CHARS = 100
+_MAX_DATE_CHARS = 100
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_WIDGET_NAME = re.compile(r"^[\w-]+$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_EMAIL_LOCAL = re.compile(r"^[^\s@\"(),:;<>\[\]\\]+$")
+
+
+class InvalidValue(ValueError):
+    """A rule failed; ``str(exc)`` is the message the client sees."""
+
+
+# -- rules (each returns the normalized value or raises InvalidValue) -----------------------
+
+def _is_domain(host: str) -> bool:
+    """A DNS name with at least two labels and an alphabetic (or IDNA) top-level label."""
+    try:
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return False
+    labels = ascii_host.rstrip(".").split(".")
+    if len(labels) < 2 or len(ascii_host) > 253:
+        return False
+    if not all(_DOMAIN_LABEL.match(label) for label in labels):
+        return False
+    tld = labels[-1]
+    return tld.isalpha() or tld.startswith("xn--")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def check_email(value: str) -> str:
+    bad = InvalidValue(f"{value} is not a valid email")
+    if len(value) > MAX_EMAIL_CHARS or _CONTROL.search(value) or value.count("@") != 1:
+        raise bad
+    local, domain = value.split("@")
+    if not local or not _EMAIL_LOCAL.match(local) or ".." in value:
+        raise bad
+    if local.startswith(".") or local.endswith("."):
+        raise bad
+    if domain.lower() == "localhost" or _is_ip(domain) or not _is_domain(domain):
+        raise bad
+    return value
+
+
+def check_password(value: str) -> str:
+    if len(value) < PASSWORD_MIN_CHARS:
+        raise InvalidValue(f"Password must be at least {PASSWORD_MIN_CHARS} characters.")
+    if len(value.encode("utf-8", "surrogatepass")) > PASSWORD_MAX_BYTES:
+        raise InvalidValue(f"Password must be at most {PASSWORD_MAX_BYTES} bytes.")
+    return value
+
+
+def check_widget_name(value: str) -> str:
+    if len(value) > MAX_NAME_CHARS:
+        raise InvalidValue(f"Widget name must be at most {MAX_NAME_CHARS} characters.")
+    if not _WIDGET_NAME.match(value) or _CONTROL.search(value):
+        raise InvalidValue(
+            f"'{value}' contains one or more invalid characters. Widget name must contain "
+            "only letters, numbers, hyphen and underscore characters."
+        )
+    return value
+
+
+def _url_problem(value: str) -> str | None:
+    """None when ``value`` is an acceptable URL, else the reason ('' for no specific one)."""
+    if len(value) > MAX_URL_CHARS or _CONTROL.search(value) or re.search(r"\s", value):
+        return ""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return ""
+    if not parts.scheme or not parts.netloc:
+        return ""
+    if parts.scheme.lower() not in ("http", "https"):
+        return ". Protocol is not allowed"
+    if "@" in parts.netloc:
+        return ". Authentication is not allowed"
+    host = parts.hostname or ""
+    if not host:
+        return ""
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    if port is not None or parts.netloc.endswith(":"):
+        return ". Custom port is not allowed"
+    if _is_ip(host):
+        return ". IP is not allowed"
+    if host == "localhost" or host.endswith(".localhost"):
+        return ". Localhost is not allowed"
+    if not _is_domain(host):
+        return ""
+    return None
+
+
+def check_url(value: str) -> str:
+    problem = _url_problem(value)
+    if problem is None:
+        return value
+    if "://" not in value and _url_problem(f"http://{value}") is None:
+        problem = f". Did you mean: http://{value}"
+    raise InvalidValue(f"{value} is not a valid URL{problem}")
+
+
+def parse_deadline(value: str, today: date) -> date:
+    """The date ``value`` names (any format dateutil reads); today or later."""
+    try:
+        if len(value) > _MAX_DATE_CHARS or _CONTROL.search(value):
+            raise ValueError(value)
+        parsed = dateutil.parser.parse(value).date()
+    except Exception:  # dateutil raises ParserError, OverflowError, TypeError...: all "unparseable"
+        raise InvalidValue(
+            f"Failed to parse '{value}' as a valid date. You can use any format recognized by "
+            "dateutil.parser. For example, all of the strings below are valid ways to represent "
+            "the same date: '2018-5-13' -or- '05/13/2018' -or- 'May 13 2018'."
+        ) from None
+    if parsed < today:
+        shown = timefmt.format_short_date(parsed)
+        raise InvalidValue(
+            f"Successfully parsed {value} as {shown}. However, this value must be a date in the "
+            f"future and {shown} is BEFORE {timefmt.format_short_date(today)}"
+        )
+    return parsed
+
+
+def _parse_positive_int(value: str, field: str) -> int:
+    if not _INTEGER.match(value):
+        raise InvalidValue(f"{value} is not a valid integer")
+    number = int(value)
+    if number < 1:
+        raise InvalidValue(f"Invalid {field}: {value}. {field} must be a positive integer")
+    return number
+
+
+def parse_page(value: str) -> int:
+    return _parse_positive_int(value, "page")
+
+
+def parse_per_page(value: str) -> int:
+    number = _parse_positive_int(value, "per_page")
+    if number not in PER_PAGE_CHOICES:
+        raise InvalidValue(f"The value '{value}' is not a valid choice for 'per_page'.")
+    return number
+
+
+# -- schemas ------------------------------------------------------------------------------
+
+@cache
+def load_schemas() -> dict[str, dict[str, Any]]:
+    """Every ``schemas/*.json`` by its file name without ``.json``."""
+    return {
+        path.stem: json.loads(path.read_text(encoding="utf-8"))
+        for path in sorted(SCHEMA_DIR.glob("*.json"))
+    }
+
+
+def _string_format(rule):
+    """Adapt a rule to jsonschema: non-strings pass here and fail the ``type`` keyword."""
+
+    def check(instance: object) -> bool:
+        if isinstance(instance, str):
+            rule(instance)
+        return True
+
+    return check
+
+
+class Validator:
+    """Validates request data against a named schema; raises the contract's 400 on failure."""
+
+    def __init__(self, clock: timefmt.Clock):
+        self.clock = clock
+        checker = FormatChecker(formats=())
+        rules = {
+            "email": check_email,
+            "password": check_password,
+            "widget-name": check_widget_name,
+            "http-url": check_url,
+            "future-date": lambda v: parse_deadline(v, self.clock.now().date()),
+            "page-number": parse_page,
+            "per-page": parse_per_page,
+        }
+        for name, rule in rules.items():
+            checker.checks(name, raises=InvalidValue)(_string_format(rule))
+        schemas = load_schemas()
+        registry = Registry().with_resources(
+            (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+        )
+        self._validators = {
+            name: Draft202012Validator(schema, registry=registry, format_checker=checker)
+            for name, schema in schemas.items()
+        }
+
+    def validate(self, schema_name: str, data: dict[str, Any], where: str = "post body") -> None:
+        errors: dict[str, str] = {}
+        ranked: dict[str, int] = {}
+        for error in self._validators[schema_name].iter_errors(data):
+            for field, rank, message in _describe(error, where):
+                if rank < ranked.get(field, 99):
+                    errors[field], ranked[field] = message, rank
+        if errors:
+            raise validation_failed(dict(sorted(errors.items())))
+
+
+def _describe(error, where: str):
+    """(field, rank, message) for one jsonschema error; lower rank wins for a field."""
+    if error.validator == "required":
+        present = error.instance if isinstance(error.instance, dict) else {}
+        for field in error.validator_value:
+            if field not in present:
+                yield field, 0, f"Missing required parameter in the {where}"
+        return
+    field = str(error.path[0]) if error.path else "body"
+    if error.validator == "type":
+        yield field, 1, f"{field} must be a {error.validator_value}"
+    elif error.validator == "format" and isinstance(error.cause, InvalidValue):
+        yield field, 2, str(error.cause)
+    else:
+        # minLength, maxLength, enum... repeat a format rule; its message ranks first.
+        yield field, 3, f"Invalid value for {field}"

@@ -1,0 +1,1 @@
+"""The widget resource: collection and item, and their JSON representation."""
