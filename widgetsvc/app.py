@@ -16,6 +16,7 @@ from widgetsvc.auth.resources import (
 from widgetsvc.config import Config
 from widgetsvc.db import Database
 from widgetsvc.validation import Validator
+from widgetsvc.widgets.resources import WidgetCollection, WidgetItem
 
 API = "/api/v1"
 
@@ -58,6 +59,8 @@ def create_app(
         f"{API}/auth/login": LoginResource(*shared),
         f"{API}/auth/user": UserResource(*shared),
         f"{API}/auth/logout": LogoutResource(*shared),
+        f"{API}/widgets": WidgetCollection(*shared),
+        f"{API}/widgets/{{name}}": WidgetItem(*shared),
     }
     for path, resource in routes.items():
         check_declarations(resource)

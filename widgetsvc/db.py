@@ -48,17 +48,17 @@ class Session:
         self._conn = conn
         self._queries = queries
 
-    def _run(self, name: str, params: dict[str, Any]) -> psycopg.Cursor:
-        return self._conn.execute(self._queries[name], params)
+    def _run(self, query: str, params: dict[str, Any]) -> psycopg.Cursor:
+        return self._conn.execute(self._queries[query], params)
 
-    def one(self, name: str, **params: Any) -> dict[str, Any] | None:
-        return self._run(name, params).fetchone()
+    def one(self, query: str, /, **params: Any) -> dict[str, Any] | None:
+        return self._run(query, params).fetchone()
 
-    def all(self, name: str, **params: Any) -> list[dict[str, Any]]:
-        return self._run(name, params).fetchall()
+    def all(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
+        return self._run(query, params).fetchall()
 
-    def execute(self, name: str, **params: Any) -> int:
-        return self._run(name, params).rowcount
+    def execute(self, query: str, /, **params: Any) -> int:
+        return self._run(query, params).rowcount
 
 
 class Database:
@@ -114,14 +114,14 @@ class Database:
         with self.pool.connection() as conn, conn.transaction():
             yield Session(conn, self.queries)
 
-    def one(self, name: str, **params: Any) -> dict[str, Any] | None:
+    def one(self, query: str, /, **params: Any) -> dict[str, Any] | None:
         with self.session() as s:
-            return s.one(name, **params)
+            return s.one(query, **params)
 
-    def all(self, name: str, **params: Any) -> list[dict[str, Any]]:
+    def all(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
         with self.session() as s:
-            return s.all(name, **params)
+            return s.all(query, **params)
 
-    def execute(self, name: str, **params: Any) -> int:
+    def execute(self, query: str, /, **params: Any) -> int:
         with self.session() as s:
-            return s.execute(name, **params)
+            return s.execute(query, **params)
