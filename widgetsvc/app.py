@@ -15,6 +15,9 @@ from widgetsvc.auth.resources import (
 )
 from widgetsvc.config import Config
 from widgetsvc.db import Database
+from widgetsvc.docs.resources import ASSETS_DIR, OpenAPIResource, SwaggerUIResource
+from widgetsvc.health import HealthResource
+from widgetsvc.requestlog import RequestLogMiddleware
 from widgetsvc.validation import Validator
 from widgetsvc.widgets.resources import WidgetCollection, WidgetItem
 
@@ -40,6 +43,7 @@ def create_app(
 
     app = falcon.App(
         middleware=[
+            RequestLogMiddleware(),
             falcon.CORSMiddleware(
                 allow_origins="*",
                 expose_headers=["Link", "Location", "Total-Count", "WWW-Authenticate"],
@@ -61,8 +65,12 @@ def create_app(
         f"{API}/auth/logout": LogoutResource(*shared),
         f"{API}/widgets": WidgetCollection(*shared),
         f"{API}/widgets/{{name}}": WidgetItem(*shared),
+        f"{API}/openapi.json": OpenAPIResource(),
+        f"{API}/ui": SwaggerUIResource(),
+        f"{API}/health": HealthResource(db),
     }
     for path, resource in routes.items():
         check_declarations(resource)
         app.add_route(path, resource)
+    app.add_static_route(f"{API}/ui/assets", str(ASSETS_DIR))
     return app

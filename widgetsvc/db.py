@@ -114,6 +114,11 @@ class Database:
         with self.pool.connection() as conn, conn.transaction():
             yield Session(conn, self.queries)
 
+    def ping(self, timeout: float) -> None:
+        """One trivial query, waiting at most ``timeout`` seconds for a connection."""
+        with self.pool.connection(timeout=timeout) as conn:
+            conn.execute(self.queries["health_check"])
+
     def one(self, query: str, /, **params: Any) -> dict[str, Any] | None:
         with self.session() as s:
             return s.one(query, **params)

@@ -161,11 +161,14 @@ class LocalCluster:
                         "set DATABASE_URL or move the checkout"
                     )
 
+    @property
+    def lock_path(self) -> Path:
+        return self.root.parent / f".{self.root.name}.lock"
+
     @contextmanager
     def _lock(self) -> Iterator[None]:
         self.root.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.root.parent / f".{self.root.name}.lock"
-        with open(lock_path, "w") as handle:
+        with open(self.lock_path, "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -227,6 +230,7 @@ class LocalCluster:
         shutil.rmtree(self.root, ignore_errors=True)
         if self.socket_dir != self.root / "run":
             shutil.rmtree(self.socket_dir, ignore_errors=True)
+        self.lock_path.unlink(missing_ok=True)
 
     def _client_args(self) -> list[str]:
         return ["-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER]

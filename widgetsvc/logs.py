@@ -1,4 +1,5 @@
-"""Logging set-up: one line per record on stderr, where gunicorn's own logs go."""
+"""Logging set-up: records on stderr (where gunicorn's own logs go); the request log is bare
+JSON lines."""
 
 from __future__ import annotations
 
@@ -15,3 +16,9 @@ def configure_logging(level: str = "INFO") -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
+
+    access = logging.getLogger("widgetsvc.access")
+    access_handler = logging.StreamHandler(sys.stderr)
+    access_handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(access_handler)
+    access.propagate = False

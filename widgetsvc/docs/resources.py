@@ -1,0 +1,34 @@
+"""``GET /api/v1/openapi.json`` and ``GET /api/v1/ui`` (plus the UI's local assets)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import falcon
+import swagger_ui_bundle
+
+from widgetsvc.auth.middleware import NONE
+from widgetsvc.docs.openapi import build_document
+
+ASSETS_DIR = Path(swagger_ui_bundle.swagger_ui_path)
+_PAGE = (Path(__file__).resolve().parent / "ui.html").read_text(encoding="utf-8")
+
+
+class OpenAPIResource:
+    auth = {"GET": NONE}
+
+    def __init__(self) -> None:
+        self._body = json.dumps(build_document()).encode()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self._body
+
+
+class SwaggerUIResource:
+    auth = {"GET": NONE}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.content_type = falcon.MEDIA_HTML
+        resp.text = _PAGE
