@@ -36,17 +36,16 @@ class LocalDBError(RuntimeError):
 
 def find_bindir() -> Path | None:
     """The newest PostgreSQL server binaries on this machine, if any."""
-    candidates = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
-        key=lambda p: int(Path(p).parent.parent.name) if Path(p).parent.parent.name.isdigit() else 0,
-    )
+
+    def major(path: str) -> int:
+        version = Path(path).parent.parent.name
+        return int(version) if version.isdigit() else 0
+
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=major)
     if candidates:
         return Path(candidates[-1]).parent
-    for name in ("initdb",):
-        found = shutil.which(name)
-        if found:
-            return Path(found).resolve().parent
-    return None
+    found = shutil.which("initdb")
+    return Path(found).resolve().parent if found else None
 
 
 def ensure_bindir() -> Path:
@@ -81,17 +80,36 @@ def _owner() -> pwd.struct_passwd:
     raise LocalDBError("running as root, but no unprivileged user (postgres, nobody) exists")
 
 
+def _searchable(directory: Path, user: pwd.struct_passwd) -> bool:
+    info = directory.stat()
+    if info.st_uid == user.pw_uid:
+        return bool(info.st_mode & 0o100)
+    if info.st_gid == user.pw_gid:
+        return bool(info.st_mode & 0o010)
+    return bool(info.st_mode & 0o001)
+
+
 class LocalCluster:
     """One PostgreSQL cluster in ``root`` (data, socket, log), created and started on demand."""
 
     def __init__(self, root: Path, port: int = 5432):
-        self.root = Path(root).resolve()
+        self.owner = _owner()
+        self.root = self._reachable_root(Path(root).resolve())
         self.data_dir = self.root / "data"
         self.log_file = self.root / "postgres.log"
         self.port = port
         self.socket_dir = self._pick_socket_dir()
         self._bindir: Path | None = None
-        self.owner = _owner()
+
+    def _reachable_root(self, wanted: Path) -> Path:
+        """``wanted``, unless the cluster's owner cannot get there (as root, a checkout under a
+        private home directory): then a directory of the same name under the temp dir."""
+        if os.geteuid() != 0 or all(
+            _searchable(parent, self.owner) for parent in wanted.parents if parent.exists()
+        ):
+            return wanted
+        digest = hashlib.sha256(str(wanted).encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"widgetsvc-{digest}" / wanted.name
 
     def _pick_socket_dir(self) -> Path:
         preferred = self.root / "run"
@@ -151,15 +169,6 @@ class LocalCluster:
             os.chmod(directory, 0o700)
             if os.geteuid() == 0:
                 os.chown(directory, self.owner.pw_uid, self.owner.pw_gid)
-        # The owner must be able to reach root through its parents.
-        if os.geteuid() == 0:
-            for parent in self.root.parents:
-                mode = parent.stat().st_mode
-                if not mode & 0o001:
-                    raise LocalDBError(
-                        f"{parent} is not searchable by user {self.owner.pw_name!r}; "
-                        "set DATABASE_URL or move the checkout"
-                    )
 
     @property
     def lock_path(self) -> Path:
