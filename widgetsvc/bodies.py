@@ -24,21 +24,30 @@ _DRAIN_LIMIT = 16 * 1024 * 1024
 _MAX_JSON_DEPTH = 32
 
 
+def _body_stream(req: falcon.Request):
+    """The body: bounded by Content-Length, or, for a chunked request (no length), the raw
+    stream when the server marks its end (gunicorn sets ``wsgi.input_terminated``)."""
+    if req.content_length is None and req.env.get("wsgi.input_terminated"):
+        return req.stream
+    return req.bounded_stream
+
+
 def _read_limited(req: falcon.Request, max_bytes: int) -> bytes:
+    stream = _body_stream(req)
     if req.content_length is not None and req.content_length > max_bytes:
-        _drain(req)
+        _drain(stream)
         raise _too_large(max_bytes)
-    data = req.bounded_stream.read(max_bytes + 1)
+    data = stream.read(max_bytes + 1)
     if len(data) > max_bytes:
-        _drain(req)
+        _drain(stream)
         raise _too_large(max_bytes)
     return data
 
 
-def _drain(req: falcon.Request) -> None:
+def _drain(stream) -> None:
     remaining = _DRAIN_LIMIT
     while remaining > 0:
-        chunk = req.bounded_stream.read(min(65536, remaining))
+        chunk = stream.read(min(65536, remaining))
         if not chunk:
             return
         remaining -= len(chunk)
@@ -67,6 +76,25 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def _not_unicode(value: Any) -> bool:
+    """True when a string (key or value) holds a lone UTF-16 surrogate, which JSON's ``\\uD800``
+    escapes can spell but no UTF-8 text (nor PostgreSQL, nor bcrypt) can carry."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _parse_json(raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw)
@@ -76,6 +104,8 @@ def _parse_json(raw: bytes) -> dict[str, Any]:
         raise fail(falcon.HTTP_400, "The JSON body must be an object.")
     if _depth(value, _MAX_JSON_DEPTH) > _MAX_JSON_DEPTH:
         raise fail(falcon.HTTP_400, "The JSON body is nested too deeply.")
+    if _not_unicode(value):
+        raise fail(falcon.HTTP_400, "Malformed JSON: the body could not be parsed.")
     return value
 
 

@@ -37,13 +37,14 @@ def _local_secret(path: Path) -> str:
 
 def serve(argv: list[str]) -> int:
     _local_defaults()
+    # Refuse a bad configuration here, with one clear line, before touching the database.
+    Config.from_env()
     if os.environ.get("DATABASE_URL") and "--no-migrate" not in argv:
         migrate(os.environ["DATABASE_URL"], log=lambda m: print(f"migrate: {m}", file=sys.stderr))
     argv = [a for a in argv if a != "--no-migrate"]
-    Config.from_env()  # refuse a bad configuration here, with one clear line
     gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).parent / "gunicorn")
     os.chdir(REPO_ROOT)
-    os.execv(gunicorn, [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"), *argv])
+    os.execv(gunicorn, [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"), *argv])  # noqa: S606
     return 0  # not reached
 
 

@@ -7,6 +7,8 @@ starts with ``-- name: <query_name>``; values only ever travel as ``%(name)s`` p
 from __future__ import annotations
 
 import re
+import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,13 @@ from psycopg_pool import ConnectionPool
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 QUERIES_DIR = SQL_DIR / "queries"
 MIGRATIONS_DIR = SQL_DIR / "migrations"
+
+# How long the pool keeps retrying one lost connection in the background. psycopg_pool backs
+# off exponentially (1, 2, 4, 8, 16 s ...) until this many seconds, so with its default of 300 s
+# (or the 30 s used before) a worker could keep answering 503 for many seconds after
+# PostgreSQL was back. Past it, the pool gives that attempt up and the next request opens a
+# connection at once, so the service recovers within about two seconds of the database.
+RECONNECT_TIMEOUT = 5.0
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -73,8 +82,11 @@ class Database:
         timeout: float = 3.0,
         statement_timeout_ms: int = 5000,
         queries: dict[str, str] | None = None,
+        check_after_idle: float = 1.0,
     ):
         self.queries = load_queries() if queries is None else queries
+        self.check_after_idle = check_after_idle
+        self._returned_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         options = f"-c statement_timeout={int(statement_timeout_ms)}"
         self.pool = ConnectionPool(
             url,
@@ -82,9 +94,10 @@ class Database:
             max_size=max_size,
             timeout=timeout,
             open=False,
-            # A broken connection (server restarted) is replaced, not handed out.
-            check=ConnectionPool.check_connection,
-            reconnect_timeout=30,
+            # A connection that sat idle is checked before use and replaced if the server
+            # went away meanwhile; see _check_if_idle for why not every time.
+            check=self._check_if_idle,
+            reconnect_timeout=RECONNECT_TIMEOUT,
             kwargs={
                 "autocommit": True,
                 "row_factory": dict_row,
@@ -94,6 +107,19 @@ class Database:
             },
             name="widgetsvc",
         )
+
+    def _check_if_idle(self, conn: psycopg.Connection) -> None:
+        """Check a connection (one extra round trip) only when it has been idle for a while.
+
+        A connection returned moments ago by a request that used it is known to work, and
+        checking it again would double the round trips of a busy service. One that sat idle may
+        have lost its server (restart, outage): the check finds out and the pool replaces it.
+        A connection that breaks between two busy requests fails its next query; that request
+        answers 503 and the pool discards the broken connection when it is returned.
+        """
+        returned = self._returned_at.get(conn)
+        if returned is None or time.monotonic() - returned > self.check_after_idle:
+            ConnectionPool.check_connection(conn)
 
     def open(self) -> None:
         # wait=False: the service starts even while PostgreSQL is down and answers 503.
@@ -107,17 +133,21 @@ class Database:
         """One pooled connection in autocommit mode: each statement commits by itself."""
         with self.pool.connection() as conn:
             yield Session(conn, self.queries)
+            self._returned_at[conn] = time.monotonic()  # it just worked
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One pooled connection inside one transaction: all or nothing."""
-        with self.pool.connection() as conn, conn.transaction():
-            yield Session(conn, self.queries)
+        with self.pool.connection() as conn:
+            with conn.transaction():
+                yield Session(conn, self.queries)
+            self._returned_at[conn] = time.monotonic()
 
     def ping(self, timeout: float) -> None:
         """One trivial query, waiting at most ``timeout`` seconds for a connection."""
         with self.pool.connection(timeout=timeout) as conn:
             conn.execute(self.queries["health_check"])
+            self._returned_at[conn] = time.monotonic()
 
     def one(self, query: str, /, **params: Any) -> dict[str, Any] | None:
         with self.session() as s:

@@ -16,6 +16,7 @@ from pathlib import Path
 from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_LOCK_KEY = 7205511  # the same key as sql/migrate.psql
 
 
 class MigrationError(RuntimeError):
@@ -53,7 +54,12 @@ def _psql(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def applied_versions(url: str) -> set[str]:
-    result = _psql(url, "-f", str(SQL_DIR / "schema_migrations.sql"))
+    # Under the advisory lock sql/migrate.psql takes: two concurrent CREATE TABLE IF NOT
+    # EXISTS on a fresh database collide on pg_type's unique index.
+    result = _psql(
+        url, "-1", "-c", f"SELECT pg_advisory_xact_lock({_LOCK_KEY})",
+        "-f", str(SQL_DIR / "schema_migrations.sql"),
+    )
     if result.returncode != 0:
         raise MigrationError(result.stderr.strip() or "could not create schema_migrations")
     result = _psql(url, "-At", "-c", "SELECT version FROM schema_migrations")
@@ -79,6 +85,8 @@ def migrate(url: str, directory: Path = MIGRATIONS_DIR, log=print) -> list[str]:
         if result.returncode != 0:
             raise MigrationError(f"{path.name} failed, nothing of it was applied:\n"
                                  f"{result.stderr.strip()}")
+        if "already_applied" in result.stdout.splitlines():
+            continue  # another migrator applied it while this one waited for the lock
         log(f"applied {path.name}")
         applied.append(version)
     return applied

@@ -164,9 +164,12 @@ def parse_deadline(value: str, today: date) -> date:
 
 
 def _parse_positive_int(value: str, field: str) -> int:
-    if not _INTEGER.match(value):
-        raise InvalidValue(f"{value} is not a valid integer")
-    number = int(value)
+    try:
+        if not _INTEGER.fullmatch(value):  # fullmatch: "$" would also accept a final newline
+            raise ValueError(value)
+        number = int(value)  # refused over 4300 digits (sys.int_info.default_max_str_digits)
+    except ValueError:
+        raise InvalidValue(f"{value} is not a valid integer") from None
     if number < 1:
         raise InvalidValue(f"Invalid {field}: {value}. {field} must be a positive integer")
     return number
@@ -178,7 +181,9 @@ def parse_page(value: str) -> int:
 
 def parse_per_page(value: str) -> int:
     number = _parse_positive_int(value, "per_page")
-    if number not in PER_PAGE_CHOICES:
+    # Only the choices as written ("05" is not "5"), like the schema's enum: a value the enum
+    # alone refused would get no contract message.
+    if number not in PER_PAGE_CHOICES or value != str(number):
         raise InvalidValue(f"The value '{value}' is not a valid choice for 'per_page'.")
     return number
 

@@ -1,0 +1,233 @@
+"""bin/migrate and widgetsvc.migrate against fresh databases in the session's test cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR, load_queries
+from widgetsvc.localdb import REPO_ROOT
+from widgetsvc.migrate import MigrationError, migrate, migration_files
+
+CATALOG = load_queries(SQL_DIR / "testing")
+REAL_VERSIONS = [p.stem for p in sorted(MIGRATIONS_DIR.glob("*.sql"))]
+EXPECTED_TABLES = {"schema_migrations", "users", "revoked_tokens", "widgets"}
+EXPECTED_INDEXES = {
+    "users_pkey": "CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id)",
+    "users_public_id_key":
+        "CREATE UNIQUE INDEX users_public_id_key ON public.users USING btree (public_id)",
+    "users_email_lower_key":
+        "CREATE UNIQUE INDEX users_email_lower_key ON public.users USING btree (lower(email))",
+    "revoked_tokens_pkey":
+        "CREATE UNIQUE INDEX revoked_tokens_pkey ON public.revoked_tokens USING btree (jti)",
+    "revoked_tokens_expires_at_idx":
+        "CREATE INDEX revoked_tokens_expires_at_idx ON public.revoked_tokens "
+        "USING btree (expires_at)",
+    "widgets_pkey": "CREATE UNIQUE INDEX widgets_pkey ON public.widgets USING btree (id)",
+    "widgets_name_key":
+        "CREATE UNIQUE INDEX widgets_name_key ON public.widgets USING btree (name)",
+    "widgets_owner_id_idx":
+        "CREATE INDEX widgets_owner_id_idx ON public.widgets USING btree (owner_id)",
+    "schema_migrations_pkey":
+        "CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations "
+        "USING btree (version)",
+}
+
+
+def catalog(url: str, query: str, /, **params) -> list[dict]:
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        cursor = conn.execute(CATALOG[query], params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def applied(url: str) -> list[str]:
+    return [row["version"] for row in catalog(url, "catalog_applied_versions")]
+
+
+def table_exists(url: str, name: str) -> bool:
+    return catalog(url, "catalog_table_exists", name=name)[0]["present"]
+
+
+@pytest.fixture
+def fresh_db(pg_cluster):
+    """A brand-new, empty database: (name, url). Dropped afterwards."""
+    name = f"mig_{uuid.uuid4().hex[:12]}"
+    url = pg_cluster.create_database(name)
+    yield name, url
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def fresh_url(fresh_db) -> str:
+    return fresh_db[1]
+
+
+def test_real_migrations_are_what_this_suite_expects():
+    assert REAL_VERSIONS[:2] == ["0001_users", "0002_widgets"]
+    assert [p.stem for p in migration_files()] == REAL_VERSIONS
+
+
+def test_fresh_database_gets_every_migration_in_order(fresh_url):
+    assert not table_exists(fresh_url, "schema_migrations")
+    messages: list[str] = []
+
+    result = migrate(fresh_url, log=messages.append)
+
+    assert result == REAL_VERSIONS
+    assert messages == [f"applied {version}.sql" for version in REAL_VERSIONS]
+    assert applied(fresh_url) == REAL_VERSIONS
+    tables = {row["name"] for row in catalog(fresh_url, "catalog_public_tables")}
+    assert EXPECTED_TABLES <= tables
+    indexes = {row["name"]: row["definition"]
+               for row in catalog(fresh_url, "catalog_public_indexes")}
+    for name, definition in EXPECTED_INDEXES.items():
+        assert indexes.get(name) == definition
+    assert catalog(fresh_url, "catalog_foreign_keys", table="widgets") == [{
+        "name": "widgets_owner_id_fkey",
+        "definition": "FOREIGN KEY (owner_id) REFERENCES users(id) ON DELETE CASCADE",
+    }]
+
+
+def test_second_run_applies_nothing(fresh_url):
+    migrate(fresh_url, log=lambda _m: None)
+    before = catalog(fresh_url, "catalog_public_tables")
+    messages: list[str] = []
+
+    assert migrate(fresh_url, log=messages.append) == []
+
+    assert messages == []
+    assert applied(fresh_url) == REAL_VERSIONS
+    assert catalog(fresh_url, "catalog_public_tables") == before
+
+
+def _copy_real_migrations(directory):
+    directory.mkdir()
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        shutil.copy(path, directory / path.name)
+    return directory
+
+
+BROKEN = """\
+CREATE TABLE half_done (id int PRIMARY KEY);
+INSERT INTO half_done VALUES (1);
+SELECT 1 / 0;
+"""
+
+
+def test_failing_file_changes_nothing_and_stops_the_run(fresh_url, tmp_path):
+    directory = _copy_real_migrations(tmp_path / "migrations")
+    (directory / "0099_broken.sql").write_text(BROKEN)
+    (directory / "0100_after.sql").write_text("CREATE TABLE after_broken (id int);\n")
+    messages: list[str] = []
+
+    with pytest.raises(MigrationError) as caught:
+        migrate(fresh_url, directory, log=messages.append)
+
+    text = str(caught.value)
+    assert text.startswith("0099_broken.sql failed, nothing of it was applied:\n")
+    assert "division by zero" in text
+    assert not table_exists(fresh_url, "half_done")
+    assert not table_exists(fresh_url, "after_broken")  # the run stopped at the failure
+    assert applied(fresh_url) == REAL_VERSIONS  # the earlier files are applied and recorded
+    assert messages == [f"applied {version}.sql" for version in REAL_VERSIONS]
+
+    # Fixed, the next run applies exactly the remaining files.
+    (directory / "0099_broken.sql").write_text("CREATE TABLE half_done (id int PRIMARY KEY);\n")
+    assert migrate(fresh_url, directory, log=lambda _m: None) == ["0099_broken", "0100_after"]
+    assert table_exists(fresh_url, "half_done")
+    assert applied(fresh_url) == [*REAL_VERSIONS, "0099_broken", "0100_after"]
+
+
+def test_failing_file_on_an_up_to_date_database(fresh_url, tmp_path):
+    migrate(fresh_url, log=lambda _m: None)
+    directory = _copy_real_migrations(tmp_path / "migrations")
+    (directory / "0099_broken.sql").write_text(BROKEN)
+
+    with pytest.raises(MigrationError, match=r"^0099_broken\.sql failed"):
+        migrate(fresh_url, directory, log=lambda _m: None)
+
+    assert not table_exists(fresh_url, "half_done")
+    assert applied(fresh_url) == REAL_VERSIONS
+
+
+def test_badly_named_file_is_refused_before_anything_runs(fresh_url, tmp_path):
+    directory = _copy_real_migrations(tmp_path / "migrations")
+    (directory / "0003-Widgets Extra.sql").write_text("CREATE TABLE nope (id int);\n")
+
+    with pytest.raises(MigrationError) as caught:
+        migrate(fresh_url, directory, log=lambda _m: None)
+
+    assert str(caught.value) == (
+        "0003-Widgets Extra.sql: migration files are named NNNN_description.sql"
+    )
+    assert applied(fresh_url) == []
+
+
+def test_email_index_is_case_insensitive_in_the_database(fresh_url):
+    migrate(fresh_url, log=lambda _m: None)
+    catalog(fresh_url, "catalog_insert_user_strict", email="A@x.com")
+
+    with pytest.raises(psycopg.errors.UniqueViolation, match="users_email_lower_key"):
+        catalog(fresh_url, "catalog_insert_user_strict", email="a@x.com")
+
+
+def test_two_migrators_at_once_take_turns(pg_cluster):
+    """Two services starting together on a fresh database: no error, each file applied once."""
+    for attempt in range(4):  # the race is timing-dependent: try a few fresh databases
+        name = f"race_{attempt}_{uuid.uuid4().hex[:8]}"
+        url = pg_cluster.create_database(name)
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                runs = [pool.submit(migrate, url, log=lambda _m: None) for _ in range(2)]
+                results = [run.result(timeout=60) for run in runs]
+            assert sorted(results[0] + results[1]) == REAL_VERSIONS  # each reported once
+            assert applied(url) == REAL_VERSIONS
+            assert EXPECTED_TABLES <= {r["name"] for r in catalog(url, "catalog_public_tables")}
+        finally:
+            pg_cluster.drop_database(name)
+
+
+# -- bin/migrate as a subprocess ------------------------------------------------------------
+
+def run_bin_migrate(database_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run(
+        [str(REPO_ROOT / "bin" / "migrate")], env=env, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=120, check=False,
+    )
+
+
+def test_bin_migrate_applies_then_has_nothing_to_apply(fresh_url):
+    first = run_bin_migrate(fresh_url)
+    assert (first.returncode, first.stderr) == (0, "")
+    assert first.stdout == "".join(f"applied {v}.sql\n" for v in REAL_VERSIONS)
+    assert applied(fresh_url) == REAL_VERSIONS
+
+    second = run_bin_migrate(fresh_url)
+    assert (second.returncode, second.stdout, second.stderr) == (
+        0, "migrate: nothing to apply\n", "",
+    )
+
+
+def test_bin_migrate_missing_database_fails_with_a_message(pg_cluster):
+    result = run_bin_migrate(pg_cluster.url("no_such_database_here"))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("migrate: ")
+    assert 'database "no_such_database_here" does not exist' in result.stderr
+
+
+def test_bin_migrate_unreachable_server_fails_with_a_message(tmp_path):
+    url = f"postgresql://widgetsvc@/widgetsvc?host={tmp_path}&port=1"
+    result = run_bin_migrate(url)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("migrate: ")
+    assert f'connection to server on socket "{tmp_path}/.s.PGSQL.1" failed' in result.stderr
