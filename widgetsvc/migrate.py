@@ -16,7 +16,6 @@ from pathlib import Path
 from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-_LOCK_KEY = 7205511  # the same key as sql/migrate.psql
 
 
 class MigrationError(RuntimeError):
@@ -54,15 +53,12 @@ def _psql(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def applied_versions(url: str) -> set[str]:
-    # Under the advisory lock sql/migrate.psql takes: two concurrent CREATE TABLE IF NOT
-    # EXISTS on a fresh database collide on pg_type's unique index.
-    result = _psql(
-        url, "-1", "-c", f"SELECT pg_advisory_xact_lock({_LOCK_KEY})",
-        "-f", str(SQL_DIR / "schema_migrations.sql"),
-    )
+    # One transaction, under the advisory lock sql/migrate.psql takes: two concurrent CREATE
+    # TABLE IF NOT EXISTS on a fresh database would collide on pg_type's unique index.
+    result = _psql(url, "-1", "-f", str(SQL_DIR / "schema_migrations.sql"))
     if result.returncode != 0:
         raise MigrationError(result.stderr.strip() or "could not create schema_migrations")
-    result = _psql(url, "-At", "-c", "SELECT version FROM schema_migrations")
+    result = _psql(url, "-At", "-f", str(SQL_DIR / "applied_migrations.sql"))
     if result.returncode != 0:
         raise MigrationError(result.stderr.strip())
     return {line for line in result.stdout.splitlines() if line}

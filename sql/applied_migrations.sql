@@ -1,0 +1,2 @@
+-- bin/migrate: the versions already applied.
+SELECT version FROM schema_migrations ORDER BY version;
