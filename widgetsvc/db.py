@@ -38,8 +38,12 @@ def load_queries(directory: Path = QUERIES_DIR) -> dict[str, str]:
     for path in sorted(directory.glob("*.sql")):
         text = path.read_text(encoding="utf-8")
         marks = list(_NAME_LINE.finditer(text))
-        for mark, following in zip(marks, [*marks[1:], None], strict=True):
-            end = following.start() if following else len(text)
+        preamble = text[: marks[0].start()] if marks else text
+        if any(line.strip() and not line.strip().startswith("--")
+               for line in preamble.splitlines()):
+            raise ValueError(f"{path.name}: SQL outside a '-- name:' block")
+        ends = [mark.start() for mark in marks[1:]] + [len(text)] if marks else []
+        for mark, end in zip(marks, ends, strict=True):
             body = text[mark.end() : end].strip()
             name = mark.group(1)
             if name in queries:
