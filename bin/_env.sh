@@ -6,6 +6,10 @@ VENV="$REPO/.venv"
 PY="$VENV/bin/python"
 
 _stamp="$VENV/.widgetsvc-$(cat "$REPO/setup.cfg" "$REPO/setup.py" | sha256sum | cut -c1-16)"
+mkdir -p "$REPO/var"
+# One installer at a time (several bin/ commands may start at once); the others wait.
+exec 9>"$REPO/var/.venv.lock"
+flock 9
 if [[ ! -f "$_stamp" ]]; then
   echo "widgetsvc: preparing $VENV (first run or setup.cfg changed) ..." >&2
   if [[ ! -x "$PY" ]]; then
@@ -14,7 +18,6 @@ if [[ ! -f "$_stamp" ]]; then
       exit 1
     }
   fi
-  mkdir -p "$REPO/var"
   _log="$REPO/var/pip-install.log"
   if ! { "$PY" -m pip install --disable-pip-version-check --upgrade pip &&
          "$PY" -m pip install --disable-pip-version-check -e "$REPO[test]"; } >"$_log" 2>&1; then
@@ -25,5 +28,7 @@ if [[ ! -f "$_stamp" ]]; then
   rm -f "$VENV"/.widgetsvc-*
   touch "$_stamp"
 fi
+flock -u 9
+exec 9>&-
 export PATH="$VENV/bin:$PATH"
 cd "$REPO"

@@ -15,7 +15,14 @@ from widgetsvc.auth.middleware import ADMIN, TOKEN
 from widgetsvc.bodies import read_object
 from widgetsvc.config import Config
 from widgetsvc.db import Database
-from widgetsvc.validation import Validator, parse_deadline, parse_page, parse_per_page
+from widgetsvc.validation import (
+    InvalidValue,
+    Validator,
+    check_widget_name,
+    parse_deadline,
+    parse_page,
+    parse_per_page,
+)
 from widgetsvc.widgets.representation import (
     Page,
     link_header,
@@ -30,6 +37,16 @@ _MAX_OFFSET = 2**62
 
 def _first_values(params: dict[str, Any]) -> dict[str, str]:
     return {k: (v[0] if isinstance(v, list) else v) for k, v in params.items()}
+
+
+def _could_exist(name: str) -> bool:
+    """Only valid names are ever stored: any other is answered 404 without a query (which,
+    for a name with a NUL, PostgreSQL could not even run)."""
+    try:
+        check_widget_name(name)
+    except InvalidValue:
+        return False
+    return True
 
 
 def _lower_name(body: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +116,7 @@ class WidgetItem(_WidgetResource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         name = name.lower()
-        row = self.db.one("widget_by_name", name=name)
+        row = self.db.one("widget_by_name", name=name) if _could_exist(name) else None
         if row is None:
             raise errors.fail(falcon.HTTP_404, f"{name} not found in database.")
         resp.media = widget_body(row, self.clock.now())
@@ -121,6 +138,6 @@ class WidgetItem(_WidgetResource):
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         name = name.lower()
-        if self.db.execute("delete_widget", name=name) == 0:
+        if not _could_exist(name) or self.db.execute("delete_widget", name=name) == 0:
             raise errors.fail(falcon.HTTP_404, f"{name} not found in database.")
         resp.status = falcon.HTTP_204
