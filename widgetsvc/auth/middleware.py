@@ -19,7 +19,7 @@ from widgetsvc.auth import tokens
 from widgetsvc.db import Database
 
 NONE = "none"
-TOKEN = "token"
+TOKEN = "token"  # noqa: S105 (an auth level, not a secret)
 ADMIN = "admin"
 LEVELS = (NONE, TOKEN, ADMIN)
 

@@ -22,7 +22,7 @@ _FORMS = ("application/json", "application/x-www-form-urlencoded", "multipart/fo
 
 
 def _rewrite_refs(node: Any) -> Any:
-    """``widget_update.json#/properties/x`` → ``#/components/schemas/widget_update/properties/x``."""
+    """``a.json#/properties/x`` becomes ``#/components/schemas/a/properties/x``."""
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
