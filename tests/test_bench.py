@@ -1,0 +1,32 @@
+"""bin/bench must keep working: a short run prints its table with every scenario and no errors.
+
+Speed itself is not asserted here (a loaded CI machine says nothing about it): the full
+benchmark and its numbers are in the README.
+"""
+
+import re
+import subprocess
+
+import pytest
+
+from widgetsvc.localdb import REPO_ROOT
+
+SCENARIOS = ("user", "widget", "list", "list-deep", "login", "mixed")
+
+
+@pytest.mark.slow
+def test_short_bench_prints_every_scenario_without_errors():
+    result = subprocess.run(
+        [str(REPO_ROOT / "bin" / "bench"), "--short", "--widgets", "300",
+         "--bcrypt-rounds", "4", "--connections", "4"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
+    assert "hello" in rows
+    for name in SCENARIOS:
+        assert name in rows, result.stdout
+        req_per_s, errors = float(rows[name][1]), int(rows[name][4])
+        assert req_per_s > 0
+        assert errors == 0
+    assert re.search(r"widgets=300 ", result.stdout)
