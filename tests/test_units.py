@@ -631,6 +631,12 @@ def test_other_environments_allow_a_short_secret_and_a_low_cost(environment):
     assert config.secret_key == "x"
 
 
+@pytest.mark.parametrize("environment", ["prod", "staging", "dev"])
+def test_an_unknown_environment_is_refused(environment):
+    assert config_error(WIDGETSVC_ENV=environment) == \
+        "WIDGETSVC_ENV must be one of production, development, test"
+
+
 @pytest.mark.parametrize(("values", "message"), [
     ({"DATABASE_URL": ""}, "DATABASE_URL is not set"),
     ({"BCRYPT_ROUNDS": "3", "WIDGETSVC_ENV": "test"}, "BCRYPT_ROUNDS must be between 4 and 31"),

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 PRODUCTION = "production"
+ENVIRONMENTS = (PRODUCTION, "development", "test")
 MIN_SECRET_BYTES = 32
 MIN_PRODUCTION_BCRYPT_ROUNDS = 12
 
@@ -74,6 +75,9 @@ class Config:
 
     def check(self, *, require_secret: bool = True) -> None:
         """Refuse settings that are unsafe or meaningless; production is strictest."""
+        if self.environment not in ENVIRONMENTS:
+            # A typo such as "prod" must not quietly switch the production checks off.
+            raise ConfigError(f"WIDGETSVC_ENV must be one of {', '.join(ENVIRONMENTS)}")
         if not self.database_url:
             raise ConfigError("DATABASE_URL is not set")
         if not 4 <= self.bcrypt_rounds <= 31:
