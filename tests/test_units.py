@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import jwt
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from widgetsvc import timefmt
 from widgetsvc.auth import passwords, tokens
@@ -748,3 +750,15 @@ def test_the_real_queries_load():
     testing = load_queries(SQL_DIR / "testing")
     assert {"reset_all", "auth_delete_user_by_email", "auth_set_admin_by_email",
             "auth_revoked_tokens"} <= set(testing)
+
+
+@settings(max_examples=300)
+@given(moment=st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9999, 12, 31),
+                           timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5)),
+                                                      timezone(timedelta(hours=9, minutes=30))])))
+def test_hand_written_formats_match_strftime(moment):
+    in_utc = moment.astimezone(UTC)
+    assert timefmt.format_date(moment) == in_utc.strftime("%m/%d/%y %I:%M:%S %p UTC")
+    assert timefmt.format_iso8601(moment) == in_utc.replace(microsecond=0,
+                                                            tzinfo=None).isoformat()
+    assert timefmt.format_rfc822(moment) == in_utc.strftime("%a, %d %b %Y %H:%M:%S -0000")

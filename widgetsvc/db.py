@@ -91,7 +91,8 @@ class Database:
         self.queries = load_queries() if queries is None else queries
         self.check_after_idle = check_after_idle
         self._returned_at: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-        options = f"-c statement_timeout={int(statement_timeout_ms)}"
+        # UTC sessions: timestamps arrive as UTC datetimes, as the API shows them.
+        options = f"-c statement_timeout={int(statement_timeout_ms)} -c TimeZone=UTC"
         self.pool = ConnectionPool(
             url,
             min_size=min_size,

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -56,6 +58,22 @@ def issue(
 
 
 def decode(token: str, *, secret: str, leeway: int = 0) -> Claims:
+    """The token's claims, or TokenInvalid / TokenExpired.
+
+    A token that verified once is remembered (per process, bounded): its signature and claims
+    cannot change, so a repeat only needs the expiry check against the clock. That spares the
+    HMAC and JSON work on every request of a client that reuses its token.
+    """
+    claims = _verify(token, secret, leeway)
+    if claims.expires_at.timestamp() <= time.time() - leeway:
+        raise TokenExpired()
+    return claims
+
+
+@lru_cache(maxsize=4096)
+def _verify(token: str, secret: str, leeway: int) -> Claims:
+    """Full verification (PyJWT, algorithm pinned, claims required). Failures raise and are
+    therefore never cached."""
     if len(token) > MAX_TOKEN_CHARS or not _JWT_SHAPE.match(token):
         raise TokenInvalid("malformed")
     try:

@@ -13,7 +13,8 @@ COLLECTION_PATH = "/api/v1/widgets"
 
 
 def widget_path(name: str) -> str:
-    return f"{COLLECTION_PATH}/{quote(name, safe='')}"
+    # Valid names are letters, digits, "_" and "-": ASCII ones need no escaping.
+    return f"{COLLECTION_PATH}/{name if name.isascii() else quote(name, safe='')}"
 
 
 def widget_body(row: dict[str, Any], now: datetime) -> dict[str, Any]:
