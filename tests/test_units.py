@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -762,3 +763,11 @@ def test_hand_written_formats_match_strftime(moment):
     assert timefmt.format_iso8601(moment) == in_utc.replace(microsecond=0,
                                                             tzinfo=None).isoformat()
     assert timefmt.format_rfc822(moment) == in_utc.strftime("%a, %d %b %Y %H:%M:%S -0000")
+
+
+def test_json_encoder_is_compact_utf8_and_falls_back_for_huge_integers():
+    from widgetsvc import jsonio
+
+    assert jsonio.dumps({"a": "é", "b": [1, True, None]}) == '{"a":"é","b":[1,true,null]}'.encode()
+    huge = 10**40
+    assert json.loads(jsonio.dumps({"page": huge})) == {"page": huge}

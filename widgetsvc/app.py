@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from widgetsvc import errors, timefmt
+from widgetsvc import errors, jsonio, timefmt
 from widgetsvc.auth.middleware import AuthMiddleware, check_declarations
 from widgetsvc.auth.passwords import dummy_hash
 from widgetsvc.auth.resources import (
@@ -55,6 +55,7 @@ def create_app(
         ],
     )
     app.req_options.strip_url_path_trailing_slash = True
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = jsonio.handler()
     errors.install(app)
 
     shared = (db, config, validator, clock)
