@@ -25,18 +25,15 @@ WHERE w.name = %(name)s;
 DELETE FROM widgets WHERE name = %(name)s;
 
 -- name: widget_page
--- One page in creation order plus the exact total, in one statement (one snapshot). The
--- owner is joined only to the rows of the page, after the OFFSET. A page past the end
--- still returns one row: the total, with NULL widget columns.
+-- One page in creation order plus the exact total, in one statement (one snapshot).
+-- The OFFSET is walked over the primary key alone (an index-only scan, about half the cost of
+-- walking whole rows on deep pages); only the page's ids are then looked up and joined to
+-- their owners (= ANY keeps that an index lookup in the cached generic plan, whatever the
+-- LIMIT). A page past the end still returns one row: the total, with NULL widget columns.
 SELECT c.total AS total_items,
-       p.name, p.info_url, p.created_at, p.deadline,
+       w.name, w.info_url, w.created_at, w.deadline,
        u.email AS owner_email, u.public_id AS owner_public_id
 FROM widget_count c
-LEFT JOIN (
-    SELECT id, name, info_url, created_at, deadline, owner_id
-    FROM widgets
-    ORDER BY id
-    LIMIT %(limit)s OFFSET %(offset)s
-) p ON true
-LEFT JOIN users u ON u.id = p.owner_id
-ORDER BY p.id;
+LEFT JOIN (widgets w JOIN users u ON u.id = w.owner_id)
+    ON w.id = ANY (ARRAY(SELECT id FROM widgets ORDER BY id LIMIT %(limit)s OFFSET %(offset)s))
+ORDER BY w.id;
