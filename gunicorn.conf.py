@@ -5,8 +5,13 @@ import os
 wsgi_app = "widgetsvc.wsgi:app"
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
 
-# Sync workers, one per core plus one: the work is short CPU bursts plus PostgreSQL round
-# trips on a local socket. (Issue 6 measures the alternatives.)
+# Sync workers, one per core plus one (bin/bench, 2 cores, req/s user/widget/list/list-deep):
+#   sync x3: 3523/2710/1796/1634   sync x4: 3515/2672/1768/1493   sync x5: 2190/1802/982/1012
+#   gthread 2x4: 1805/1429/665/772  gthread 3x2: 1972/2124/1333/1289
+#   sync x2: 3595/2733/1890/1697, but reads then wait behind logins (mixed read p99 264 ms
+#   against 24 ms with x3): the spare worker keeps reads fast while bcrypt holds the others.
+# Sync workers close each connection (no keep-alive); keep-alive (gthread) did not pay for
+# the threads' overhead here.
 workers = int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1))
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
