@@ -9,21 +9,15 @@ from widgetsvc.auth import tokens
 from widgetsvc.auth.middleware import NONE, TOKEN, CurrentUser
 from widgetsvc.auth.users import Users
 from widgetsvc.bodies import read_object
-from widgetsvc.config import Config
-from widgetsvc.db import Database
-from widgetsvc.validation import Validator
+from widgetsvc.resource import Resource
 
 LOGIN_FAILED = "email or password does not match"
 
 
-class _AuthResource:
-    def __init__(self, db: Database, config: Config, validator: Validator,
-                 clock: timefmt.Clock):
-        self.db = db
-        self.config = config
-        self.validator = validator
-        self.clock = clock
-        self.users = Users(db, config.bcrypt_rounds)
+class _AuthResource(Resource):
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.users = Users(self.db, self.config.bcrypt_rounds)
 
     def _credentials(self, req: falcon.Request) -> tuple[str, str]:
         body = read_object(req, self.config.max_body_bytes)

@@ -7,8 +7,8 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import jwt
 

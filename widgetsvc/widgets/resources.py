@@ -13,11 +13,9 @@ import falcon
 from widgetsvc import errors, timefmt
 from widgetsvc.auth.middleware import ADMIN, TOKEN
 from widgetsvc.bodies import read_object
-from widgetsvc.config import Config
-from widgetsvc.db import Database
+from widgetsvc.resource import Resource
 from widgetsvc.validation import (
     InvalidValue,
-    Validator,
     check_widget_name,
     parse_deadline,
     parse_page,
@@ -56,14 +54,7 @@ def _lower_name(body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-class _WidgetResource:
-    def __init__(self, db: Database, config: Config, validator: Validator,
-                 clock: timefmt.Clock):
-        self.db = db
-        self.config = config
-        self.validator = validator
-        self.clock = clock
-
+class _WidgetResource(Resource):
     def _fields(self, body: dict[str, Any]) -> dict[str, Any]:
         """The validated body as query parameters."""
         today = self.clock.now().date()
