@@ -15,15 +15,19 @@ from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalDBError, ensure_dev_datab
 from widgetsvc.migrate import MigrationError, migrate
 
 
-def _local_defaults() -> None:
-    """Without DATABASE_URL we are on a developer's machine: use the private database and a
-    random secret kept in var/ (production sets both and never reaches this)."""
-    if os.environ.get("DATABASE_URL"):
-        return
-    os.environ["DATABASE_URL"] = ensure_dev_database()
+def _migrate() -> None:
     migrate(os.environ["DATABASE_URL"], log=lambda msg: print(f"migrate: {msg}", file=sys.stderr))
+
+
+def _local_defaults() -> bool:
+    """Without DATABASE_URL we are on a developer's machine: use the private database and a
+    random secret kept in var/ (production sets both and never reaches this). True when so."""
+    if os.environ.get("DATABASE_URL"):
+        return False
+    os.environ["DATABASE_URL"] = ensure_dev_database()
     if not os.environ.get("SECRET_KEY"):
         os.environ["SECRET_KEY"] = _local_secret(VAR_DIR / "secret-key")
+    return True
 
 
 def _local_secret(path: Path) -> str:
@@ -39,8 +43,8 @@ def serve(argv: list[str]) -> int:
     _local_defaults()
     # Refuse a bad configuration here, with one clear line, before touching the database.
     Config.from_env()
-    if os.environ.get("DATABASE_URL") and "--no-migrate" not in argv:
-        migrate(os.environ["DATABASE_URL"], log=lambda m: print(f"migrate: {m}", file=sys.stderr))
+    if "--no-migrate" not in argv:
+        _migrate()
     argv = [a for a in argv if a != "--no-migrate"]
     gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).parent / "gunicorn")
     os.chdir(REPO_ROOT)
@@ -73,7 +77,8 @@ def add_user(argv: list[str]) -> int:
     from widgetsvc.db import Database
     from widgetsvc.validation import Validator
 
-    _local_defaults()
+    if _local_defaults():
+        _migrate()  # a fresh clone may add its first user before it ever served
     config = Config.from_env(require_secret=False)
     password = _read_password(args.password_stdin)
     try:
@@ -102,7 +107,8 @@ def add_user(argv: list[str]) -> int:
 def purge_revoked(argv: list[str]) -> int:
     from widgetsvc.db import Database
 
-    _local_defaults()
+    if _local_defaults():
+        _migrate()
     config = Config.from_env(require_secret=False)
     db = Database(config.database_url, min_size=1, max_size=1)
     db.pool.open(wait=True, timeout=10)
