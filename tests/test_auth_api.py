@@ -1044,3 +1044,28 @@ def test_passwords_are_stored_as_bcrypt_hashes(app, db, users):
     row = users.db.one("user_by_email", email="hash@example.com")
     assert row["password_hash"].startswith("$2b$04$")
     assert PASSWORD not in row["password_hash"]
+
+
+@pytest.mark.parametrize("field", ["email", "password"])
+def test_a_multipart_part_in_utf7_spelling_a_lone_surrogate_is_a_client_error(app, field):
+    """A part may declare its own charset; utf-7 can spell text that is not Unicode."""
+    values = {"email": "u7@example.com", "password": PASSWORD}
+    parts = b"".join(
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n'.encode()
+        + (b"Content-Type: text/plain; charset=utf-7\r\n\r\n+2AA-aaaaaaaaa" if name == field
+           else b"\r\n" + value.encode())
+        + b"\r\n"
+        for name, value in values.items()
+    ) + f"--{BOUNDARY}--\r\n".encode()
+    resp = raw_post(app, f"{API}/auth/register", parts,
+                    f"multipart/form-data; boundary={BOUNDARY}", status="*")
+    assert_json(resp, 400, {"status": "fail", "message": "Malformed multipart form body."})
+
+
+@pytest.mark.parametrize("admin", [..., "yes", 0])
+def test_a_token_without_a_boolean_admin_claim_is_invalid(app, users, admin):
+    user = users.create("claims@example.com", PASSWORD, admin=False)
+    claims = claims_for(user["public_id"], admin=admin)
+    claims = {k: v for k, v in claims.items() if v is not ...}
+    resp = app.get(f"{API}/auth/user", headers=bearer(forge(claims)), status=401)
+    assert_token_error(resp, "Invalid token. Please log in again.")

@@ -294,3 +294,27 @@ def test_fixed_clock_advance():
     assert timefmt.format_rfc822(clock.now()) == "Wed, 25 Nov 2026 15:52:37 -0000"
     assert timefmt.format_iso8601(clock.now()) == "2026-11-25T15:52:37"
     assert timefmt.format_date(clock.now()) == "11/25/26 03:52:37 PM UTC"
+
+
+class MidnightClock(timefmt.Clock):
+    """Says 23:59:59.9 of ``day`` once, then the next day: a request that crosses midnight."""
+
+    def __init__(self, day: date):
+        self.moments = [datetime.combine(day, time(23, 59, 59, 900_000), tzinfo=UTC)]
+        self.after = datetime.combine(day + timedelta(days=1), time(0, 0, 0, 100_000), tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.moments.pop(0) if self.moments else self.after
+
+
+@pytest.mark.parametrize("method", ["post", "put"])
+def test_a_request_crossing_midnight_keeps_the_deadline_it_validated(fixed, admin, method):
+    """Validated as 'today' just before midnight, it must not be re-judged afterwards (a 500)."""
+    app = fixed(MidnightClock(DAY))
+    body = {"name": "midnight", "info_url": URL, "deadline": DAY.isoformat()}
+    if method == "post":
+        app.post_json(WIDGETS, body, headers=bearer(admin), status=201)
+    else:
+        app.put_json(f"{WIDGETS}/midnight", body, headers=bearer(admin), status=201)
+    shown = view(fixed, admin, DEADLINE - timedelta(days=2), "midnight")
+    assert shown["deadline"] == timefmt.format_date(DEADLINE)

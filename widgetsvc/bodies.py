@@ -90,7 +90,7 @@ def _not_unicode(value: Any) -> bool:
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
-        elif isinstance(item, list):
+        elif isinstance(item, list | tuple):
             stack.extend(item)
     return False
 
@@ -138,7 +138,8 @@ def _parse_multipart(raw: bytes, content_type: str) -> dict[str, str]:
             pairs.append((part.name, part.get_text()))
     except (falcon.HTTPError, UnicodeDecodeError, ValueError):
         raise fail(falcon.HTTP_400, "Malformed multipart form body.") from None
-    if any(name is None or value is None for name, value in pairs):
+    # A part may declare another charset (utf-7 can spell lone surrogates): same rule as JSON.
+    if any(name is None or value is None for name, value in pairs) or _not_unicode(pairs):
         raise fail(falcon.HTTP_400, "Malformed multipart form body.")
     return _first_values(pairs)
 

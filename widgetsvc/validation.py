@@ -60,6 +60,11 @@ def _is_domain(host: str) -> bool:
     return tld.isalpha() or tld.startswith("xn--")
 
 
+def _is_localhost(host: str) -> bool:
+    name = host.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost")
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -77,7 +82,7 @@ def check_email(value: str) -> str:
         raise bad
     if local.startswith(".") or local.endswith("."):
         raise bad
-    if domain.lower() == "localhost" or _is_ip(domain) or not _is_domain(domain):
+    if _is_localhost(domain) or _is_ip(domain) or not _is_domain(domain):
         raise bad
     return value
 
@@ -126,7 +131,7 @@ def _url_problem(value: str) -> str | None:
         return ". Custom port is not allowed"
     if _is_ip(host):
         return ". IP is not allowed"
-    if host == "localhost" or host.endswith(".localhost"):
+    if _is_localhost(host):
         return ". Localhost is not allowed"
     if not _is_domain(host):
         return ""
@@ -142,8 +147,8 @@ def check_url(value: str) -> str:
     raise InvalidValue(f"{value} is not a valid URL{problem}")
 
 
-def parse_deadline(value: str, today: date) -> date:
-    """The date ``value`` names (any format dateutil reads); today or later."""
+def parse_date(value: str) -> date:
+    """The date ``value`` names (any format dateutil reads)."""
     try:
         if len(value) > _MAX_DATE_CHARS or _CONTROL.search(value):
             raise ValueError(value)
@@ -154,6 +159,12 @@ def parse_deadline(value: str, today: date) -> date:
             "dateutil.parser. For example, all of the strings below are valid ways to represent "
             "the same date: '2018-5-13' -or- '05/13/2018' -or- 'May 13 2018'."
         ) from None
+    return parsed
+
+
+def parse_deadline(value: str, today: date) -> date:
+    """The date ``value`` names; today or later."""
+    parsed = parse_date(value)
     if parsed < today:
         shown = timefmt.format_short_date(parsed)
         raise InvalidValue(

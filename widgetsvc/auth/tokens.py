@@ -13,7 +13,7 @@ from functools import lru_cache
 import jwt
 
 ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti"]
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "admin"]
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 MAX_TOKEN_CHARS = 4096
 
@@ -91,6 +91,8 @@ def _verify(token: str, secret: str, leeway: int) -> Claims:
     sub, jti = payload.get("sub"), payload.get("jti")
     if not isinstance(sub, str) or not isinstance(jti, str) or not 1 <= len(jti) <= 64:
         raise TokenInvalid("bad sub or jti")
+    if not isinstance(payload["admin"], bool):
+        raise TokenInvalid("admin is not a boolean")
     try:
         public_id = uuid.UUID(sub)
     except ValueError:
@@ -108,5 +110,5 @@ def _verify(token: str, secret: str, leeway: int) -> Claims:
         jti=jti,
         issued_at=issued_at,
         expires_at=expires_at,
-        admin=payload.get("admin") is True,
+        admin=payload["admin"],
     )
