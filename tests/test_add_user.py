@@ -248,3 +248,22 @@ def test_interactive_prompt_asks_again_on_mismatch(url, database, api):
                   status=200)
     api.post_json(f"{API}/auth/login", {"email": address, "password": "First-pass-1"},
                   status=401)
+
+
+def test_without_a_terminal_and_without_password_stdin_it_says_what_to_do(url):
+    result = subprocess.run(
+        [ADD_USER, email()], stdin=subprocess.DEVNULL, env=child_env(url),
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "widgetsvc: no terminal to ask for the password: use --password-stdin")
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_is_one_clear_line_not_a_traceback(tmp_path):
+    unreachable = f"postgresql://nobody@/none?host={tmp_path}&connect_timeout=1"
+    result = add_user(unreachable, "--password-stdin", email())
+    assert result.returncode == 1
+    assert result.stderr.startswith("widgetsvc: the database is unreachable"), result.stderr
+    assert "Traceback" not in result.stderr

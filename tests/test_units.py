@@ -785,3 +785,8 @@ def test_urls_at_localhost_names_are_refused_with_the_reason(value):
     with pytest.raises(InvalidValue) as exc:
         check_url(value)
     assert str(exc.value) == f"{value} is not a valid URL. Localhost is not allowed"
+
+
+def test_an_unknown_log_level_is_refused():
+    assert config_error(LOG_LEVEL="verbose") == \
+        "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"

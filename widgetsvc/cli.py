@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import logging
 import os
 import secrets
 import shutil
 import sys
 from pathlib import Path
 
+import psycopg
+import psycopg_pool
+
 from widgetsvc.config import Config, ConfigError
 from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalDBError, ensure_dev_database
 from widgetsvc.migrate import MigrationError, migrate
+
+
+class UsageError(Exception):
+    """The command cannot go on as invoked; the message says what to do instead."""
 
 
 def _migrate() -> None:
@@ -31,11 +39,19 @@ def _local_defaults() -> bool:
 
 
 def _local_secret(path: Path) -> str:
+    """The clone's generated secret; created once, atomically (two commands may race)."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)  # fails if another command got there first: keep theirs
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 
@@ -56,6 +72,8 @@ def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline()
         return line[:-1] if line.endswith("\n") else line
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask for the password: use --password-stdin")
     while True:
         first = getpass.getpass("Password: ")
         second = getpass.getpass("Repeat for confirmation: ")
@@ -125,13 +143,21 @@ COMMANDS = {"serve": serve, "add-user": add_user, "purge-revoked": purge_revoked
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    # One-shot commands report a dead database in one line (below), not per pool retry.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     if not args or args[0] not in COMMANDS:
         print(f"usage: python -m widgetsvc.cli {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
         return 2
     try:
         return COMMANDS[args[0]](args[1:])
-    except (ConfigError, LocalDBError, MigrationError) as exc:
+    except (ConfigError, LocalDBError, MigrationError, UsageError) as exc:
         print(f"widgetsvc: {exc}", file=sys.stderr)
+        return 1
+    except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+        print(f"widgetsvc: the database is unreachable: {exc}", file=sys.stderr)
+        return 1
+    except (EOFError, KeyboardInterrupt):
+        print("widgetsvc: interrupted", file=sys.stderr)
         return 1
 
 

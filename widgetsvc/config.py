@@ -80,6 +80,8 @@ class Config:
             raise ConfigError(f"WIDGETSVC_ENV must be one of {', '.join(ENVIRONMENTS)}")
         if not self.database_url:
             raise ConfigError("DATABASE_URL is not set")
+        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         if not 4 <= self.bcrypt_rounds <= 31:
             raise ConfigError("BCRYPT_ROUNDS must be between 4 and 31")
         if self.token_lifetime < 1:
