@@ -1069,3 +1069,12 @@ def test_a_token_without_a_boolean_admin_claim_is_invalid(app, users, admin):
     claims = {k: v for k, v in claims.items() if v is not ...}
     resp = app.get(f"{API}/auth/user", headers=bearer(forge(claims)), status=401)
     assert_token_error(resp, "Invalid token. Please log in again.")
+
+
+def test_email_uniqueness_folds_non_ascii_letters(app):
+    app.post_json(f"{API}/auth/register", {"email": "Ärger@example.com", "password": PASSWORD},
+                  status=201)
+    resp = app.post_json(f"{API}/auth/register",
+                         {"email": "ärger@example.com", "password": PASSWORD}, status=409)
+    assert resp.json == {"status": "fail", "message": "ärger@example.com is already registered"}
+    login(app, "äRGER@example.com")

@@ -148,14 +148,6 @@ class Database:
             yield Session(conn, self.queries)
             self._returned_at[conn] = time.monotonic()  # it just worked
 
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """One pooled connection inside one transaction: all or nothing."""
-        with self.pool.connection() as conn:
-            with conn.transaction():
-                yield Session(conn, self.queries)
-            self._returned_at[conn] = time.monotonic()
-
     def ping(self, timeout: float) -> None:
         """One trivial query, waiting at most ``timeout`` seconds for a connection."""
         with self.pool.connection(timeout=timeout) as conn:

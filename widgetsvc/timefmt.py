@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-DATE_FORMAT = "%m/%d/%y %I:%M:%S %p UTC"
 SHORT_DATE_FORMAT = "%b %d %Y"
 
 

@@ -23,15 +23,25 @@ CREATE TABLE widget_count (
 );
 INSERT INTO widget_count (total) SELECT count(*) FROM widgets;
 
+-- A statement that changed nothing (an upsert that updated, a delete that found nothing)
+-- leaves the row alone: writers then only queue on it when the count really changes.
 CREATE FUNCTION widget_count_add_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    added bigint := (SELECT count(*) FROM inserted_rows);
 BEGIN
-    UPDATE widget_count SET total = total + (SELECT count(*) FROM inserted_rows);
+    IF added > 0 THEN
+        UPDATE widget_count SET total = total + added;
+    END IF;
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION widget_count_subtract_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    removed bigint := (SELECT count(*) FROM deleted_rows);
 BEGIN
-    UPDATE widget_count SET total = total - (SELECT count(*) FROM deleted_rows);
+    IF removed > 0 THEN
+        UPDATE widget_count SET total = total - removed;
+    END IF;
     RETURN NULL;
 END $$;
 
