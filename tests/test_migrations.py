@@ -231,3 +231,20 @@ def test_bin_migrate_unreachable_server_fails_with_a_message(tmp_path):
     assert result.stdout == ""
     assert result.stderr.startswith("migrate: ")
     assert f'connection to server on socket "{tmp_path}/.s.PGSQL.1" failed' in result.stderr
+
+
+def test_psql_gets_the_password_through_the_environment_not_its_arguments(monkeypatch):
+    """`ps` shows every process's arguments to every local user."""
+    import widgetsvc.migrate as migrate_module
+
+    seen = {}
+
+    def fake_run(argv, **kwargs):
+        seen["argv"], seen["env"] = argv, kwargs["env"]
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(migrate_module.subprocess, "run", fake_run)
+    migrate_module._psql("postgresql://app:s3cret@db.example.com/prod", "-f", "x.sql")
+    assert not any("s3cret" in arg for arg in seen["argv"])
+    assert seen["env"]["PGPASSWORD"] == "s3cret"
+    assert "host=db.example.com" in " ".join(seen["argv"])

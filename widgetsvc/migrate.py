@@ -7,11 +7,15 @@ leaves the database as it was and stops the run.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR
 
@@ -43,12 +47,21 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
 
 
 def _psql(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    # The password travels in the environment, not on the command line (where `ps` shows it).
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise MigrationError(f"DATABASE_URL is not a valid connection string: {exc}") from None
+    password = params.pop("password", None)
+    env = {**os.environ, **({"PGPASSWORD": str(password)} if password else {})}
     return subprocess.run(
-        [psql_binary(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, *args],
+        [psql_binary(), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", make_conninfo(**params),
+         *args],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
         check=False,
+        env=env,
     )
 
 
