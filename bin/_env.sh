@@ -12,11 +12,19 @@ exec 9>"$REPO/var/.venv.lock"
 flock 9
 if [[ ! -f "$_stamp" ]]; then
   echo "widgetsvc: preparing $VENV (first run or setup.cfg changed) ..." >&2
-  if [[ ! -x "$PY" ]]; then
-    python3 -m venv "$VENV" || {
-      echo "widgetsvc: 'python3 -m venv' failed; install python3-venv (apt-get install python3-venv)" >&2
-      exit 1
-    }
+  # A venv without a working pip (python3-venv was missing when it was made) is remade.
+  if ! "$PY" -m pip --version >/dev/null 2>&1; then
+    if ! python3 -m venv --clear "$VENV" >/dev/null 2>&1; then
+      if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+        echo "widgetsvc: installing python3-venv with apt-get ..." >&2
+        apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+          apt-get install -y -q python3-venv >/dev/null
+      fi
+      python3 -m venv --clear "$VENV" || {
+        echo "widgetsvc: 'python3 -m venv' failed; install python3-venv (apt-get install python3-venv)" >&2
+        exit 1
+      }
+    fi
   fi
   _log="$REPO/var/pip-install.log"
   if ! { "$PY" -m pip install --disable-pip-version-check --upgrade pip &&
