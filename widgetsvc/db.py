@@ -115,6 +115,12 @@ class Database:
                 "autocommit": True,
                 "row_factory": dict_row,
                 "connect_timeout": max(1, int(timeout)),
+                # Over TCP, a server that stops answering (rather than refusing) is given up
+                # after 5 s instead of the kernel's minutes; ignored on Unix sockets.
+                "tcp_user_timeout": 5000,
+                "keepalives_idle": 10,
+                "keepalives_interval": 5,
+                "keepalives_count": 3,
                 "options": options,
                 "application_name": "widgetsvc",
             },
