@@ -10,10 +10,10 @@ import json
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
 import pytest
 
+from tests import live_http
 from tests.conftest import API, PASSWORD, LiveServer
 
 pytestmark = pytest.mark.e2e
@@ -26,23 +26,8 @@ DEADLINE = "2099-01-01"
 def call(server, method: str, path: str, body: dict | None = None,
          token: str | None = None) -> tuple[int, http.client.HTTPMessage, dict]:
     """(status, headers, JSON body or {}) of one request on its own connection."""
-    parts = urlsplit(server.url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    headers = {"Accept": "application/json"}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        conn.request(method, path, body=data, headers=headers)
-        resp = conn.getresponse()
-        raw = resp.read()
-        # resp.msg: header names matched case-insensitively.
-        return resp.status, resp.msg, (json.loads(raw) if raw else {})
-    finally:
-        conn.close()
+    reply = live_http.call(server.port, method, path, data=body, token=token)
+    return reply.status, reply.headers, (json.loads(reply.raw) if reply.raw else {})
 
 
 @pytest.fixture(params=["default", "threaded"])
