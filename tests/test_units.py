@@ -708,33 +708,22 @@ def test_load_queries_of_a_file_without_names(tmp_path):
     assert load_queries(tmp_path) == {}
 
 
-def test_load_queries_rejects_sql_outside_a_named_block(tmp_path):
-    write(tmp_path, "stray.sql", "SELECT 1;\n-- name: q\nSELECT 2;\n")
+@pytest.mark.parametrize(("files", "message"), [
+    ({"stray.sql": "SELECT 1;\n-- name: q\nSELECT 2;\n"},
+     "stray.sql: SQL outside a '-- name:' block"),
+    ({"a.sql": "-- name: q\nSELECT 1;\n-- name: q\nSELECT 2;\n"},
+     "query 'q' is defined twice (a.sql)"),
+    ({"a.sql": "-- name: q\nSELECT 1;\n", "b.sql": "-- name: q\nSELECT 2;\n"},
+     "query 'q' is defined twice (b.sql)"),
+    ({"a.sql": "-- name: empty\n\n-- name: full\nSELECT 1;\n"},
+     "query 'empty' in a.sql is empty"),
+], ids=["stray-sql", "duplicate-in-file", "duplicate-across-files", "empty-block"])
+def test_load_queries_rejects_malformed_files(tmp_path, files, message):
+    for name, text in files.items():
+        write(tmp_path, name, text)
     with pytest.raises(ValueError) as exc:
         load_queries(tmp_path)
-    assert str(exc.value) == "stray.sql: SQL outside a '-- name:' block"
-
-
-def test_load_queries_rejects_a_duplicate_in_one_file(tmp_path):
-    write(tmp_path, "a.sql", "-- name: q\nSELECT 1;\n-- name: q\nSELECT 2;\n")
-    with pytest.raises(ValueError) as exc:
-        load_queries(tmp_path)
-    assert str(exc.value) == "query 'q' is defined twice (a.sql)"
-
-
-def test_load_queries_rejects_a_duplicate_across_files(tmp_path):
-    write(tmp_path, "a.sql", "-- name: q\nSELECT 1;\n")
-    write(tmp_path, "b.sql", "-- name: q\nSELECT 2;\n")
-    with pytest.raises(ValueError) as exc:
-        load_queries(tmp_path)
-    assert str(exc.value) == "query 'q' is defined twice (b.sql)"
-
-
-def test_load_queries_rejects_an_empty_block(tmp_path):
-    write(tmp_path, "a.sql", "-- name: empty\n\n-- name: full\nSELECT 1;\n")
-    with pytest.raises(ValueError) as exc:
-        load_queries(tmp_path)
-    assert str(exc.value) == "query 'empty' in a.sql is empty"
+    assert str(exc.value) == message
 
 
 def test_load_queries_only_takes_lower_case_names_on_their_own_line(tmp_path):
