@@ -263,7 +263,7 @@ def post(app, url: str, raw: bytes, content_type: str, headers=None):
 def tables_intact(db):
     """After every test: the tables answer, whatever was thrown at them."""
     yield
-    for table in ("users", "widgets", "revoked_tokens", "widget_count"):
+    for table in ("users", "widgets", "revoked_tokens", "widget_blocks"):
         assert run_sql(db, "attacks_table_exists", relation=table)[0]["present"], table
     assert run_sql(db, "attacks_count_users")[0]["n"] >= 0
     assert run_sql(db, "attacks_count_widgets")[0]["n"] >= 0

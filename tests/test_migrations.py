@@ -18,7 +18,7 @@ from widgetsvc.migrate import MigrationError, migrate, migration_files
 
 CATALOG = load_queries(SQL_DIR / "testing")
 REAL_VERSIONS = [p.stem for p in sorted(MIGRATIONS_DIR.glob("*.sql"))]
-EXPECTED_TABLES = {"schema_migrations", "users", "revoked_tokens", "widgets"}
+EXPECTED_TABLES = {"schema_migrations", "users", "revoked_tokens", "widgets", "widget_blocks"}
 EXPECTED_INDEXES = {
     "users_pkey": "CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id)",
     "users_public_id_key":

@@ -120,8 +120,8 @@ def test_the_authenticate_query_uses_indexes(db, users):
     query = load_queries()["authenticate"]
     explain = TESTING_QUERIES["attacks_explain_prefix"] + "\n" + query
     with db.pool.connection() as conn:
-        rows = conn.execute(explain, {"public_id": target["public_id"],
-                                      "jti": "live-1234"}).fetchall()
+        rows = conn.execute(explain, {"subject": target["public_id"],
+                                      "token_id": "live-1234"}).fetchall()
     plan = rows[0]["QUERY PLAN"][0]["Plan"]
     nodes = list(plan_nodes(plan))
     kinds = {node["Node Type"] for node in nodes}
@@ -133,6 +133,6 @@ def test_the_authenticate_query_uses_indexes(db, users):
 
     # and the query answers what the middleware needs
     with db.pool.connection() as conn:
-        row = conn.execute(query, {"public_id": target["public_id"],
-                                   "jti": "live-1234"}).fetchone()
+        row = conn.execute(query, {"subject": target["public_id"],
+                                   "token_id": "live-1234"}).fetchone()
     assert row["email"] == "target@example.com" and row["revoked"] is True

@@ -37,9 +37,19 @@ ADMIN_EMAIL = "admin@example.com"
 USER_EMAIL = "user@example.com"
 NEW_WIDGET = {"name": "stolen", "info_url": "https://www.example.com", "deadline": "2099-01-01"}
 
-# (method, path, realm): a read that needs a token and a write that needs an admin.
-ENDPOINTS = [("GET", USER, USER_REALM), ("POST", WIDGETS, ADMIN_REALM)]
-ENDPOINT_IDS = ["token-endpoint", "admin-endpoint"]
+# (method, path, realm): a read that needs a token and a write that needs an admin; then the
+# widget reads, which check the caller in the same statement as they read (auth/caller.py), and
+# two of them that answer without reading, so the middleware checks the caller after them.
+ENDPOINTS = [
+    ("GET", USER, USER_REALM),
+    ("POST", WIDGETS, ADMIN_REALM),
+    ("GET", WIDGETS, USER_REALM),
+    ("GET", f"{WIDGETS}/before", USER_REALM),
+    ("GET", f"{WIDGETS}/no%20such%21", USER_REALM),
+    ("GET", f"{WIDGETS}?page=0", USER_REALM),
+]
+ENDPOINT_IDS = ["token-endpoint", "admin-endpoint", "list-read", "item-read",
+                "item-no-read", "list-no-read"]
 
 
 # -- the forgery kit ---------------------------------------------------------------------------

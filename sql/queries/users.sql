@@ -11,9 +11,7 @@ FROM users
 WHERE lower(email) = lower(%(email)s);
 
 -- name: authenticate
--- The one round trip behind every authenticated request: does the user still exist,
--- is it an admin now, and has this token been revoked.
-SELECT u.id, u.public_id, u.email, u.admin, u.registered_on,
-       EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = %(jti)s) AS revoked
-FROM users u
-WHERE u.public_id = %(public_id)s;
+-- The caller of a request that is not a caller-checking read (see token_caller, migration
+-- 0003): does the user still exist, is it an admin now, has this token been revoked.
+SELECT id, public_id, email, admin, registered_on, revoked
+FROM token_caller(%(subject)s, %(token_id)s);

@@ -15,25 +15,45 @@ ON CONFLICT (name) DO UPDATE
 RETURNING (xmax = 0) AS created;
 
 -- name: widget_by_name
-SELECT w.name, w.info_url, w.created_at, w.deadline,
+-- Also checks the caller, in the same statement (see token_caller, migration 0003): no row
+-- when the token's user is gone, else one row whose widget columns are NULL when there is no
+-- such widget (or when name is NULL: the service asks for a name that cannot exist that way).
+SELECT c.revoked AS caller_revoked,
+       w.name, w.info_url, w.created_at, w.deadline,
        u.email AS owner_email, u.public_id AS owner_public_id
-FROM widgets w
-JOIN users u ON u.id = w.owner_id
-WHERE w.name = %(name)s;
+FROM token_caller(%(subject)s, %(token_id)s) c
+LEFT JOIN (widgets w JOIN users u ON u.id = w.owner_id) ON w.name = %(name)s;
 
 -- name: delete_widget
 DELETE FROM widgets WHERE name = %(name)s;
 
 -- name: widget_page
--- One page in creation order plus the exact total, in one statement (one snapshot).
--- The OFFSET is walked over the primary key alone (an index-only scan, about half the cost of
--- walking whole rows on deep pages); only the page's ids are then looked up and joined to
--- their owners (= ANY keeps that an index lookup in the cached generic plan, whatever the
--- LIMIT). A page past the end still returns one row: the total, with NULL widget columns.
-SELECT c.total AS total_items,
+-- One page in creation order plus the exact total, in one statement (one snapshot), which
+-- also checks the caller like widget_by_name: no row when the token's user is gone, else the
+-- page's rows, or one row with NULL widget columns when the page is past the end.
+-- The total is the sum of the per-block counts (migration 0004). The OFFSET starts from the
+-- block holding the page's first row, so it skips fewer than 4096 ids, and walks the primary
+-- key alone (an index-only scan); only the page's ids are then looked up and joined to their
+-- owners (= ANY keeps that an index lookup in the cached generic plan, whatever the LIMIT).
+WITH blocks AS (
+    SELECT first_id, (sum(widgets) OVER (ORDER BY first_id) - widgets)::bigint AS before
+    FROM widget_blocks
+), start AS (
+    SELECT first_id, before FROM blocks
+    WHERE before <= %(offset)s
+    ORDER BY first_id DESC
+    LIMIT 1
+)
+SELECT c.revoked AS caller_revoked,
+       (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint AS total_items,
        w.name, w.info_url, w.created_at, w.deadline,
        u.email AS owner_email, u.public_id AS owner_public_id
-FROM widget_count c
+FROM token_caller(%(subject)s, %(token_id)s) c
 LEFT JOIN (widgets w JOIN users u ON u.id = w.owner_id)
-    ON w.id = ANY (ARRAY(SELECT id FROM widgets ORDER BY id LIMIT %(limit)s OFFSET %(offset)s))
+    ON w.id = ANY (ARRAY(
+        SELECT id FROM widgets
+        WHERE id >= coalesce((SELECT first_id FROM start), 0)
+        ORDER BY id
+        LIMIT %(limit)s
+        OFFSET %(offset)s - coalesce((SELECT before FROM start), 0)))
 ORDER BY w.id;

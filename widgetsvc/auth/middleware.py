@@ -1,21 +1,24 @@
 """The auth middleware: every resource declares what each of its methods needs.
 
 ``auth = {"GET": TOKEN, "POST": ADMIN}`` on a resource class; a method without a declaration is
-refused at startup (see ``check_declarations``), so nothing is public by accident. One query per
-authenticated request answers: does the user exist, is it an admin now, is the token revoked.
+refused at startup (see ``check_declarations``), so nothing is public by accident.
+
+The token itself (signature, claims, expiry) is verified here, without I/O. Whether its user
+still exists, is an admin now and has not revoked it is a database question (``caller.py``):
+asked here, before the responder, unless the resource lists the method in
+``reads_check_caller``; then the responder's read asks it in the same statement, and a
+responder that answers without reading gets it asked here, after it and before the answer
+leaves.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 import falcon
 
 from widgetsvc import errors
-from widgetsvc.auth import tokens
+from widgetsvc.auth import caller, tokens
 from widgetsvc.db import Database
 
 NONE = "none"
@@ -23,19 +26,9 @@ TOKEN = "token"  # noqa: S105 (an auth level, not a secret)
 ADMIN = "admin"
 LEVELS = (NONE, TOKEN, ADMIN)
 
-INVALID = "Invalid token. Please log in again."
+INVALID = caller.INVALID
 EXPIRED = "Access token expired. Please log in again."
-REVOKED = "Token blacklisted. Please log in again."
-
-
-@dataclass(frozen=True)
-class CurrentUser:
-    id: int
-    public_id: Any
-    email: str
-    admin: bool
-    registered_on: datetime
-    token: tokens.Claims
+REVOKED = caller.REVOKED
 
 
 def check_declarations(resource: object) -> None:
@@ -46,6 +39,10 @@ def check_declarations(resource: object) -> None:
             method = name[3:].split("_", 1)[0].upper()
             if declared.get(method) not in LEVELS:
                 raise TypeError(f"{type(resource).__name__}.{name} declares no auth level")
+    for method in getattr(resource, "reads_check_caller", ()):
+        if declared.get(method) != TOKEN:
+            raise TypeError(f"{type(resource).__name__}: only a TOKEN method's reads can "
+                            f"check the caller, not {method}")
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -74,30 +71,36 @@ class AuthMiddleware:
         if level == NONE:
             return
         realm = self.admin_realm if level == ADMIN else self.user_realm
-        req.context.user = self.authenticate(req.get_header("Authorization"), realm)
+        claims = self.verify(req.get_header("Authorization"), realm)
+        if req.method in getattr(resource, "reads_check_caller", ()):
+            req.context.reads = caller.CallerReads(self.db, claims, realm)
+            return
+        req.context.user = caller.lookup(self.db, claims, realm)
         if level == ADMIN and not req.context.user.admin:
             raise errors.not_admin(self.admin_realm)
 
-    def authenticate(self, header: str | None, realm: str) -> CurrentUser:
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource,
+                         req_succeeded: bool) -> None:
+        reads = req.context.get("reads")
+        if reads is None or reads.checked:
+            return
+        # The responder answered without reading (a 400 for a bad query string, a 404 for a
+        # name that cannot exist). A caller who fails the check gets the 401 instead, and
+        # nothing the responder set goes out with it.
+        try:
+            reads.check_unread()
+        except errors.APIError:
+            for name in resp.headers:
+                resp.delete_header(name)
+            raise
+
+    def verify(self, header: str | None, realm: str) -> tokens.Claims:
         token = bearer_token(header)
         if token is None:
             raise errors.unauthorized(realm)
         try:
-            claims = tokens.decode(token, secret=self.secret, leeway=self.leeway)
+            return tokens.decode(token, secret=self.secret, leeway=self.leeway)
         except tokens.TokenExpired:
             raise errors.invalid_token(realm, EXPIRED) from None
         except tokens.TokenInvalid:
             raise errors.invalid_token(realm, INVALID) from None
-        row = self.db.one("authenticate", public_id=claims.public_id, jti=claims.jti)
-        if row is None:
-            raise errors.invalid_token(realm, INVALID)
-        if row["revoked"]:
-            raise errors.invalid_token(realm, REVOKED)
-        return CurrentUser(
-            id=row["id"],
-            public_id=row["public_id"],
-            email=row["email"],
-            admin=row["admin"],
-            registered_on=row["registered_on"],
-            token=claims,
-        )

@@ -6,7 +6,8 @@ import falcon
 
 from widgetsvc import errors, timefmt
 from widgetsvc.auth import tokens
-from widgetsvc.auth.middleware import NONE, TOKEN, CurrentUser
+from widgetsvc.auth.caller import CurrentUser
+from widgetsvc.auth.middleware import NONE, TOKEN
 from widgetsvc.auth.users import Users
 from widgetsvc.bodies import read_object
 from widgetsvc.resource import Resource

@@ -1,7 +1,9 @@
 """The widget collection and the widget item (API.md §2): parse, call, respond.
 
-The middleware has already authenticated the caller (and checked admin for writes) before any
-responder runs, so validation errors can only follow 401/403.
+The middleware verifies the token before any responder runs. For writes it has also checked
+the caller (an admin) in the database; a read checks its caller in the same statement as it
+reads, through ``req.context.reads`` (see auth/caller.py). Either way, 401 and 403 come before
+validation errors.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ def _first_values(params: dict[str, Any]) -> dict[str, str]:
 
 
 def _could_exist(name: str) -> bool:
-    """Only valid names are ever stored: any other is answered 404 without a query (which,
-    for a name with a NUL, PostgreSQL could not even run)."""
+    """Only valid names are ever stored: any other is looked for as no name at all (a name
+    with a NUL could not even be sent to PostgreSQL)."""
     try:
         check_widget_name(name)
     except InvalidValue:
@@ -72,6 +74,7 @@ class _WidgetResource(Resource):
 
 class WidgetCollection(_WidgetResource):
     auth = {"GET": TOKEN, "POST": ADMIN}
+    reads_check_caller = frozenset({"GET"})
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = _first_values(req.params)
@@ -79,7 +82,7 @@ class WidgetCollection(_WidgetResource):
         number = parse_page(query.get("page", "1"))
         per_page = parse_per_page(query.get("per_page", "10"))
         offset = min((number - 1) * per_page, _MAX_OFFSET)
-        rows = self.db.all("widget_page", limit=per_page, offset=offset)
+        rows = req.context.reads.all("widget_page", limit=per_page, offset=offset)
         now = self.clock.now()
         page = Page(number, per_page, rows[0]["total_items"])
         items = [widget_body(row, now) for row in rows if row["name"] is not None]
@@ -104,11 +107,14 @@ class WidgetCollection(_WidgetResource):
 
 class WidgetItem(_WidgetResource):
     auth = {"GET": TOKEN, "PUT": ADMIN, "DELETE": ADMIN}
+    reads_check_caller = frozenset({"GET"})
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         name = name.lower()
-        row = self.db.one("widget_by_name", name=name) if _could_exist(name) else None
-        if row is None:
+        # A name that cannot exist is still read (as NULL, which matches nothing): the read is
+        # what checks the caller.
+        row = req.context.reads.one("widget_by_name", name=name if _could_exist(name) else None)
+        if row["name"] is None:
             raise errors.fail(falcon.HTTP_404, f"{name} not found in database.")
         resp.media = widget_body(row, self.clock.now())
 
