@@ -535,6 +535,37 @@ def test_format_time_remaining(remaining, expected):
     assert timefmt.format_time_remaining(remaining) == expected
 
 
+def _time_remaining_by_arithmetic(remaining: timedelta) -> str:
+    """The rule written the plain way (whole milliseconds, then divmod), to check the fast
+    one against."""
+    total_ms = remaining // timedelta(milliseconds=1)
+    if total_ms <= 0:
+        return "No time remaining"
+
+    def plural(n, unit):
+        return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+    days, rest = divmod(total_ms, 86_400_000)
+    hours, rest = divmod(rest, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds, millis = divmod(rest, 1000)
+    if total_ms < 1000:
+        return plural(millis, "millisecond")
+    if total_ms < 60_000:
+        return f"{plural(seconds, 'second')} {plural(millis, 'millisecond')}"
+    units = [(days, "day"), (hours, "hour"), (minutes, "minute"), (seconds, "second")]
+    while units[0][0] == 0:
+        units.pop(0)
+    return " ".join(plural(n, unit) for n, unit in units)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.timedeltas(), st.integers(-10**8, 10**9).map(
+    lambda us: timedelta(microseconds=us))))
+def test_format_time_remaining_agrees_with_the_plain_arithmetic(remaining):
+    assert timefmt.format_time_remaining(remaining) == _time_remaining_by_arithmetic(remaining)
+
+
 @pytest.mark.parametrize("remaining", [timedelta(0), timedelta(microseconds=-1),
                                        timedelta(seconds=-1), timedelta(days=-3),
                                        timedelta(microseconds=999)])

@@ -80,24 +80,27 @@ def _plural(count: int, unit: str) -> str:
 
 
 def format_time_remaining(remaining: timedelta) -> str:
-    """``3 days 9 hours 7 minutes 22 seconds`` ... ``250 milliseconds``; ``No time remaining``."""
-    if remaining <= timedelta(0):
+    """``3 days 9 hours 7 minutes 22 seconds`` ... ``250 milliseconds``; ``No time remaining``.
+
+    Read straight off the timedelta's normalised fields (days, seconds < 86,400, microseconds):
+    every list item formats this, so it avoids timedelta arithmetic.
+    """
+    days, seconds_of_day = remaining.days, remaining.seconds
+    millis = remaining.microseconds // 1000
+    if days < 0 or (days == 0 and seconds_of_day == 0 and millis == 0):
         return "No time remaining"
-    total_ms = remaining // timedelta(milliseconds=1)
-    if total_ms == 0:
-        return "No time remaining"
-    days, rest_ms = divmod(total_ms, 86_400_000)
-    hours, rest_ms = divmod(rest_ms, 3_600_000)
-    minutes, rest_ms = divmod(rest_ms, 60_000)
-    seconds, millis = divmod(rest_ms, 1000)
-    if total_ms < 1000:
-        return _plural(millis, "millisecond")
-    if total_ms < 60_000:
-        return f"{_plural(seconds, 'second')} {_plural(millis, 'millisecond')}"
-    units = [(days, "day"), (hours, "hour"), (minutes, "minute"), (seconds, "second")]
-    while units[0][0] == 0:
-        units.pop(0)
-    return " ".join(_plural(count, unit) for count, unit in units)
+    if days == 0 and seconds_of_day < 60:
+        if seconds_of_day == 0:
+            return _plural(millis, "millisecond")
+        return f"{_plural(seconds_of_day, 'second')} {_plural(millis, 'millisecond')}"
+    hours, rest = divmod(seconds_of_day, 3600)
+    minutes, seconds = divmod(rest, 60)
+    text = f"{_plural(minutes, 'minute')} {_plural(seconds, 'second')}"
+    if days or hours:
+        text = f"{_plural(hours, 'hour')} {text}"
+    if days:
+        text = f"{_plural(days, 'day')} {text}"
+    return text
 
 
 def format_expires_in(remaining: timedelta) -> str:
