@@ -434,6 +434,29 @@ def test_validator_reports_every_failing_field(validator):
     }
 
 
+def test_a_remembered_query_string_passes_and_an_invalid_one_still_fails(validator):
+    """The pagination verdicts the validator remembers change no answer: the same valid
+    query passes again, invalid ones fail every time, before and after, and the memory stays
+    bounded. Credentials (passwords) and clock-dependent bodies are never remembered."""
+    good = {"page": "2", "per_page": "25"}
+    bad = {"page": "0", "per_page": "7"}
+    for _ in range(3):
+        validator.validate("pagination", good, "query string")
+        assert set(validation_errors(validator, "pagination", bad, "query string")) == {
+            "page", "per_page"}
+    assert len(validator._passed) == 1
+    for page in range(1, 3000):
+        validator.validate("pagination", {"page": str(page)}, "query string")
+    assert 0 < len(validator._passed) <= 1024
+    assert validation_errors(validator, "pagination", {"page": "-1"}, "query string")
+
+    validator._passed.clear()
+    validator.validate("credentials", {"email": "a@example.com", "password": "Secret-pass-1"})
+    validator.validate("widget_create", {"name": "w", "info_url": "https://example.com",
+                                         "deadline": "2099-01-01"})
+    assert validator._passed == set()
+
+
 def test_validator_uses_its_clock_for_deadlines(validator):
     data = {"name": "w", "info_url": "https://example.com", "deadline": "2026-11-24"}
     assert validation_errors(validator, "widget_create", data) == {

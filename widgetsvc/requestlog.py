@@ -6,13 +6,13 @@ hash can reach the log.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 import uuid
 
 import falcon
+import orjson
 
 log = logging.getLogger("widgetsvc.access")
 
@@ -33,10 +33,10 @@ class RequestLogMiddleware:
         started = getattr(req.context, "started", None)
         duration = (time.perf_counter() - started) * 1000 if started else 0.0
         if log.isEnabledFor(logging.INFO):
-            log.info(json.dumps({
+            log.info(orjson.dumps({
                 "method": req.method,
                 "path": req.path,
                 "status": resp.status_code,
                 "duration_ms": round(duration, 2),
                 "request_id": request_id,
-            }))
+            }).decode())

@@ -221,11 +221,20 @@ def _string_format(rule):
     return check
 
 
+# Schemas whose verdict depends on the instance alone (no clock) and whose instances hold no
+# secret: an instance that passed once is remembered and passes again without a schema walk.
+# Only the list's query string qualifies; every list request validates one, mostly the same
+# few. Bounded: the set is emptied when full.
+_REMEMBERED_SCHEMAS = frozenset({"pagination"})
+_REMEMBER_AT_MOST = 1024
+
+
 class Validator:
     """Validates request data against a named schema; raises the contract's 400 on failure."""
 
     def __init__(self, clock: timefmt.Clock):
         self.clock = clock
+        self._passed: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
         checker = FormatChecker(formats=())
         rules = {
             "email": check_email,
@@ -248,6 +257,18 @@ class Validator:
         }
 
     def validate(self, schema_name: str, data: dict[str, Any], where: str = "post body") -> None:
+        key = None
+        if schema_name in _REMEMBERED_SCHEMAS and all(isinstance(v, str) for v in data.values()):
+            key = (schema_name, tuple(sorted(data.items())))
+            if key in self._passed:
+                return
+        self._check(schema_name, data, where)
+        if key is not None:
+            if len(self._passed) >= _REMEMBER_AT_MOST:
+                self._passed.clear()
+            self._passed.add(key)
+
+    def _check(self, schema_name: str, data: dict[str, Any], where: str) -> None:
         errors: dict[str, str] = {}
         ranked: dict[str, int] = {}
         for error in self._validators[schema_name].iter_errors(data):

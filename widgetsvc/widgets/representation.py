@@ -20,18 +20,19 @@ def widget_path(name: str) -> str:
 
 @lru_cache(maxsize=8192)
 def _fixed_parts(name: str, created_at: datetime, deadline: datetime, owner_email: str,
-                 owner_public_id: Any) -> tuple[str, str, str, str, str, str]:
+                 owner_public_id: Any) -> tuple[str, str, str, str, dict[str, str], str]:
     """The parts of a widget body that do not depend on "now", remembered per row content.
 
     A page formats ten widgets per request, and the same widgets again for every client; the
     cache key is everything the parts are made of, so an updated row is simply a new key.
+    (The owner object is shared between bodies: they are only ever serialized, never changed.)
     """
     return (
         timefmt.format_date(created_at),
         timefmt.format_iso8601(created_at),
         timefmt.format_rfc822(created_at),
         timefmt.format_date(deadline),
-        str(owner_public_id),
+        {"email": owner_email, "public_id": str(owner_public_id)},
         widget_path(name),
     )
 
@@ -39,7 +40,7 @@ def _fixed_parts(name: str, created_at: datetime, deadline: datetime, owner_emai
 def widget_body(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     """One widget, keys in the contract's order."""
     deadline: datetime = row["deadline"]
-    created, created_iso, created_rfc, deadline_text, owner_id, link = _fixed_parts(
+    created, created_iso, created_rfc, deadline_text, owner, link = _fixed_parts(
         row["name"], row["created_at"], deadline, row["owner_email"], row["owner_public_id"]
     )
     return {
@@ -51,7 +52,7 @@ def widget_body(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "deadline": deadline_text,
         "deadline_passed": now > deadline,
         "time_remaining": timefmt.format_time_remaining(deadline - now),
-        "owner": {"email": row["owner_email"], "public_id": owner_id},
+        "owner": owner,
         "link": link,
     }
 
