@@ -253,19 +253,27 @@ def report(bench: Bench, tallies: dict[str, Tally], floor: Tally) -> None:
           f"{'ratio':>6}  target")
     print(f"{'hello':<10} {floor_rps:>9.0f} {floor.median('p50_ms'):>8.2f} "
           f"{floor.median('p99_ms'):>8.2f} {floor.errors():>7} {1:>6.2f}  (floor)")
-    targets = {"user": 0.50, "widget": 0.45, "list": 0.35, "list-deep": 0.30}
+    # The targets. At 100,000 widgets and more, list-deep's target is 0.15 of the
+    # floor, and list's is to keep 0.8 of its own 1,000-widget rate (a separate run).
+    large = args.widgets >= 100_000
+    targets = {"user": 0.50, "widget": 0.45, "list": 0.35,
+               "list-deep": 0.15 if large else 0.30}
     for name, tally in tallies.items():
         rps = tally.median("rps")
         ratio = rps / floor_rps if floor_rps else 0
-        if name in targets:
-            target = f">= {targets[name]:.2f} of floor"
+        p99 = tally.median("p99_ms")
+        if name == "list" and large:
+            target, met = "keep >= 0.8 of list's req/s at 1,000 widgets (separate run)", None
+        elif name in targets:
+            target, met = f">= {targets[name]:.2f} of floor", ratio >= targets[name]
         elif name == "login":
-            target = f">= 0.90 of 2/bcrypt = {login_ideal:.1f} req/s"
             ratio = rps / login_ideal
+            target, met = f">= 0.90 of 2/bcrypt = {login_ideal:.1f} req/s", ratio >= 0.90
         else:
-            target = "read p99 <= 100 ms (ratio: reads vs floor)"
+            target, met = "read p99 <= 100 ms (ratio: reads vs floor)", p99 <= 100
+        verdict = "" if met is None else ("  met" if met and not tally.errors() else "  MISSED")
         print(f"{name:<10} {rps:>9.0f} {tally.median('p50_ms'):>8.2f} "
-              f"{tally.median('p99_ms'):>8.2f} {tally.errors():>7} {ratio:>6.2f}  {target}")
+              f"{p99:>8.2f} {tally.errors():>7} {ratio:>6.2f}  {target}{verdict}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,4 +29,5 @@ def test_short_bench_prints_every_scenario_without_errors():
         req_per_s, errors = float(rows[name][1]), int(rows[name][4])
         assert req_per_s > 0
         assert errors == 0
+        assert rows[name][-1] in ("met", "MISSED"), rows[name]  # each target is judged
     assert re.search(r"widgets=300 ", result.stdout)
