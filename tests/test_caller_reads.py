@@ -73,9 +73,11 @@ def test_a_responder_that_does_not_read_still_has_its_caller_checked(probe, db, 
 
 
 def test_a_caller_checking_read_refuses_a_revoked_token_before_the_responder_sees_rows(
-        probe, config, db, clock, token):
+        probe, config, db, clock, token, users):
     app, reads = probe
-    assert app.get("/read", headers=bearer(token), status=200).json == {"total": 0}
+    owner = users.create("owner@example.com", PASSWORD, admin=True)
+    run_sql(db, "blocks_insert_ids", ids=[1, 2], owner_id=owner["id"])
+    assert app.get("/read", headers=bearer(token), status=200).json == {"total": 2}
     assert reads.rows[0]["caller_revoked"] is False
 
     service = webtest.TestApp(create_app(config, db=db, clock=clock))

@@ -38,8 +38,9 @@ USER_EMAIL = "user@example.com"
 NEW_WIDGET = {"name": "stolen", "info_url": "https://www.example.com", "deadline": "2099-01-01"}
 
 # (method, path, realm): a read that needs a token and a write that needs an admin; then the
-# widget reads, which check the caller in the same statement as they read (auth/caller.py), and
-# two of them that answer without reading, so the middleware checks the caller after them.
+# widget reads, which check the caller in the same statement as they read (auth/caller.py):
+# the list, an existing widget, a name that cannot exist (still read, as NULL), and a bad page,
+# which the list answers without reading, so the middleware checks the caller after it.
 ENDPOINTS = [
     ("GET", USER, USER_REALM),
     ("POST", WIDGETS, ADMIN_REALM),
@@ -49,7 +50,7 @@ ENDPOINTS = [
     ("GET", f"{WIDGETS}?page=0", USER_REALM),
 ]
 ENDPOINT_IDS = ["token-endpoint", "admin-endpoint", "list-read", "item-read",
-                "item-no-read", "list-no-read"]
+                "item-impossible-name", "list-no-read"]
 
 
 # -- the forgery kit ---------------------------------------------------------------------------
@@ -311,8 +312,19 @@ def test_an_expired_token_says_so(app, admin, config, method, url, realm):
 
 # -- tokens that were valid once ---------------------------------------------------------------
 
+@pytest.fixture
+def readable(app, users) -> None:
+    """Data a refused token could leak: the widget "before", owned by another admin (so it
+    outlives a deleted attacker), shown to a valid token in the list and by name."""
+    users.create("owner@example.com", PASSWORD, admin=True)
+    owner = bearer(login(app, "owner@example.com"))
+    app.post_json(WIDGETS, {**NEW_WIDGET, "name": "before"}, headers=owner, status=201)
+    assert app.get(WIDGETS, headers=owner).json["total_items"] == 1
+    app.get(f"{WIDGETS}/before", headers=owner, status=200)
+
+
 @pytest.mark.parametrize(("method", "url", "realm"), ENDPOINTS, ids=ENDPOINT_IDS)
-def test_a_logged_out_token_is_blacklisted(app, admin, method, url, realm):
+def test_a_logged_out_token_is_blacklisted(app, admin, readable, method, url, realm):
     token = login(app, ADMIN_EMAIL)
     app.get(USER, headers=bearer(token), status=200)
     app.post(LOGOUT, headers=bearer(token), status=200)
@@ -322,7 +334,7 @@ def test_a_logged_out_token_is_blacklisted(app, admin, method, url, realm):
 
 
 @pytest.mark.parametrize(("method", "url", "realm"), ENDPOINTS, ids=ENDPOINT_IDS)
-def test_the_token_of_a_deleted_user_is_invalid(app, db, admin, method, url, realm):
+def test_the_token_of_a_deleted_user_is_invalid(app, db, admin, readable, method, url, realm):
     token = login(app, ADMIN_EMAIL)
     app.get(USER, headers=bearer(token), status=200)
     assert run_sql(db, "attacks_delete_user", email=ADMIN_EMAIL) == 1

@@ -140,6 +140,7 @@ def test_concurrent_deletes_from_one_block_add_up(db, owner, config):
             t.start()
         for t in threads:
             t.join(30)
+        assert not any(t.is_alive() for t in threads)
     finally:
         pool.close()
     assert failures == []
@@ -187,7 +188,9 @@ def test_the_caller_check_is_inlined_into_each_query(db, owner, query):
 
 
 def test_migration_0004_counts_the_widgets_already_there(pg_cluster, tmp_path):
-    """A database that has widgets before 0004 starts with exact blocks (and exact pages)."""
+    """A database that has widgets before 0004 starts with exact blocks (and exact pages),
+    even with a writer in flight while it runs: the migration waits for that writer's commit
+    and counts its widget too."""
     name = f"blocks_{uuid.uuid4().hex[:10]}"
     url = pg_cluster.create_database(name)
     try:
@@ -197,12 +200,25 @@ def test_migration_0004_counts_the_widgets_already_there(pg_cluster, tmp_path):
             if path.stem < "0004":
                 shutil.copy(path, early / path.name)
         migrate(url, early, log=lambda _m: None)
-        db = Database(url, min_size=1, max_size=1)
+        db = Database(url, min_size=2, max_size=2)
         db.pool.open(wait=True, timeout=10)
         try:
             owner = Users(db, 4).create("early@example.com", PASSWORD, admin=True)
-            run_sql(db, "blocks_insert_ids", ids=[1, 2, BLOCK + 7, 3 * BLOCK], owner_id=owner["id"])
-            migrate(url, log=lambda _m: None)
+            run_sql(db, "blocks_insert_ids", ids=[1, 2, BLOCK + 7], owner_id=owner["id"])
+            with db.pool.connection() as writer:
+                writer.autocommit = False
+                writer.execute(TESTING_QUERIES["blocks_insert_ids"],
+                               {"ids": [3 * BLOCK], "owner_id": owner["id"]})
+                done: list[object] = []
+                migrator = threading.Thread(
+                    target=lambda: done.append(migrate(url, log=lambda _m: None)))
+                migrator.start()
+                migrator.join(2)
+                assert migrator.is_alive()  # waiting for the writer, not counting without it
+                writer.commit()
+                writer.autocommit = True
+            migrator.join(60)
+            assert not migrator.is_alive() and done[0][0] == "0004_widget_blocks"
             assert run_sql(db, "blocks_kept") == [
                 {"first_id": 0, "widgets": 2},
                 {"first_id": BLOCK, "widgets": 1},

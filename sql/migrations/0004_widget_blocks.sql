@@ -15,6 +15,10 @@ CREATE TABLE widget_blocks (
     widgets  bigint NOT NULL CHECK (widgets >= 0)  -- 0 only inside a delete's trigger
 );
 
+-- Writers wait (readers do not) until this file commits: a widget written between the count
+-- below and the trigger swap would otherwise be counted by neither.
+LOCK TABLE widgets IN SHARE ROW EXCLUSIVE MODE;
+
 INSERT INTO widget_blocks (first_id, widgets)
 SELECT id - id % 4096, count(*) FROM widgets GROUP BY 1;
 

@@ -84,12 +84,12 @@ class AuthMiddleware:
         reads = req.context.get("reads")
         if reads is None or reads.checked:
             return
-        # The responder answered without reading (a 400 for a bad query string, a 404 for a
-        # name that cannot exist). A caller who fails the check gets the 401 instead, and
+        # The responder answered without reading (a 400 for a bad query string). A caller who
+        # fails the check gets the 401 instead (or the 503 when the check cannot be made), and
         # nothing the responder set goes out with it.
         try:
             reads.check_unread()
-        except errors.APIError:
+        except Exception:
             for name in resp.headers:
                 resp.delete_header(name)
             raise
