@@ -109,6 +109,28 @@ def test_every_page_equals_a_plain_offset(db, owner, chosen, probes):
         assert names == plain_page(db, offset=offset, limit=limit), (offset, limit)
 
 
+def test_pages_past_the_first_block_equal_a_plain_offset(db, owner):
+    """Offsets of 4096 and more start from a block: around every block edge, with gaps left
+    by deletes (a block partly emptied, one emptied whole), pages equal a plain OFFSET's."""
+    run_sql(db, "blocks_insert_generated", count=5 * BLOCK + 100, owner_id=owner["id"])
+    run_sql(db, "blocks_delete_range", first=BLOCK - 50, last=BLOCK + 50)
+    run_sql(db, "blocks_delete_range", first=2 * BLOCK, last=3 * BLOCK - 1)
+    run_sql(db, "blocks_delete_range", first=4 * BLOCK + 1, last=4 * BLOCK + 1)
+    assert_blocks_match_rows(db)
+    blocks = run_sql(db, "blocks_kept")
+    assert BLOCK * 2 not in {row["first_id"] for row in blocks}  # emptied, so removed
+    total = sum(row["widgets"] for row in blocks)
+    edges, before = [], 0
+    for row in blocks:
+        edges.append(before)
+        before += row["widgets"]
+    offsets = {o + d for o in [*edges, 4095, 4096, total] for d in (-2, -1, 0, 1, 2)}
+    for offset in sorted(o for o in offsets if o >= 0):
+        for limit in (1, 10, 100):
+            assert page(db, owner, offset=offset, limit=limit) == (
+                total, plain_page(db, offset=offset, limit=limit)), (offset, limit)
+
+
 def test_a_huge_offset_is_simply_past_the_end(db, owner):
     run_sql(db, "blocks_insert_generated", count=5, owner_id=owner["id"])
     assert page(db, owner, offset=2**62) == (5, [])

@@ -20,7 +20,7 @@ RETURNING (xmax = 0) AS created;
 -- such widget (or when name is NULL: the service asks for a name that cannot exist that way).
 SELECT c.revoked AS caller_revoked,
        w.name, w.info_url, w.created_at, w.deadline,
-       u.email AS owner_email, u.public_id AS owner_public_id
+       u.email AS owner_email, u.public_id::text AS owner_public_id
 FROM token_caller(%(subject)s, %(token_id)s) c
 LEFT JOIN (widgets w JOIN users u ON u.id = w.owner_id) ON w.name = %(name)s;
 
@@ -31,10 +31,11 @@ DELETE FROM widgets WHERE name = %(name)s;
 -- One page in creation order plus the exact total, in one statement (one snapshot), which
 -- also checks the caller like widget_by_name: no row when the token's user is gone, else the
 -- page's rows, or one row with NULL widget columns when the page is past the end.
--- The total is the sum of the per-block counts (migration 0004). The OFFSET starts from the
--- block holding the page's first row, so it skips fewer than 4096 ids, and walks the primary
--- key alone (an index-only scan); only the page's ids are then looked up and joined to their
--- owners (= ANY keeps that an index lookup in the cached generic plan, whatever the LIMIT).
+-- The total is the sum of the per-block counts (migration 0004). The page's first id is found
+-- by an OFFSET over the primary key alone (an index-only scan), from the table's start for the
+-- first 4096 positions, else from the block holding that position, so it never skips more
+-- than 4096 ids; the page is then read in id order from there, joined to its owners.
+-- (The blocks are only read for offsets past 4096: page 1 costs none of that.)
 WITH blocks AS (
     SELECT first_id, (sum(widgets) OVER (ORDER BY first_id) - widgets)::bigint AS before
     FROM widget_blocks
@@ -46,14 +47,24 @@ WITH blocks AS (
 )
 SELECT c.revoked AS caller_revoked,
        (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint AS total_items,
-       w.name, w.info_url, w.created_at, w.deadline,
-       u.email AS owner_email, u.public_id AS owner_public_id
+       p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
 FROM token_caller(%(subject)s, %(token_id)s) c
-LEFT JOIN (widgets w JOIN users u ON u.id = w.owner_id)
-    ON w.id = ANY (ARRAY(
-        SELECT id FROM widgets
-        WHERE id >= coalesce((SELECT first_id FROM start), 0)
-        ORDER BY id
-        LIMIT %(limit)s
-        OFFSET %(offset)s - coalesce((SELECT before FROM start), 0)))
-ORDER BY w.id;
+LEFT JOIN LATERAL (
+    SELECT w.id, w.name, w.info_url, w.created_at, w.deadline,
+           u.email AS owner_email, u.public_id::text AS owner_public_id
+    FROM widgets w
+    JOIN users u ON u.id = w.owner_id
+    WHERE w.id >= CASE
+        WHEN %(offset)s < 4096 THEN (
+            SELECT id FROM widgets ORDER BY id OFFSET %(offset)s LIMIT 1)
+        ELSE (
+            SELECT id FROM widgets
+            WHERE id >= (SELECT first_id FROM start)
+            ORDER BY id
+            OFFSET %(offset)s - (SELECT before FROM start)
+            LIMIT 1)
+        END
+    ORDER BY w.id
+    LIMIT %(limit)s
+) p ON true
+ORDER BY p.id;

@@ -35,3 +35,6 @@ VACUUM ANALYZE widgets, widget_blocks;
 -- name: blocks_explain_analyze_prefix
 -- Prepended to a named query from sql/queries to read its plan and the rows each step read.
 EXPLAIN (ANALYZE, FORMAT JSON)
+
+-- name: blocks_delete_range
+DELETE FROM widgets WHERE id BETWEEN %(first)s AND %(last)s;
