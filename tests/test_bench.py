@@ -31,3 +31,18 @@ def test_short_bench_prints_every_scenario_without_errors():
         assert errors == 0
         assert rows[name][-1] in ("met", "MISSED"), rows[name]  # each target is judged
     assert re.search(r"widgets=300 ", result.stdout)
+
+
+@pytest.mark.slow
+def test_bench_cpu_prints_every_read_scenario():
+    result = subprocess.run(
+        [str(REPO_ROOT / "bin" / "bench-cpu"), "--widgets", "50", "--requests", "20"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.strip()}
+    for name in ("hello", "user", "widget", "list", "list-deep"):
+        cpu_us, backend_us, wall_us = (float(v) for v in rows[name][1:4])
+        assert cpu_us > 0 and wall_us >= cpu_us * 0.5, rows[name]
+        assert backend_us >= 0, rows[name]
+    assert float(rows["hello"][2]) == 0  # the floor never touches PostgreSQL
