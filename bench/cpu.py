@@ -31,13 +31,12 @@ if not os.environ.get("PYTHONPATH"):
 import falcon.testing  # noqa: E402
 
 from bench.hello import app as hello  # noqa: E402
+from bench.seed import seeded_database  # noqa: E402
 from widgetsvc.app import create_app  # noqa: E402
-from widgetsvc.auth.users import Users  # noqa: E402
 from widgetsvc.config import Config  # noqa: E402
-from widgetsvc.db import SQL_DIR, Database, load_queries  # noqa: E402
+from widgetsvc.db import Database  # noqa: E402
 from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
 from widgetsvc.logs import configure_logging  # noqa: E402
-from widgetsvc.migrate import migrate  # noqa: E402
 
 EMAIL = "bench-cpu@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway account)
@@ -104,22 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     cluster = LocalCluster(VAR_DIR / f"bench-cpu-{os.getpid()}")
     cluster.start()
     try:
-        url = cluster.create_database("bench")
-        migrate(url, log=lambda _m: None)
+        url, _ = seeded_database(cluster, widgets=args.widgets, email=EMAIL, password=PASSWORD,
+                                 bcrypt_rounds=4, admin=False)
         os.environ.update(DATABASE_URL=url, WIDGETSVC_ENV="test", BCRYPT_ROUNDS="4",
                           SECRET_KEY=secrets.token_urlsafe(48), LOG_LEVEL="INFO")
         config = Config.from_env()
-        db = Database(url, min_size=1, max_size=1)
-        db.pool.open(wait=True, timeout=10)
-        try:
-            owner = Users(db, 4).create(EMAIL, PASSWORD, admin=False)
-            seed = load_queries(SQL_DIR / "bench")
-            with db.pool.connection() as conn:
-                conn.execute(seed["bench_seed_widgets"],
-                             {"owner_id": owner["id"], "count": args.widgets})
-                conn.execute(seed["bench_vacuum_analyze"])
-        finally:
-            db.close()
         # The request log stays on (it is part of the cost), written to /dev/null.
         configure_logging("INFO")
         with open(os.devnull, "w") as sink:

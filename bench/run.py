@@ -26,11 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.seed import seeded_database  # noqa: E402
 from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
-from widgetsvc.auth.users import Users  # noqa: E402
-from widgetsvc.db import SQL_DIR, Database, load_queries  # noqa: E402
 from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
-from widgetsvc.migrate import migrate  # noqa: E402
 
 EMAIL = "bench-user@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway bench account)
@@ -130,19 +128,9 @@ class Bench:
     # -- set-up -------------------------------------------------------------------------
     def setup(self) -> None:
         self.cluster.start()
-        url = self.cluster.create_database("bench")
-        migrate(url, log=lambda _m: None)
-        db = Database(url, min_size=1, max_size=1)
-        db.pool.open(wait=True, timeout=10)
-        try:
-            user = Users(db, self.args.bcrypt_rounds).create(EMAIL, PASSWORD, admin=True)
-            seed = load_queries(SQL_DIR / "bench")
-            with db.pool.connection() as conn:
-                conn.execute(seed["bench_seed_widgets"],
-                             {"owner_id": user["id"], "count": self.args.widgets})
-                conn.execute(seed["bench_vacuum_analyze"])
-        finally:
-            db.close()
+        url, _ = seeded_database(self.cluster, widgets=self.args.widgets, email=EMAIL,
+                                 password=PASSWORD, bcrypt_rounds=self.args.bcrypt_rounds,
+                                 admin=True)
         self.env["DATABASE_URL"] = url
         self.service_port = self._start([str(REPO / "bin" / "serve"), "--no-migrate"])
         self.floor_port = self._start([

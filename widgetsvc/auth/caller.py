@@ -41,17 +41,17 @@ def query_params(claims: tokens.Claims) -> dict[str, Any]:
     return {"subject": claims.public_id, "token_id": claims.jti}
 
 
-def check(found: bool, revoked: bool, realm: str) -> None:
-    if not found:
+def check(row: dict[str, Any] | None, revoked_column: str, realm: str) -> dict[str, Any]:
+    """The caller's row when it passes: present (the user exists) and not revoked."""
+    if row is None:
         raise errors.invalid_token(realm, INVALID)
-    if revoked:
+    if row[revoked_column]:
         raise errors.invalid_token(realm, REVOKED)
+    return row
 
 
 def lookup(db: Database, claims: tokens.Claims, realm: str) -> CurrentUser:
-    row = db.one("authenticate", **query_params(claims))
-    check(row is not None, bool(row and row["revoked"]), realm)
-    assert row is not None
+    row = check(db.one("authenticate", **query_params(claims)), "revoked", realm)
     return CurrentUser(
         id=row["id"],
         public_id=row["public_id"],
@@ -75,7 +75,7 @@ class CallerReads:
         """The rows of ``query``; raises the 401 instead when the caller fails the check."""
         self.checked = True  # set first: a read that fails (503) is not retried as a lookup
         rows = self._db.all(query, **params, **query_params(self._claims))
-        check(bool(rows), bool(rows and rows[0]["caller_revoked"]), self._realm)
+        check(rows[0] if rows else None, "caller_revoked", self._realm)
         return rows
 
     def one(self, query: str, /, **params: Any) -> dict[str, Any]:

@@ -26,9 +26,7 @@ TOKEN = "token"  # noqa: S105 (an auth level, not a secret)
 ADMIN = "admin"
 LEVELS = (NONE, TOKEN, ADMIN)
 
-INVALID = caller.INVALID
 EXPIRED = "Access token expired. Please log in again."
-REVOKED = caller.REVOKED
 
 
 def check_declarations(resource: object) -> None:
@@ -103,4 +101,4 @@ class AuthMiddleware:
         except tokens.TokenExpired:
             raise errors.invalid_token(realm, EXPIRED) from None
         except tokens.TokenInvalid:
-            raise errors.invalid_token(realm, INVALID) from None
+            raise errors.invalid_token(realm, caller.INVALID) from None
