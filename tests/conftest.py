@@ -18,8 +18,10 @@ import pytest
 import webtest
 from hypothesis import settings as hypothesis_settings
 
+from tests.helpers_sql import run_sql
 from widgetsvc import timefmt
 from widgetsvc.app import create_app
+from widgetsvc.auth.keys import hmac_key
 from widgetsvc.auth.users import Users
 from widgetsvc.config import Config
 from widgetsvc.db import SQL_DIR, Database, load_queries
@@ -36,6 +38,25 @@ if os.environ.get("CI"):
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PASSWORD = "Secret-pass-1"
 API = "/api/v1"
+# The kid header of a token signed with SECRET (for hand-forged tokens).
+KID = hmac_key(SECRET).kid
+
+
+def forged_sid(public_id) -> str:
+    """The id of the live session every user made through the ``users`` fixture has: a
+    hand-forged token for that user names it in ``sid`` (a token must name a live session)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"widgetsvc-test-session:{public_id}"))
+
+
+class SessionedUsers(Users):
+    """``Users`` whose ``create`` also gives the new user the session ``forged_sid`` names."""
+
+    def create(self, email, password, *, admin):
+        user = super().create(email, password, admin=admin)
+        if user is not None:
+            run_sql(self.db, "sessions_insert_for_user", public_id=user["public_id"],
+                    session_id=forged_sid(user["public_id"]))
+        return user
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +115,7 @@ def app(config, db, clock):
 
 @pytest.fixture
 def users(db, config) -> Users:
-    return Users(db, config.bcrypt_rounds)
+    return SessionedUsers(db, config.bcrypt_rounds)
 
 
 def login(app, email: str, password: str = PASSWORD) -> str:
@@ -188,4 +209,5 @@ def unique_email() -> str:
     return f"u{uuid.uuid4().hex[:10]}@example.com"
 
 
-__all__ = ["API", "PASSWORD", "SECRET", "bearer", "login", "unique_email", "sys"]
+__all__ = ["API", "KID", "PASSWORD", "SECRET", "bearer", "forged_sid", "login", "unique_email",
+           "sys"]

@@ -19,7 +19,7 @@ import jwt
 import pytest
 import webtest
 
-from tests.conftest import API, PASSWORD, SECRET, bearer, login
+from tests.conftest import API, KID, PASSWORD, SECRET, bearer, forged_sid, login
 from tests.helpers_sql import run_sql
 from widgetsvc import timefmt
 from widgetsvc.app import create_app
@@ -124,7 +124,7 @@ def now_ts() -> int:
 def claims_for(public_id, **overrides) -> dict:
     now = now_ts()
     claims = {"exp": now + 900, "iat": now, "sub": str(public_id), "jti": uuid.uuid4().hex,
-              "admin": False}
+              "admin": False, "sid": forged_sid(public_id)}
     claims.update(overrides)
     return claims
 
@@ -132,7 +132,7 @@ def claims_for(public_id, **overrides) -> dict:
 def forge(claims: dict, *, secret: str = SECRET, algorithm: str = "HS256",
           drop: tuple[str, ...] = ()) -> str:
     payload = {k: v for k, v in claims.items() if k not in drop}
-    return jwt.encode(payload, secret, algorithm=algorithm, headers={"typ": "JWT"})
+    return jwt.encode(payload, secret, algorithm=algorithm, headers={"typ": "JWT", "kid": KID})
 
 
 def b64url(data: bytes) -> str:
@@ -144,6 +144,7 @@ def b64url_json(value: dict) -> str:
 
 
 def hs256_sign(header: dict, payload: dict, secret: str = SECRET) -> str:
+    header = {"kid": KID, **header}
     signing_input = f"{b64url_json(header)}.{b64url_json(payload)}"
     sig = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
     return f"{signing_input}.{b64url(sig)}"
@@ -400,7 +401,7 @@ def test_errors_are_json_whatever_the_client_accepts(app, accept):
 
 def test_cors_headers_on_answers_and_errors(app):
     origin = {"Origin": "https://client.example.org"}
-    exposed = "Link, Location, Total-Count, WWW-Authenticate"
+    exposed = "Link, Location, Total-Count, WWW-Authenticate, ETag, Retry-After"
     resp = app.post_json(REGISTER, {"email": "cors@example.com", "password": PASSWORD},
                          headers=origin, status=201)
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
@@ -839,7 +840,7 @@ def test_logout_purges_expired_revocations(app, db, users):
     first, second = login(app, "user@example.com"), login(app, "user@example.com")
     app.post(LOGOUT, headers=bearer(first), status=200)
     past = datetime.now(UTC) - timedelta(hours=1)
-    db.execute("revoke_token", jti="long-expired", expires_at=past)
+    db.execute("revoke_token", jti="long-expired", expires_at=past, session_id=uuid.uuid4())
     assert "long-expired" in [r["jti"] for r in run_sql(db, "auth_revoked_tokens")]
     app.post(LOGOUT, headers=bearer(second), status=200)
     jtis = {r["jti"] for r in run_sql(db, "auth_revoked_tokens")}
@@ -896,7 +897,8 @@ def test_a_token_is_only_valid_with_the_configured_secret(make_app, users):
 
 # -- §5 bodies ------------------------------------------------------------------------------
 
-TOKEN_KEYS = ["status", "message", "access_token", "token_type", "expires_in"]
+TOKEN_KEYS = ["status", "message", "access_token", "token_type", "expires_in", "refresh_token",
+              "refresh_expires_in"]
 USER_KEYS = ["email", "public_id", "admin", "registered_on", "token_expires_in"]
 
 
@@ -913,6 +915,9 @@ def assert_token_body(resp, status: int, message: str, lifetime: int = 900) -> d
     assert type(body["expires_in"]) is int and body["expires_in"] == lifetime
     assert isinstance(body["access_token"], str)
     assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", body["access_token"])
+    # §8.4: 32 random bytes, unpadded base64url; 30 days by default
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", body["refresh_token"])
+    assert type(body["refresh_expires_in"]) is int and body["refresh_expires_in"] == 30 * 86400
     return body
 
 
@@ -1000,11 +1005,12 @@ def test_the_jwt_header_and_claims(app, users):
     resp = app.post_json(LOGIN, {"email": "user@example.com", "password": PASSWORD})
     after = now_ts()
     token, expires_in = resp.json["access_token"], resp.json["expires_in"]
-    assert segment_json(token, 0) == {"typ": "JWT", "alg": "HS256"}
-    assert jwt.get_unverified_header(token) == {"typ": "JWT", "alg": "HS256"}
+    assert segment_json(token, 0) == {"typ": "JWT", "alg": "HS256", "kid": KID}
+    assert jwt.get_unverified_header(token) == {"typ": "JWT", "alg": "HS256", "kid": KID}
     claims = jwt.decode(token, SECRET, algorithms=["HS256"])
     assert claims == segment_json(token, 1)
-    assert set(claims) == {"exp", "iat", "sub", "jti", "admin"}
+    assert set(claims) == {"exp", "iat", "sub", "jti", "admin", "sid"}
+    assert str(uuid.UUID(claims["sid"])) == claims["sid"]
     assert all(type(claims[k]) is int for k in ("exp", "iat"))
     assert before <= claims["iat"] <= after
     assert claims["exp"] - claims["iat"] == expires_in == 900

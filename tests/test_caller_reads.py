@@ -11,6 +11,7 @@ from tests.conftest import PASSWORD, SECRET, bearer, login
 from tests.helpers_sql import run_sql
 from widgetsvc import errors
 from widgetsvc.app import create_app
+from widgetsvc.auth.keys import hmac_keyring
 from widgetsvc.auth.middleware import ADMIN, TOKEN, AuthMiddleware, check_declarations
 
 REVOKED = {"message": "Token blacklisted. Please log in again."}
@@ -44,7 +45,7 @@ class Reads:
 def probe(config, db):
     """The service's middleware and error rendering around the two resources above."""
     app = falcon.App(middleware=[AuthMiddleware(
-        db, secret=SECRET, leeway=config.token_leeway, user_realm="users",
+        db, keys=hmac_keyring(SECRET), leeway=config.token_leeway, user_realm="users",
         admin_realm="admins")])
     errors.install(app)
     reads = Reads()

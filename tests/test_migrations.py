@@ -18,7 +18,8 @@ from widgetsvc.migrate import MigrationError, migrate, migration_files
 
 CATALOG = load_queries(SQL_DIR / "testing")
 REAL_VERSIONS = [p.stem for p in sorted(MIGRATIONS_DIR.glob("*.sql"))]
-EXPECTED_TABLES = {"schema_migrations", "users", "revoked_tokens", "widgets", "widget_blocks"}
+EXPECTED_TABLES = {"schema_migrations", "users", "revoked_tokens", "widgets", "widget_blocks",
+                   "sessions", "spent_refresh_tokens"}
 EXPECTED_INDEXES = {
     "users_pkey": "CREATE UNIQUE INDEX users_pkey ON public.users USING btree (id)",
     "users_public_id_key":
@@ -35,6 +36,22 @@ EXPECTED_INDEXES = {
         "CREATE UNIQUE INDEX widgets_name_key ON public.widgets USING btree (name)",
     "widgets_owner_id_idx":
         "CREATE INDEX widgets_owner_id_idx ON public.widgets USING btree (owner_id)",
+    "users_registered_on_idx":
+        "CREATE INDEX users_registered_on_idx ON public.users USING btree (registered_on, id)",
+    "sessions_pkey": "CREATE UNIQUE INDEX sessions_pkey ON public.sessions USING btree (id)",
+    "sessions_refresh_hash_key":
+        "CREATE UNIQUE INDEX sessions_refresh_hash_key ON public.sessions "
+        "USING btree (refresh_hash)",
+    "sessions_user_id_idx":
+        "CREATE INDEX sessions_user_id_idx ON public.sessions USING btree (user_id)",
+    "sessions_expires_at_idx":
+        "CREATE INDEX sessions_expires_at_idx ON public.sessions USING btree (expires_at)",
+    "spent_refresh_tokens_pkey":
+        "CREATE UNIQUE INDEX spent_refresh_tokens_pkey ON public.spent_refresh_tokens "
+        "USING btree (hash)",
+    "spent_refresh_tokens_expires_at_idx":
+        "CREATE INDEX spent_refresh_tokens_expires_at_idx ON public.spent_refresh_tokens "
+        "USING btree (expires_at)",
     "schema_migrations_pkey":
         "CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations "
         "USING btree (version)",

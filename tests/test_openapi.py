@@ -34,6 +34,13 @@ CONTRACT = {
     ("get", f"{API}/openapi.json"): "none",
     ("get", f"{API}/ui"): "none",
     ("get", f"{API}/health"): "none",
+    # §8.4 - §8.6
+    ("post", f"{API}/auth/refresh"): "none",
+    ("post", f"{API}/auth/logout-all"): "token",
+    ("put", f"{API}/auth/password"): "token",
+    ("get", f"{API}/auth/jwks.json"): "none",
+    ("get", f"{API}/users"): "admin",
+    ("patch", f"{API}/users/{{public_id}}"): "admin",
 }
 # Statuses every operation must document (API.md §2-§4), beyond which more are allowed.
 STATUSES = {
@@ -43,19 +50,31 @@ STATUSES = {
     ("post", f"{API}/auth/logout"): {"200", "401"},
     ("get", f"{API}/widgets"): {"200", "400", "401"},
     ("post", f"{API}/widgets"): {"201", "400", "401", "403", "409", "413", "415"},
-    ("get", f"{API}/widgets/{{name}}"): {"200", "401", "404"},
-    ("put", f"{API}/widgets/{{name}}"): {"200", "201", "400", "401", "403", "413", "415"},
-    ("delete", f"{API}/widgets/{{name}}"): {"204", "401", "403", "404"},
+    ("get", f"{API}/widgets/{{name}}"): {"200", "304", "401", "404"},
+    ("put", f"{API}/widgets/{{name}}"): {"200", "201", "400", "401", "403", "412", "413",
+                                        "415"},
+    ("delete", f"{API}/widgets/{{name}}"): {"204", "401", "403", "404", "412"},
     ("get", f"{API}/openapi.json"): {"200"},
     ("get", f"{API}/ui"): {"200"},
     ("get", f"{API}/health"): {"200", "503"},
+    ("post", f"{API}/auth/refresh"): {"200", "400", "401", "413", "415"},
+    ("post", f"{API}/auth/logout-all"): {"200", "401"},
+    ("put", f"{API}/auth/password"): {"200", "400", "401", "413", "415"},
+    ("get", f"{API}/auth/jwks.json"): {"200"},
+    ("get", f"{API}/users"): {"200", "400", "401", "403"},
+    ("patch", f"{API}/users/{{public_id}}"): {"200", "400", "401", "403", "404", "409", "413",
+                                             "415"},
 }
 BODIES = {
     ("post", f"{API}/auth/register"): "credentials",
     ("post", f"{API}/auth/login"): "credentials",
     ("post", f"{API}/widgets"): "widget_create",
     ("put", f"{API}/widgets/{{name}}"): "widget_update",
+    ("post", f"{API}/auth/refresh"): "refresh",
+    ("put", f"{API}/auth/password"): "password_change",
 }
+# Forms carry text: PATCH /users documents the words true / false for them.
+TEXT_FORMS = {("patch", f"{API}/users/{{public_id}}"): "user_patch"}
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
@@ -129,9 +148,11 @@ def test_every_documented_response_status_headers_and_body(doc):
             response = resolve(doc, response)
             assert response.get("description"), (method, path, status)
             headers = response.get("headers", {})
-            if status in ("401", "403") and path != f"{API}/auth/login":  # login: no challenge
+            # login and refresh answer in the {"status": "fail"} shape, with no challenge
+            if status in ("401", "403") and path not in (f"{API}/auth/login",
+                                                         f"{API}/auth/refresh"):
                 assert "WWW-Authenticate" in headers, (method, path, status)
-            if status == "204":
+            if status in ("204", "304"):
                 assert "content" not in response
             elif path != f"{API}/ui":
                 schema = response["content"]["application/json"]["schema"]
@@ -161,6 +182,14 @@ def test_parameters_and_request_bodies(doc):
     (name,) = item["parameters"]
     assert (name["name"], name["in"], name["required"]) == ("name", "path", True)
     for method, path, op in operations(doc):
+        if (method, path) in TEXT_FORMS:
+            content = op["requestBody"]["content"]
+            assert set(content) == FORMS
+            assert content["application/json"]["schema"] == {
+                "$ref": f"#/components/schemas/{TEXT_FORMS[method, path]}"}
+            form = content["application/x-www-form-urlencoded"]["schema"]
+            assert set(form["properties"]) == {"admin", "disabled"}
+            continue
         schema_name = BODIES.get((method, path))
         if schema_name is None:
             assert "requestBody" not in op, (method, path)
@@ -195,7 +224,8 @@ def test_request_schemas_are_the_validators_files(doc):
     assert validation.SCHEMA_DIR == SCHEMA_FILES
     files = sorted(SCHEMA_FILES.glob("*.json"))
     assert {p.stem for p in files} == {"credentials", "pagination", "widget_create",
-                                       "widget_update"}
+                                       "widget_update", "refresh", "password_change",
+                                       "user_patch"}
     assert set(validation.load_schemas()) == {p.stem for p in files}
     components = doc["components"]["schemas"]
     for path in files:

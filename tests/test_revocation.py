@@ -121,7 +121,8 @@ def test_the_authenticate_query_uses_indexes(db, users):
     explain = TESTING_QUERIES["attacks_explain_prefix"] + "\n" + query
     with db.pool.connection() as conn:
         rows = conn.execute(explain, {"subject": target["public_id"],
-                                      "token_id": "live-1234"}).fetchall()
+                                      "token_id": "live-1234",
+                                      "session_id": uuid.uuid4()}).fetchall()
     plan = rows[0]["QUERY PLAN"][0]["Plan"]
     nodes = list(plan_nodes(plan))
     kinds = {node["Node Type"] for node in nodes}
@@ -130,9 +131,10 @@ def test_the_authenticate_query_uses_indexes(db, users):
                    for node in nodes if "Index" in node["Node Type"]}
     assert ("users", "users_public_id_key") in index_scans, nodes
     assert ("revoked_tokens", "revoked_tokens_pkey") in index_scans, nodes
+    assert ("sessions", "sessions_pkey") in index_scans, nodes
 
     # and the query answers what the middleware needs
     with db.pool.connection() as conn:
         row = conn.execute(query, {"subject": target["public_id"],
-                                   "token_id": "live-1234"}).fetchone()
+                                   "token_id": "live-1234", "session_id": uuid.uuid4()}).fetchone()
     assert row["email"] == "target@example.com" and row["revoked"] is True

@@ -51,5 +51,5 @@ def test_every_query_takes_values_only_as_named_parameters():
     for name, text in load_queries(QUERIES_DIR).items():
         code = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
         assert "{" not in code and "%s" not in code, name  # no str.format / positional slots
-        assert re.findall(r"%\((\w+)\)s", code) or name in {"health_check",
-                                                             "purge_revoked_tokens"}, name
+        assert re.findall(r"%\((\w+)\)s", code) or name in {
+        "health_check", "purge_revoked_tokens", "purge_sessions"}, name

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import API, PASSWORD, SECRET, bearer, login
+from tests.conftest import API, KID, PASSWORD, SECRET, bearer, forged_sid, login
 from tests.helpers_sql import run_sql
 
 USER = f"{API}/auth/user"
@@ -67,6 +67,11 @@ def segment(value: dict | bytes) -> str:
 
 def sign(header: dict | bytes, payload: dict | bytes, key: bytes = SECRET.encode(),
          digest=hashlib.sha256) -> str:
+    """A token signed with ``key``; a dict header without a ``kid`` gets the service's (the
+    value ``DROP`` leaves it out)."""
+    if isinstance(header, dict):
+        header = {**header, "kid": header.get("kid", KID)}
+        header = {k: v for k, v in header.items() if v is not DROP}
     signing_input = f"{segment(header)}.{segment(payload)}"
     signature = hmac.new(key, signing_input.encode("ascii"), digest).digest()
     return f"{signing_input}.{b64url(signature)}"
@@ -85,7 +90,7 @@ DROP = object()  # a claim left out
 def claims(public_id, **overrides) -> dict:
     now = now_ts()
     values = {"exp": now + 900, "iat": now, "sub": str(public_id), "admin": False,
-              "jti": uuid.uuid4().hex}
+              "jti": uuid.uuid4().hex, "sid": forged_sid(public_id)}
     values.update(overrides)
     return {k: v for k, v in values.items() if v is not DROP}
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from widgetsvc import timefmt
 from widgetsvc.auth import passwords, tokens
+from widgetsvc.auth.keys import hmac_key, hmac_keyring
 from widgetsvc.config import Config, ConfigError
 from widgetsvc.db import QUERIES_DIR, SQL_DIR, load_queries
 from widgetsvc.errors import APIError
@@ -30,6 +31,9 @@ from widgetsvc.validation import (
 
 SECRET = "unit-test-secret-key-that-is-long-enough-0123"
 PUBLIC_ID = uuid.UUID("efa2ab89-15a6-49ec-96c2-e15cf7a3cc6f")
+SID = uuid.UUID("0b7c5a8e-3f34-4c2b-9a52-6c1f7d3e9b10")
+KEYS = hmac_keyring(SECRET)
+KID = hmac_key(SECRET).kid
 NOW = datetime(2026, 11, 25, 14, 52, 24, 654321, tzinfo=UTC)
 TODAY = date(2026, 11, 25)
 
@@ -43,23 +47,25 @@ def real_now() -> datetime:
 def payload(**overrides) -> dict:
     now = int(real_now().timestamp())
     claims = {"exp": now + 900, "iat": now, "sub": str(PUBLIC_ID), "jti": "abc123",
-              "admin": False}
+              "admin": False, "sid": str(SID)}
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not ...}
 
 
-def encode(claims: dict, secret: str = SECRET, algorithm: str = "HS256") -> str:
-    return jwt.encode(claims, secret, algorithm=algorithm, headers={"typ": "JWT"})
+def encode(claims: dict, secret: str = SECRET, algorithm: str = "HS256", kid=KID) -> str:
+    headers = {"typ": "JWT"} if kid is None else {"typ": "JWT", "kid": kid}
+    return jwt.encode(claims, secret, algorithm=algorithm, headers=headers)
 
 
 def test_issue_builds_the_contract_token():
-    token, claims = tokens.issue(PUBLIC_ID, True, secret=SECRET, lifetime=900, now=NOW)
-    assert jwt.get_unverified_header(token) == {"typ": "JWT", "alg": "HS256"}
+    token, claims = tokens.issue(PUBLIC_ID, True, session_id=SID, keys=KEYS, lifetime=900, now=NOW)
+    assert jwt.get_unverified_header(token) == {"typ": "JWT", "alg": "HS256", "kid": KID}
     decoded = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False,
                                                                         "verify_iat": False})
     issued = int(NOW.replace(microsecond=0).timestamp())
     assert decoded == {"exp": issued + 900, "iat": issued, "sub": str(PUBLIC_ID),
-                       "admin": True, "jti": claims.jti}
+                       "admin": True, "jti": claims.jti, "sid": str(SID)}
+    assert claims.sid == SID
     assert claims.public_id == PUBLIC_ID
     assert claims.issued_at == NOW.replace(microsecond=0)
     assert claims.expires_at == NOW.replace(microsecond=0) + timedelta(seconds=900)
@@ -68,7 +74,7 @@ def test_issue_builds_the_contract_token():
 
 
 def test_issue_makes_the_admin_claim_a_bool():
-    token, claims = tokens.issue(PUBLIC_ID, 0, secret=SECRET, lifetime=60, now=NOW)
+    token, claims = tokens.issue(PUBLIC_ID, 0, session_id=SID, keys=KEYS, lifetime=60, now=NOW)
     assert claims.admin is False
     decoded = jwt.decode(token, options={"verify_signature": False})
     assert decoded["admin"] is False
@@ -76,36 +82,36 @@ def test_issue_makes_the_admin_claim_a_bool():
 
 
 def test_issue_gives_each_token_its_own_jti():
-    jtis = {tokens.issue(PUBLIC_ID, False, secret=SECRET, lifetime=900, now=NOW)[1].jti
+    jtis = {tokens.issue(PUBLIC_ID, False, session_id=SID, keys=KEYS, lifetime=900, now=NOW)[1].jti
             for _ in range(50)}
     assert len(jtis) == 50
 
 
 def test_issue_then_decode_round_trip():
     now = real_now()
-    token, issued = tokens.issue(PUBLIC_ID, True, secret=SECRET, lifetime=900, now=now)
-    assert tokens.decode(token, secret=SECRET) == issued
+    token, issued = tokens.issue(PUBLIC_ID, True, session_id=SID, keys=KEYS, lifetime=900, now=now)
+    assert tokens.decode(token, keys=KEYS) == issued
 
 
 @pytest.mark.parametrize("admin", [..., "true", 1, None])
 def test_decode_refuses_a_missing_or_non_boolean_admin_claim(admin):
     # API.md §6: every claim is required; the admin claim is informational but typed.
     with pytest.raises(tokens.TokenInvalid):
-        tokens.decode(encode(payload(admin=admin)), secret=SECRET)
+        tokens.decode(encode(payload(admin=admin)), keys=KEYS)
 
 
 def test_decode_an_expired_token():
     now = int(real_now().timestamp())
     with pytest.raises(tokens.TokenExpired):
-        tokens.decode(encode(payload(iat=now - 1000, exp=now - 100)), secret=SECRET)
+        tokens.decode(encode(payload(iat=now - 1000, exp=now - 100)), keys=KEYS)
 
 
 def test_decode_honours_the_leeway():
     now = int(real_now().timestamp())
     token = encode(payload(iat=now - 1000, exp=now - 5))
-    assert tokens.decode(token, secret=SECRET, leeway=60).public_id == PUBLIC_ID
+    assert tokens.decode(token, keys=KEYS, leeway=60).public_id == PUBLIC_ID
     with pytest.raises(tokens.TokenExpired):
-        tokens.decode(token, secret=SECRET, leeway=0)
+        tokens.decode(token, keys=KEYS, leeway=0)
 
 
 def bad_tokens() -> dict[str, str]:
@@ -129,6 +135,13 @@ def bad_tokens() -> dict[str, str]:
         "no iat": encode(payload(iat=...)),
         "no sub": encode(payload(sub=...)),
         "no jti": encode(payload(jti=...)),
+        "no sid": encode(payload(sid=...)),
+        "sid not a uuid": encode(payload(sid="session-1")),
+        "sid an int": encode(payload(sid=7)),
+        "no kid": encode(good, kid=None),
+        "unknown kid": encode(good, kid="not-a-key-of-ours"),
+        "kid of another secret": encode(
+            good, kid=hmac_key("another-secret-long-enough-01234567").kid),
         "sub not a uuid": encode(payload(sub="12345")),
         "sub an int": encode(payload(sub=12345)),
         "jti an int": encode(payload(jti=7)),
@@ -145,16 +158,16 @@ def bad_tokens() -> dict[str, str]:
 @pytest.mark.parametrize("name", list(bad_tokens()))
 def test_decode_rejects(name):
     with pytest.raises(tokens.TokenInvalid):
-        tokens.decode(bad_tokens()[name], secret=SECRET)
+        tokens.decode(bad_tokens()[name], keys=KEYS)
 
 
 def test_decode_accepts_a_jti_of_64_chars():
-    assert tokens.decode(encode(payload(jti="j" * 64)), secret=SECRET).jti == "j" * 64
+    assert tokens.decode(encode(payload(jti="j" * 64)), keys=KEYS).jti == "j" * 64
 
 
 def test_decode_returns_aware_utc_datetimes():
     now = int(real_now().timestamp())
-    claims = tokens.decode(encode(payload(iat=now, exp=now + 900)), secret=SECRET)
+    claims = tokens.decode(encode(payload(iat=now, exp=now + 900)), keys=KEYS)
     assert claims.issued_at == datetime.fromtimestamp(now, UTC)
     assert claims.expires_at - claims.issued_at == timedelta(seconds=900)
     assert claims.expires_at.tzinfo is UTC

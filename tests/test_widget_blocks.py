@@ -29,7 +29,7 @@ def owner(users):
 def page(db: Database, owner, *, offset: int, limit: int = 10) -> tuple[int, list[str]]:
     """The service's page query: (total, names), as the caller ``owner``."""
     rows = db.all("widget_page", subject=owner["public_id"], token_id="not-revoked",
-                  limit=limit, offset=offset)
+                  session_id=uuid.uuid4(), limit=limit, offset=offset)
     return rows[0]["total_items"], [row["name"] for row in rows if row["name"] is not None]
 
 
@@ -178,6 +178,7 @@ def test_a_deep_page_skips_less_than_one_block(db, owner):
     explain = TESTING_QUERIES["blocks_explain_analyze_prefix"] + "\n" + QUERIES["widget_page"]
     with db.pool.connection() as conn:
         plan = conn.execute(explain, {"subject": owner["public_id"], "token_id": "x",
+                                      "session_id": uuid.uuid4(),
                                       "limit": 10, "offset": 18_000}).fetchone()
     nodes = list(walk(plan["QUERY PLAN"][0]["Plan"]))
     scans = [n for n in nodes if n.get("Relation Name") == "widgets"
@@ -199,14 +200,15 @@ def test_the_caller_check_is_inlined_into_each_query(db, owner, query):
     """token_caller is a SQL function the planner inlines: each query shows the index
     lookups of the caller, no opaque function call."""
     explain = TESTING_QUERIES["attacks_explain_prefix"] + "\n" + QUERIES[query]
-    params = {"subject": owner["public_id"], "token_id": "x", "name": "w", "limit": 10,
+    params = {"subject": owner["public_id"], "token_id": "x", "session_id": uuid.uuid4(),
+              "name": "w", "limit": 10,
               "offset": 0}
     with db.pool.connection() as conn:
         plan = conn.execute(explain, params).fetchone()["QUERY PLAN"][0]["Plan"]
     nodes = list(walk(plan))
     assert "Function Scan" not in {n["Node Type"] for n in nodes}
     indexes = {n.get("Index Name") for n in nodes}
-    assert {"users_public_id_key", "revoked_tokens_pkey"} <= indexes, nodes
+    assert {"users_public_id_key", "revoked_tokens_pkey", "sessions_pkey"} <= indexes, nodes
 
 
 def test_migration_0004_counts_the_widgets_already_there(pg_cluster, tmp_path):

@@ -5,11 +5,16 @@ from __future__ import annotations
 import falcon
 
 from widgetsvc import errors, jsonio, timefmt
+from widgetsvc.auth import keys
 from widgetsvc.auth.middleware import AuthMiddleware, check_declarations
 from widgetsvc.auth.passwords import dummy_hash
 from widgetsvc.auth.resources import (
+    JWKSResource,
     LoginResource,
+    LogoutAllResource,
     LogoutResource,
+    PasswordResource,
+    RefreshResource,
     RegisterResource,
     UserResource,
 )
@@ -18,6 +23,7 @@ from widgetsvc.db import Database
 from widgetsvc.docs.resources import ASSETS_DIR, OpenAPIResource, SwaggerUIResource
 from widgetsvc.health import HealthResource
 from widgetsvc.requestlog import RequestLogMiddleware
+from widgetsvc.users.resources import UserCollection, UserItem
 from widgetsvc.validation import Validator
 from widgetsvc.widgets.resources import WidgetCollection, WidgetItem
 
@@ -29,6 +35,7 @@ def create_app(
 ) -> falcon.App:
     """Build the WSGI app. Call it after gunicorn forks: it opens this process's pool."""
     clock = clock or timefmt.Clock()
+    keyring = keys.for_config(config)  # a bad key file stops the start here
     if db is None:
         db = Database(
             config.database_url,
@@ -46,10 +53,11 @@ def create_app(
             RequestLogMiddleware(),
             falcon.CORSMiddleware(
                 allow_origins="*",
-                expose_headers=["Link", "Location", "Total-Count", "WWW-Authenticate"],
+                expose_headers=["Link", "Location", "Total-Count", "WWW-Authenticate", "ETag",
+                                "Retry-After"],
             ),
             AuthMiddleware(
-                db, secret=config.secret_key, leeway=config.token_leeway,
+                db, keys=keyring, leeway=config.token_leeway,
                 user_realm=config.user_realm, admin_realm=config.admin_realm,
             ),
         ],
@@ -64,6 +72,12 @@ def create_app(
         f"{API}/auth/login": LoginResource(*shared),
         f"{API}/auth/user": UserResource(*shared),
         f"{API}/auth/logout": LogoutResource(*shared),
+        f"{API}/auth/refresh": RefreshResource(*shared),
+        f"{API}/auth/logout-all": LogoutAllResource(*shared),
+        f"{API}/auth/password": PasswordResource(*shared),
+        f"{API}/auth/jwks.json": JWKSResource(keyring),
+        f"{API}/users": UserCollection(*shared),
+        f"{API}/users/{{public_id}}": UserItem(*shared),
         f"{API}/widgets": WidgetCollection(*shared),
         f"{API}/widgets/{{name}}": WidgetItem(*shared),
         f"{API}/openapi.json": OpenAPIResource(),

@@ -144,6 +144,12 @@ def _parse_multipart(raw: bytes, content_type: str) -> dict[str, str]:
     return _first_values(pairs)
 
 
+def is_form(req: falcon.Request) -> bool:
+    """The body came as a form (url-encoded or multipart): its values are all text."""
+    media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+    return media_type in (_FORM, _MULTIPART)
+
+
 def read_object(req: falcon.Request, max_bytes: int) -> dict[str, Any]:
     """The body as a dict: no body and no content type is an empty object."""
     raw = _read_limited(req, max_bytes)

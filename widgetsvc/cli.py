@@ -58,7 +58,9 @@ def _local_secret(path: Path) -> str:
 def serve(argv: list[str]) -> int:
     _local_defaults()
     # Refuse a bad configuration here, with one clear line, before touching the database.
-    Config.from_env()
+    from widgetsvc.auth import keys
+
+    keys.load(Config.from_env())
     if "--no-migrate" not in argv:
         _migrate()
     argv = [a for a in argv if a != "--no-migrate"]
@@ -132,9 +134,11 @@ def purge_revoked(argv: list[str]) -> int:
     db.pool.open(wait=True, timeout=10)
     try:
         count = db.execute("purge_revoked_tokens")
+        purged = db.one("purge_sessions")
     finally:
         db.close()
-    print(f"purged {count} expired revocation(s)")
+    print(f"purged {count} expired revocation(s), {purged['sessions']} expired session(s), "
+          f"{purged['spent']} expired spent refresh token(s)")
     return 0
 
 

@@ -10,10 +10,17 @@ PRODUCTION = "production"
 ENVIRONMENTS = (PRODUCTION, "development", "test")
 MIN_SECRET_BYTES = 32
 MIN_PRODUCTION_BCRYPT_ROUNDS = 12
+HS256, EDDSA = "HS256", "EdDSA"
+TOKEN_ALGORITHMS = (HS256, EDDSA)
 
 
 class ConfigError(Exception):
     """The environment describes a configuration the service must not run with."""
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list; empty items are dropped."""
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -32,6 +39,11 @@ class Config:
     secret_key: str = field(repr=False)
     environment: str = PRODUCTION
     token_lifetime: int = 900
+    refresh_token_lifetime: int = 30 * 24 * 3600
+    token_algorithm: str = HS256
+    previous_secret_keys: tuple[str, ...] = field(default=(), repr=False)
+    signing_key_file: str = ""
+    previous_public_key_files: tuple[str, ...] = ()
     token_leeway: int = 10
     bcrypt_rounds: int = 12
     pool_min_size: int = 2
@@ -56,6 +68,11 @@ class Config:
             secret_key=env.get("SECRET_KEY", ""),
             environment=env.get("WIDGETSVC_ENV", PRODUCTION).strip().lower() or PRODUCTION,
             token_lifetime=_int(env, "TOKEN_LIFETIME", 900),
+            refresh_token_lifetime=_int(env, "REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600),
+            token_algorithm=env.get("TOKEN_ALGORITHM", HS256).strip() or HS256,
+            previous_secret_keys=_list(env, "PREVIOUS_SECRET_KEYS"),
+            signing_key_file=env.get("SIGNING_KEY_FILE", "").strip(),
+            previous_public_key_files=_list(env, "PREVIOUS_PUBLIC_KEY_FILES"),
             token_leeway=_int(env, "TOKEN_LEEWAY", 10),
             bcrypt_rounds=_int(env, "BCRYPT_ROUNDS", 12),
             pool_min_size=_int(env, "DB_POOL_MIN", 2),
@@ -86,15 +103,31 @@ class Config:
             raise ConfigError("BCRYPT_ROUNDS must be between 4 and 31")
         if self.token_lifetime < 1:
             raise ConfigError("TOKEN_LIFETIME must be a positive number of seconds")
+        if self.refresh_token_lifetime < self.token_lifetime:
+            # A session row is kept until its refresh expiry: it must outlive every access
+            # token issued for it, or a purged session could not be told from a live one.
+            raise ConfigError("REFRESH_TOKEN_LIFETIME must be at least TOKEN_LIFETIME")
+        if self.token_algorithm not in TOKEN_ALGORITHMS:
+            raise ConfigError(f"TOKEN_ALGORITHM must be one of {', '.join(TOKEN_ALGORITHMS)}")
+        if self.token_algorithm == EDDSA and require_secret and not self.signing_key_file:
+            raise ConfigError("TOKEN_ALGORITHM=EdDSA needs SIGNING_KEY_FILE (an Ed25519 "
+                              "private key in PEM)")
         if not 1 <= self.pool_min_size <= self.pool_max_size:
             raise ConfigError("need 1 <= DB_POOL_MIN <= DB_POOL_MAX")
-        if require_secret and not self.secret_key:
+        # With EdDSA the private key signs; a SECRET_KEY, when set, still verifies the HS256
+        # tokens it signed before the switch.
+        if require_secret and not self.secret_key and self.token_algorithm == HS256:
             raise ConfigError("SECRET_KEY is not set")
         if self.is_production:
-            if require_secret and len(self.secret_key.encode()) < MIN_SECRET_BYTES:
+            if (require_secret and self.secret_key
+                    and len(self.secret_key.encode()) < MIN_SECRET_BYTES):
                 raise ConfigError(
                     f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes in production"
                 )
+            if require_secret and any(len(key.encode()) < MIN_SECRET_BYTES
+                                      for key in self.previous_secret_keys):
+                raise ConfigError(f"each of PREVIOUS_SECRET_KEYS must be at least "
+                                  f"{MIN_SECRET_BYTES} bytes in production")
             if self.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
                 raise ConfigError(
                     f"BCRYPT_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS} in production"

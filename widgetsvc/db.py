@@ -154,6 +154,15 @@ class Database:
             yield Session(conn, self.queries)
             self._returned_at[conn] = time.monotonic()  # it just worked
 
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One pooled connection and one transaction around its statements (committed when
+        the block ends, rolled back when it raises)."""
+        with self.pool.connection() as conn:
+            with conn.transaction():
+                yield Session(conn, self.queries)
+            self._returned_at[conn] = time.monotonic()
+
     def ping(self, timeout: float) -> None:
         """One trivial query, waiting at most ``timeout`` seconds for a connection."""
         with self.pool.connection(timeout=timeout) as conn:

@@ -3,29 +3,62 @@
 INSERT INTO widgets (name, info_url, deadline, owner_id)
 VALUES (%(name)s, %(info_url)s, %(deadline)s, %(owner_id)s)
 ON CONFLICT (name) DO NOTHING
-RETURNING id;
+RETURNING etag;
 
 -- name: upsert_widget
--- PUT: update the widget, or create it (owned by the caller) when it does not exist, in one
--- race-free statement. xmax = 0 only on a freshly inserted row version.
+-- PUT without If-Match: update the widget, or create it (owned by the caller) when it does
+-- not exist, in one race-free statement. xmax = 0 only on a freshly inserted row version.
+-- If-None-Match is decided in the same statement: with %(none_match_any)s (`*`) an existing
+-- widget is left alone, as is one whose ETag is in %(none_match)s; then no row comes back
+-- (412). A new ETag on every update.
 INSERT INTO widgets (name, info_url, deadline, owner_id)
 VALUES (%(name)s, %(info_url)s, %(deadline)s, %(owner_id)s)
 ON CONFLICT (name) DO UPDATE
-    SET info_url = EXCLUDED.info_url, deadline = EXCLUDED.deadline, updated_at = now()
-RETURNING (xmax = 0) AS created;
+    SET info_url = EXCLUDED.info_url, deadline = EXCLUDED.deadline, updated_at = now(),
+        etag = gen_random_uuid()
+    WHERE NOT %(none_match_any)s AND widgets.etag <> ALL (%(none_match)s::uuid[])
+RETURNING (xmax = 0) AS created, etag;
+
+-- name: update_widget_if_match
+-- PUT with If-Match: update only an existing widget whose ETag is one of %(match)s (or any,
+-- with %(match_any)s for `*`), and not in %(none_match)s. Concurrent PUTs with the same
+-- If-Match: the second waits for the first's row lock, re-checks the ETag on the new row
+-- version and updates nothing. No row: the precondition failed (412).
+UPDATE widgets
+SET info_url = %(info_url)s, deadline = %(deadline)s, updated_at = now(),
+    etag = gen_random_uuid()
+WHERE name = %(name)s
+  AND (%(match_any)s OR etag = ANY (%(match)s::uuid[]))
+  AND etag <> ALL (%(none_match)s::uuid[])
+RETURNING etag;
 
 -- name: widget_by_name
--- Also checks the caller, in the same statement (see token_caller, migration 0003): no row
+-- Also checks the caller, in the same statement (see token_caller, migration 0006): no row
 -- when the token's user is gone, else one row whose widget columns are NULL when there is no
 -- such widget (or when name is NULL: the service asks for a name that cannot exist that way).
 SELECT c.revoked AS caller_revoked,
-       w.name, w.info_url, w.created_at, w.deadline,
+       w.name, w.info_url, w.created_at, w.deadline, w.etag,
        u.email AS owner_email, u.public_id::text AS owner_public_id
-FROM token_caller(%(subject)s, %(token_id)s) c
+FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
 LEFT JOIN (widgets w JOIN users u ON u.id = w.owner_id) ON w.name = %(name)s;
 
 -- name: delete_widget
-DELETE FROM widgets WHERE name = %(name)s;
+-- DELETE, with its preconditions decided in the same statement: `found` tells 404 from 412.
+-- %(check_match)s says If-Match was sent (%(match_any)s: `*`, else the ETags %(match)s);
+-- %(none_match_any)s / %(none_match)s are If-None-Match. A concurrent update or delete
+-- makes the DELETE re-check the conditions on the new row version (or find it gone).
+WITH target AS (
+    SELECT id FROM widgets WHERE name = %(name)s
+), deleted AS (
+    DELETE FROM widgets w
+    USING target t
+    WHERE w.id = t.id
+      AND (NOT %(check_match)s OR %(match_any)s OR w.etag = ANY (%(match)s::uuid[]))
+      AND NOT %(none_match_any)s
+      AND w.etag <> ALL (%(none_match)s::uuid[])
+    RETURNING w.id
+)
+SELECT EXISTS (SELECT 1 FROM target) AS found, EXISTS (SELECT 1 FROM deleted) AS deleted;
 
 -- name: widget_page
 -- One page in creation order plus the exact total, in one statement (one snapshot), which
@@ -48,7 +81,7 @@ WITH blocks AS (
 SELECT c.revoked AS caller_revoked,
        (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint AS total_items,
        p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
-FROM token_caller(%(subject)s, %(token_id)s) c
+FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
 LEFT JOIN LATERAL (
     SELECT w.id, w.name, w.info_url, w.created_at, w.deadline,
            u.email AS owner_email, u.public_id::text AS owner_public_id

@@ -1,6 +1,6 @@
 -- Used only by the test suite, between tests: empty every table the service writes.
 -- name: reset_all
-TRUNCATE widgets, revoked_tokens, users RESTART IDENTITY CASCADE;
+TRUNCATE widgets, revoked_tokens, spent_refresh_tokens, sessions, users RESTART IDENTITY CASCADE;
 
 -- name: auth_delete_user_by_email
 -- Tests of a token whose user no longer exists.
@@ -17,3 +17,11 @@ SELECT jti, expires_at FROM revoked_tokens ORDER BY expires_at, jti;
 -- name: widgets_set_user_admin
 -- tests/test_widgets_api.py: promote or demote a user after its token was issued.
 UPDATE users SET admin = %(admin)s WHERE lower(email) = lower(%(email)s);
+
+-- name: sessions_insert_for_user
+-- tests/conftest.py: a live session with a chosen id for a user the tests created directly,
+-- so that hand-forged tokens (which must name a live session in `sid`) can be valid.
+INSERT INTO sessions (id, user_id, refresh_hash, expires_at)
+SELECT %(session_id)s::uuid, id, sha256(convert_to(%(session_id)s::text, 'UTF8')),
+       now() + interval '1 day'
+FROM users WHERE public_id = %(public_id)s;

@@ -1,5 +1,6 @@
-"""The database half of authentication: does the token's user still exist, is the token
-revoked. ``token_caller`` (sql/migrations/0003_token_caller.sql) is its one definition.
+"""The database half of authentication: does the token's user still exist (and is enabled),
+is the token or its session revoked. ``token_caller`` (sql/migrations/0006_sessions.sql) is
+its one definition.
 
 Two ways to ask, both ending in ``check``:
 
@@ -38,7 +39,7 @@ class CurrentUser:
 
 def query_params(claims: tokens.Claims) -> dict[str, Any]:
     """The parameters every caller-checking query takes."""
-    return {"subject": claims.public_id, "token_id": claims.jti}
+    return {"subject": claims.public_id, "token_id": claims.jti, "session_id": claims.sid}
 
 
 def check(row: dict[str, Any] | None, revoked_column: str, realm: str) -> dict[str, Any]:

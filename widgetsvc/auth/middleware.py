@@ -19,6 +19,7 @@ import falcon
 
 from widgetsvc import errors
 from widgetsvc.auth import caller, tokens
+from widgetsvc.auth.keys import Keyring
 from widgetsvc.db import Database
 
 NONE = "none"
@@ -54,10 +55,10 @@ def bearer_token(header: str | None) -> str | None:
 
 
 class AuthMiddleware:
-    def __init__(self, db: Database, *, secret: str, leeway: int, user_realm: str,
+    def __init__(self, db: Database, *, keys: Keyring, leeway: int, user_realm: str,
                  admin_realm: str):
         self.db = db
-        self.secret = secret
+        self.keys = keys
         self.leeway = leeway
         self.user_realm = user_realm
         self.admin_realm = admin_realm
@@ -97,7 +98,7 @@ class AuthMiddleware:
         if token is None:
             raise errors.unauthorized(realm)
         try:
-            return tokens.decode(token, secret=self.secret, leeway=self.leeway)
+            return tokens.decode(token, keys=self.keys, leeway=self.leeway)
         except tokens.TokenExpired:
             raise errors.invalid_token(realm, EXPIRED) from None
         except tokens.TokenInvalid:

@@ -1,33 +1,40 @@
-"""The /auth resources: register, login, user, logout (API.md §2, §4, §5)."""
+"""The /auth resources: register, login, user, logout (API.md §2, §4, §5), and refresh,
+logout-all, password change and the JWKS (§8.4, §8.6)."""
 
 from __future__ import annotations
 
 import falcon
 
 from widgetsvc import errors, timefmt
-from widgetsvc.auth import tokens
+from widgetsvc.auth import keys, sessions, tokens
 from widgetsvc.auth.caller import CurrentUser
 from widgetsvc.auth.middleware import NONE, TOKEN
 from widgetsvc.auth.users import Users
 from widgetsvc.bodies import read_object
 from widgetsvc.resource import Resource
+from widgetsvc.validation import InvalidValue, check_password
 
 LOGIN_FAILED = "email or password does not match"
+REFRESH_INVALID = "Invalid refresh token. Please log in again."
+REFRESH_REUSED = "Refresh token reused. Please log in again."
+PASSWORD_INCORRECT = "Password is incorrect."  # noqa: S105 (a message, not a password)
 
 
 class _AuthResource(Resource):
     def __init__(self, *args) -> None:
         super().__init__(*args)
         self.users = Users(self.db, self.config.bcrypt_rounds)
+        self.keys = keys.for_config(self.config)
 
     def _credentials(self, req: falcon.Request) -> tuple[str, str]:
         body = read_object(req, self.config.max_body_bytes)
         self.validator.validate("credentials", body)
         return body["email"], body["password"]
 
-    def _respond_with_token(self, resp: falcon.Response, user: dict, message: str) -> None:
+    def _respond_with_token(self, resp: falcon.Response, user: dict, session_id,
+                            refresh_token: str, message: str) -> None:
         token, claims = tokens.issue(
-            user["public_id"], user["admin"], secret=self.config.secret_key,
+            user["public_id"], user["admin"], session_id=session_id, keys=self.keys,
             lifetime=self.config.token_lifetime, now=self.clock.now(),
         )
         resp.set_header("Cache-Control", "no-store")
@@ -38,6 +45,8 @@ class _AuthResource(Resource):
             "access_token": token,
             "token_type": "bearer",
             "expires_in": int((claims.expires_at - claims.issued_at).total_seconds()),
+            "refresh_token": refresh_token,
+            "refresh_expires_in": self.config.refresh_token_lifetime,
         }
 
 
@@ -46,10 +55,13 @@ class RegisterResource(_AuthResource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         email, password = self._credentials(req)
-        user = self.users.create(email, password, admin=False)
+        session = sessions.new_session()
+        user = self.users.register(email, password, session,
+                                   self.config.refresh_token_lifetime)
         if user is None:
             raise errors.fail(falcon.HTTP_409, f"{email} is already registered")
-        self._respond_with_token(resp, user, "successfully registered")
+        self._respond_with_token(resp, user, session.id, session.refresh_token,
+                                 "successfully registered")
         resp.status = falcon.HTTP_201
 
 
@@ -59,9 +71,35 @@ class LoginResource(_AuthResource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         email, password = self._credentials(req)
         user = self.users.check_login(email, password)
-        if user is None:
+        session = sessions.new_session()
+        if user is None or not self.users.start_session(
+                user["id"], session, self.config.refresh_token_lifetime):
             raise errors.fail(falcon.HTTP_401, LOGIN_FAILED)
-        self._respond_with_token(resp, user, "successfully logged in")
+        self._respond_with_token(resp, user, session.id, session.refresh_token,
+                                 "successfully logged in")
+
+
+class RefreshResource(_AuthResource):
+    """Rotation: the presented refresh token is spent, a new one (same session) returned; a
+    spent one presented again revokes its whole session."""
+
+    auth = {"POST": NONE}
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = read_object(req, self.config.max_body_bytes)
+        self.validator.validate("refresh", body)
+        presented = body["refresh_token"]
+        if not sessions.could_be_refresh_token(presented):
+            raise errors.fail(falcon.HTTP_401, REFRESH_INVALID)
+        digest = sessions.refresh_hash(presented)
+        new_token, new_digest = sessions.new_refresh_token()
+        row = self.db.one("rotate_refresh_token", hash=digest, new_hash=new_digest,
+                          lifetime=self.config.refresh_token_lifetime)
+        if row is None:
+            reused = self.db.one("refresh_token_reused", hash=digest)["reused"]
+            raise errors.fail(falcon.HTTP_401, REFRESH_REUSED if reused else REFRESH_INVALID)
+        self._respond_with_token(resp, row, row["session_id"], new_token,
+                                 "successfully refreshed")
 
 
 class UserResource(_AuthResource):
@@ -85,5 +123,45 @@ class LogoutResource(_AuthResource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         claims = req.context.user.token
-        self.db.execute("revoke_token", jti=claims.jti, expires_at=claims.expires_at)
+        self.db.execute("revoke_token", jti=claims.jti, expires_at=claims.expires_at,
+                        session_id=claims.sid)
         resp.media = {"status": "success", "message": "successfully logged out"}
+
+
+class LogoutAllResource(_AuthResource):
+    auth = {"POST": TOKEN}
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.db.execute("revoke_user_sessions", user_id=req.context.user.id)
+        resp.media = {"status": "success", "message": "successfully logged out of all sessions"}
+
+
+class PasswordResource(_AuthResource):
+    auth = {"PUT": TOKEN}
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
+        user: CurrentUser = req.context.user
+        body = read_object(req, self.config.max_body_bytes)
+        self.validator.validate("password_change", body)
+        current = body["current_password"]
+        try:
+            check_password(current)  # no stored password breaks the rules: no hash needed
+        except InvalidValue:
+            raise errors.validation_failed({"current_password": PASSWORD_INCORRECT}) from None
+        if not self.users.change_password(user.id, user.token.sid, current,
+                                          body["new_password"]):
+            raise errors.validation_failed({"current_password": PASSWORD_INCORRECT})
+        resp.media = {"status": "success", "message": "password changed"}
+
+
+class JWKSResource:
+    """The public keys that verify access tokens (RFC 7517); empty with HS256 secrets."""
+
+    auth = {"GET": NONE}
+
+    def __init__(self, keyring: keys.Keyring):
+        self._body = keyring.jwks()
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.set_header("Cache-Control", "public, max-age=300")
+        resp.media = self._body

@@ -1,5 +1,6 @@
-"""Access tokens: HS256 JWTs with ``exp``, ``iat``, ``sub``, ``jti`` (and an informational
-``admin``), decoded with the algorithm pinned and every claim required (RFC 8725)."""
+"""Access tokens: JWTs (HS256, or EdDSA; see keys.py) with a ``kid`` header and the claims
+``exp``, ``iat``, ``sub``, ``jti``, ``sid`` (and an informational ``admin``), decoded with the
+key the ``kid`` names, that key's algorithm pinned, and every claim required (RFC 8725)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from functools import lru_cache
 
 import jwt
 
-ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "admin"]
+from widgetsvc.auth.keys import Keyring
+
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "admin", "sid"]
 _JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 MAX_TOKEN_CHARS = 4096
 
 
 class TokenInvalid(Exception):
-    """Malformed, forged, of another algorithm, or missing a claim."""
+    """Malformed, forged, of another algorithm or key, or missing a claim."""
 
 
 class TokenExpired(Exception):
@@ -33,11 +35,11 @@ class Claims:
     issued_at: datetime
     expires_at: datetime
     admin: bool
+    sid: uuid.UUID
 
 
-def issue(
-    public_id: uuid.UUID, admin: bool, *, secret: str, lifetime: int, now: datetime
-) -> tuple[str, Claims]:
+def issue(public_id: uuid.UUID, admin: bool, *, session_id: uuid.UUID, keys: Keyring,
+          lifetime: int, now: datetime) -> tuple[str, Claims]:
     issued_at = now.replace(microsecond=0)
     claims = Claims(
         public_id=public_id,
@@ -45,6 +47,7 @@ def issue(
         issued_at=issued_at,
         expires_at=issued_at + timedelta(seconds=lifetime),
         admin=bool(admin),
+        sid=session_id,
     )
     payload = {
         "exp": int(claims.expires_at.timestamp()),
@@ -52,35 +55,50 @@ def issue(
         "sub": str(public_id),
         "admin": claims.admin,
         "jti": claims.jti,
+        "sid": str(session_id),
     }
-    token = jwt.encode(payload, secret, algorithm=ALGORITHM, headers={"typ": "JWT"})
+    token = jwt.encode(payload, keys.signing_key, algorithm=keys.algorithm,
+                       headers={"typ": "JWT", "kid": keys.kid})
     return token, claims
 
 
-def decode(token: str, *, secret: str, leeway: int = 0) -> Claims:
+def decode(token: str, *, keys: Keyring, leeway: int = 0) -> Claims:
     """The token's claims, or TokenInvalid / TokenExpired.
 
     A token that verified once is remembered (per process, bounded): its signature and claims
     cannot change, so a repeat only needs the expiry check against the clock. That spares the
-    HMAC and JSON work on every request of a client that reuses its token.
+    signature and JSON work on every request of a client that reuses its token.
     """
-    claims = _verify(token, secret, leeway)
+    claims = _verify(token, keys, leeway)
     if claims.expires_at.timestamp() <= time.time() - leeway:
         raise TokenExpired()
     return claims
 
 
+def _uuid(value: object, what: str) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise TokenInvalid(f"{what} is not a string")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise TokenInvalid(f"{what} is not a UUID") from None
+
+
 @lru_cache(maxsize=4096)
-def _verify(token: str, secret: str, leeway: int) -> Claims:
-    """Full verification (PyJWT, algorithm pinned, claims required). Failures raise and are
-    therefore never cached."""
+def _verify(token: str, keys: Keyring, leeway: int) -> Claims:
+    """Full verification (PyJWT, the kid's key and algorithm only, claims required). Failures
+    raise and are therefore never cached."""
     if len(token) > MAX_TOKEN_CHARS or not _JWT_SHAPE.match(token):
         raise TokenInvalid("malformed")
     try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        key = keys.verifiers.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise TokenInvalid("no kid, or an unknown one")
         payload = jwt.decode(
             token,
-            secret,
-            algorithms=[ALGORITHM],
+            key.key,
+            algorithms=[key.algorithm],
             leeway=leeway,
             options={"require": REQUIRED_CLAIMS, "verify_signature": True},
         )
@@ -88,15 +106,13 @@ def _verify(token: str, secret: str, leeway: int) -> Claims:
         raise TokenExpired() from None
     except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError) as exc:
         raise TokenInvalid(type(exc).__name__) from None
-    sub, jti = payload.get("sub"), payload.get("jti")
-    if not isinstance(sub, str) or not isinstance(jti, str) or not 1 <= len(jti) <= 64:
-        raise TokenInvalid("bad sub or jti")
+    jti = payload.get("jti")
+    if not isinstance(jti, str) or not 1 <= len(jti) <= 64:
+        raise TokenInvalid("bad jti")
     if not isinstance(payload["admin"], bool):
         raise TokenInvalid("admin is not a boolean")
-    try:
-        public_id = uuid.UUID(sub)
-    except ValueError:
-        raise TokenInvalid("sub is not a UUID") from None
+    public_id = _uuid(payload.get("sub"), "sub")
+    sid = _uuid(payload.get("sid"), "sid")
     exp, iat = payload["exp"], payload["iat"]
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, iat)):
         raise TokenInvalid("exp/iat are not numbers")
@@ -111,4 +127,5 @@ def _verify(token: str, secret: str, leeway: int) -> Claims:
         issued_at=issued_at,
         expires_at=expires_at,
         admin=payload["admin"],
+        sid=sid,
     )

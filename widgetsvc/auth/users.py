@@ -1,4 +1,4 @@
-"""Creating users and checking logins: shared by the API and ``bin/add-user``."""
+"""Creating users and checking logins and passwords: shared by the API and ``bin/add-user``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from widgetsvc.auth.passwords import check_password, dummy_hash, hash_password
+from widgetsvc.auth.sessions import NewSession
 from widgetsvc.db import Database
 
 
@@ -24,10 +25,41 @@ class Users:
             admin=admin,
         )
 
+    def register(self, email: str, password: str, session: NewSession,
+                 lifetime: int) -> dict[str, Any] | None:
+        """A new (non-admin) user with its first session, in one statement; None when the
+        e-mail is already registered."""
+        return self.db.one(
+            "register_user",
+            public_id=uuid.uuid4(),
+            email=email,
+            password_hash=hash_password(password, self.rounds),
+            session_id=session.id,
+            refresh_hash=session.refresh_hash,
+            lifetime=lifetime,
+        )
+
     def check_login(self, email: str, password: str) -> dict[str, Any] | None:
-        """The user when the password matches. Exactly one bcrypt check either way, so an
-        unknown e-mail and a wrong password take the same time."""
+        """The user when the password matches and the user is not disabled. Exactly one
+        bcrypt check either way, so an unknown e-mail, a wrong password and a disabled user
+        take the same time."""
         user = self.db.one("user_by_email", email=email)
         stored = user["password_hash"] if user else dummy_hash(self.rounds)
         matches = check_password(password, stored)
-        return user if (user is not None and matches) else None
+        return user if (user is not None and matches and not user["disabled"]) else None
+
+    def start_session(self, user_id: int, session: NewSession, lifetime: int) -> bool:
+        """False when the user was disabled (or removed) since the password was checked."""
+        return self.db.one("start_session", user_id=user_id, session_id=session.id,
+                           refresh_hash=session.refresh_hash, lifetime=lifetime) is not None
+
+    def change_password(self, user_id: int, session_id: uuid.UUID, current: str,
+                        new: str) -> bool:
+        """Sets ``new`` when ``current`` is the user's password, and revokes the user's other
+        sessions; False when ``current`` is wrong (or the password changed meanwhile)."""
+        row = self.db.one("password_hash_by_id", user_id=user_id)
+        if row is None or not check_password(current, row["password_hash"]):
+            return False
+        return self.db.one("change_password", user_id=user_id, session_id=session_id,
+                           old_hash=row["password_hash"],
+                           new_hash=hash_password(new, self.rounds))["changed"]

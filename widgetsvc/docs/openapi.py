@@ -63,6 +63,12 @@ _NO_STORE = {
     "Pragma": _header("always no-cache", {"const": "no-cache"}),
 }
 _LOCATION = {"Location": _header("absolute URL of the widget")}
+_ETAG = {"ETag": _header("strong entity tag of the widget as now stored (RFC 9110 §8.8.3)",
+                         {"type": "string", "pattern": '^"[0-9a-f]{32}"$'})}
+_PAGE_HEADERS = {
+    "Link": _header("RFC 8288 links: self, first, prev, next, last"),
+    "Total-Count": _header("total number of items", {"type": "string", "pattern": "^[0-9]+$"}),
+}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -76,6 +82,8 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: _json("Message", "The caller is not an administrator", _CHALLENGE),
         404: _json("StatusMessage", "No widget of that name"),
         409: _json("StatusMessage", "The name (or e-mail) is taken"),
+        412: _json("StatusMessage", "If-Match / If-None-Match failed: the widget has changed "
+                                    "(nothing was written)"),
         413: _json("StatusMessage", "Body over 65,536 bytes"),
         415: _json("StatusMessage", "Body is neither JSON nor a form"),
         503: _json("Message", "PostgreSQL is unreachable; retry later", _RETRY),
@@ -101,6 +109,27 @@ def _operation(summary: str, tag: str, auth: str, responses: dict, **extra: Any)
             op["description"] = (op.get("description", "") + " Requires an administrator's "
                                  "token (the database decides, not the token's claim).").strip()
     return op
+
+
+def _condition_parameters(*names: str) -> list[dict[str, Any]]:
+    text = {
+        "If-Match": "ETags (or `*`): write only if the widget's current ETag is one of them",
+        "If-None-Match": "ETags (or `*`): GET answers 304 when one matches; PUT with `*` "
+                         "only creates",
+    }
+    return [{"name": name, "in": "header", "required": False, "description": text[name],
+             "schema": {"type": "string"}} for name in names]
+
+
+def _form_patch_body() -> dict[str, Any]:
+    """PATCH /users: JSON booleans; forms carry the words true / false (any case)."""
+    word = {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"}
+    form = {"type": "object", "properties": {"admin": word, "disabled": word}}
+    return {"required": True, "content": {
+        "application/json": {"schema": _ref("user_patch")},
+        "application/x-www-form-urlencoded": {"schema": form},
+        "multipart/form-data": {"schema": form},
+    }}
 
 
 def _name_parameter() -> dict[str, Any]:
@@ -141,20 +170,54 @@ def build_document() -> dict[str, Any]:
             "The caller's account", "auth", "token",
             {"200": _json("UserBody", "The user"), **_errors(401, 503)})},
         f"{API}/auth/logout": {"post": _operation(
-            "Revoke the caller's token", "auth", "token",
+            "Revoke the caller's token and session", "auth", "token",
             {"200": message("Logged out"), **_errors(401, 503)})},
+        f"{API}/auth/refresh": {"post": _operation(
+            "Exchange a refresh token for new tokens of the same session", "auth", "none",
+            {"200": token_ok("Refreshed: the presented refresh token is spent"),
+             "401": _json("StatusMessage", "Unknown, expired, revoked or reused refresh "
+                                           "token (a reuse revokes the whole session)"),
+             **_errors(400, 413, 415, 503)},
+            requestBody=_body("refresh"))},
+        f"{API}/auth/logout-all": {"post": _operation(
+            "Revoke every session of the caller", "auth", "token",
+            {"200": message("Logged out of all sessions"), **_errors(401, 503)})},
+        f"{API}/auth/password": {"put": _operation(
+            "Change the caller's password; every other session is revoked", "auth", "token",
+            {"200": message("Password changed"), **_errors(400, 401, 413, 415, 503)},
+            requestBody=_body("password_change"))},
+        f"{API}/auth/jwks.json": {"get": _operation(
+            "Public keys that verify access tokens (JWKS)", "auth", "none",
+            {"200": _json("JWKS", "The key set (empty with HS256)")})},
+        f"{API}/users": {"get": _operation(
+            "One page of users, in registration order", "users", "admin",
+            {"200": _json("UserPage", "The page", _PAGE_HEADERS),
+             **_errors(400, 401, 403, 503)},
+            parameters=_query_parameters(request_schemas))},
+        f"{API}/users/{{public_id}}": {
+            "parameters": [{"name": "public_id", "in": "path", "required": True,
+                            "description": "the user's public_id",
+                            "schema": {"type": "string"}}],
+            "patch": _operation(
+                "Set a user's admin or disabled flag", "users", "admin",
+                {"200": _json("UserItem", "The user as now stored"),
+                 **_errors(400, 401, 403),
+                 "404": _json("StatusMessage", "No user with that public_id"),
+                 "409": _json("StatusMessage", "Administrators cannot demote or disable "
+                                               "themselves"),
+                 **_errors(413, 415, 503)},
+                requestBody=_form_patch_body(),
+                description="Disabling revokes all of the user's sessions at once."),
+        },
         f"{API}/widgets": {
             "get": _operation(
                 "One page of widgets, in creation order", "widgets", "token",
-                {"200": _json("WidgetPage", "The page", {
-                    "Link": _header("RFC 8288 links: self, first, prev, next, last"),
-                    "Total-Count": _header("total number of widgets",
-                                           {"type": "string", "pattern": "^[0-9]+$"}),
-                 }), **_errors(400, 401, 503)},
+                {"200": _json("WidgetPage", "The page", _PAGE_HEADERS),
+                 **_errors(400, 401, 503)},
                 parameters=_query_parameters(request_schemas)),
             "post": _operation(
                 "Create a widget", "widgets", "admin",
-                {"201": message("Created", _LOCATION),
+                {"201": message("Created", {**_LOCATION, **_ETAG}),
                  **_errors(400, 401, 403, 409, 413, 415, 503)},
                 requestBody=_body("widget_create")),
         },
@@ -162,16 +225,25 @@ def build_document() -> dict[str, Any]:
             "parameters": [_name_parameter()],
             "get": _operation(
                 "One widget", "widgets", "token",
-                {"200": _json("Widget", "The widget"), **_errors(401, 404, 503)}),
+                {"200": _json("Widget", "The widget", _ETAG),
+                 "304": {"description": "If-None-Match names the current ETag: no body",
+                         "headers": _ETAG},
+                 **_errors(401, 404, 503)},
+                parameters=_condition_parameters("If-None-Match")),
             "put": _operation(
                 "Update a widget, or create it when missing", "widgets", "admin",
-                {"200": message("Updated"), "201": message("Created", _LOCATION),
-                 **_errors(400, 401, 403, 413, 415, 503)},
+                {"200": message("Updated", _ETAG),
+                 "201": message("Created", {**_LOCATION, **_ETAG}),
+                 **_errors(400, 401, 403, 412, 413, 415, 503)},
                 requestBody=_body("widget_update"),
-                description="A `name` in the body is ignored: the path names the widget."),
+                parameters=_condition_parameters("If-Match", "If-None-Match"),
+                description="A `name` in the body is ignored: the path names the widget. "
+                            "With If-Match only an existing widget with a matching ETag is "
+                            "updated; with `If-None-Match: *` it is only created."),
             "delete": _operation(
                 "Delete a widget", "widgets", "admin",
-                {"204": {"description": "Deleted"}, **_errors(401, 403, 404, 503)}),
+                {"204": {"description": "Deleted"}, **_errors(401, 403, 404, 412, 503)},
+                parameters=_condition_parameters("If-Match", "If-None-Match")),
         },
         f"{API}/openapi.json": {"get": _operation(
             "This document", "meta", "none",
@@ -191,8 +263,10 @@ def build_document() -> dict[str, Any]:
         "info": {
             "title": "widgetsvc",
             "version": __version__,
-            "description": "The Widget API: JWT authentication and a paginated widget "
-                           "collection. Authorize with a token from /auth/login.",
+            "description": "The Widget API: JWT authentication with sessions and refresh "
+                           "tokens, user administration and a paginated widget collection "
+                           "with conditional requests. Authorize with a token from "
+                           "/auth/login.",
         },
         "paths": paths,
         "components": {

@@ -59,9 +59,12 @@ def widget_body(row: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Page:
+    """A page of a collection: widgets, or (``path``) any other paged exactly like them."""
+
     number: int
     per_page: int
     total_items: int
+    path: str = COLLECTION_PATH
 
     @property
     def total_pages(self) -> int:
@@ -76,7 +79,7 @@ class Page:
         return self.number < self.total_pages
 
     def uri(self, number: int) -> str:
-        return f"{COLLECTION_PATH}?page={number}&per_page={self.per_page}"
+        return f"{self.path}?page={number}&per_page={self.per_page}"
 
     def links(self) -> dict[str, str]:
         """self, first, prev (when has_prev), next (when has_next), last: in that order."""

@@ -23,6 +23,7 @@ from widgetsvc.validation import (
     parse_page,
     parse_per_page,
 )
+from widgetsvc.widgets.conditions import Preconditions, etag, failed
 from widgetsvc.widgets.representation import (
     Page,
     link_header,
@@ -66,9 +67,10 @@ class _WidgetResource(Resource):
         }
 
     @staticmethod
-    def _created(req: falcon.Request, resp: falcon.Response, name: str) -> None:
+    def _created(req: falcon.Request, resp: falcon.Response, name: str, tag) -> None:
         resp.status = falcon.HTTP_201
         resp.location = f"{req.prefix}{widget_path(name)}"
+        resp.set_header("ETag", etag(tag))
         resp.media = {"status": "success", "message": f"New widget added: {name}."}
 
 
@@ -102,7 +104,7 @@ class WidgetCollection(_WidgetResource):
             raise errors.fail(
                 falcon.HTTP_409, f"Widget name: {name} already exists, must be unique."
             )
-        self._created(req, resp, name)
+        self._created(req, resp, name, row["etag"])
 
 
 class WidgetItem(_WidgetResource):
@@ -116,6 +118,10 @@ class WidgetItem(_WidgetResource):
         row = req.context.reads.one("widget_by_name", name=name if _could_exist(name) else None)
         if row["name"] is None:
             raise errors.fail(falcon.HTTP_404, f"{name} not found in database.")
+        resp.set_header("ETag", etag(row["etag"]))
+        if Preconditions.of(req).not_modified(row["etag"]):
+            resp.status = falcon.HTTP_304
+            return
         resp.media = widget_body(row, self.clock.now())
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
@@ -125,16 +131,33 @@ class WidgetItem(_WidgetResource):
         # the create case, and every stored name is valid, so it is checked every time, with
         # the body's fields, so that all errors are reported at once.
         self.validator.validate("widget_create", {**body, "name": name})
-        row = self.db.one(
-            "upsert_widget", name=name, owner_id=req.context.user.id, **self._fields(body)
-        )
-        if row["created"]:
-            self._created(req, resp, name)
+        conditions = Preconditions.of(req)
+        fields = {"name": name, **self._fields(body), **conditions.params()}
+        if conditions.match is not None:
+            # If-Match: only an existing widget is updated, never created.
+            if conditions.params()["none_match_any"]:
+                raise failed(name)  # "exists" and "does not exist" at once
+            row = self.db.one("update_widget_if_match", **fields)
+            created = False
         else:
+            row = self.db.one("upsert_widget", owner_id=req.context.user.id, **fields)
+            created = row is not None and row["created"]
+        if row is None:
+            raise failed(name)
+        if created:
+            self._created(req, resp, name, row["etag"])
+        else:
+            resp.set_header("ETag", etag(row["etag"]))
             resp.media = {"status": "success", "message": f"'{name}' was successfully updated"}
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         name = name.lower()
-        if not _could_exist(name) or self.db.execute("delete_widget", name=name) == 0:
+        if not _could_exist(name):
+            raise errors.fail(falcon.HTTP_404, f"{name} not found in database.")
+        conditions = Preconditions.of(req)
+        row = self.db.one("delete_widget", name=name, **conditions.params())
+        if not row["deleted"]:
+            if row["found"] and conditions.given:
+                raise failed(name)
             raise errors.fail(falcon.HTTP_404, f"{name} not found in database.")
         resp.status = falcon.HTTP_204

@@ -1,0 +1,1 @@
+"""User administration (API.md §8.5)."""

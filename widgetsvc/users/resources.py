@@ -1,0 +1,91 @@
+"""``GET /users`` (paged exactly like widgets, with the same page representation) and
+``PATCH /users/{public_id}`` (admin flags; disabling revokes every session at once)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import falcon
+
+from widgetsvc import errors, timefmt
+from widgetsvc.auth.caller import CurrentUser
+from widgetsvc.auth.middleware import ADMIN
+from widgetsvc.bodies import is_form, read_object
+from widgetsvc.resource import Resource
+from widgetsvc.validation import parse_page, parse_per_page
+from widgetsvc.widgets.representation import Page, link_header, page_body
+
+COLLECTION_PATH = "/api/v1/users"
+FLAGS = ("admin", "disabled")
+SELF_CHANGE = "Administrators cannot demote or disable themselves."
+# PostgreSQL's OFFSET is a bigint; any page past this is simply past the end.
+_MAX_OFFSET = 2**62
+
+
+def user_item(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "email": row["email"],
+        "public_id": str(row["public_id"]),
+        "admin": row["admin"],
+        "disabled": row["disabled"],
+        "registered_on": timefmt.format_date(row["registered_on"]),
+        "registered_on_iso8601": timefmt.format_iso8601(row["registered_on"]),
+    }
+
+
+def _form_booleans(body: dict[str, Any]) -> dict[str, Any]:
+    """Forms carry text: "true" / "false" (any case) are the booleans; anything else stays
+    text and fails the schema's type."""
+    words = {"true": True, "false": False}
+    return {k: words.get(v.lower(), v) if k in FLAGS and isinstance(v, str) else v
+            for k, v in body.items()}
+
+
+class UserCollection(Resource):
+    auth = {"GET": ADMIN}
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        query = {k: (v[0] if isinstance(v, list) else v) for k, v in req.params.items()}
+        self.validator.validate("pagination", query, where="query string")
+        number = parse_page(query.get("page", "1"))
+        per_page = parse_per_page(query.get("per_page", "10"))
+        offset = min((number - 1) * per_page, _MAX_OFFSET)
+        rows = self.db.all("users_page", limit=per_page, offset=offset)
+        page = Page(number, per_page, rows[0]["total_items"], path=COLLECTION_PATH)
+        body = page_body(page, [user_item(r) for r in rows if r["public_id"] is not None])
+        resp.set_header("Link", link_header(body["links"]))
+        resp.set_header("Total-Count", str(page.total_items))
+        resp.media = body
+
+
+class UserItem(Resource):
+    auth = {"PATCH": ADMIN}
+
+    def on_patch(self, req: falcon.Request, resp: falcon.Response, public_id: str) -> None:
+        caller: CurrentUser = req.context.user
+        body = read_object(req, self.config.max_body_bytes)
+        if is_form(req):
+            body = _form_booleans(body)
+        self.validator.validate("user_patch", body)
+        if not any(flag in body for flag in FLAGS):
+            missing = "Missing required parameter in the post body"
+            raise errors.validation_failed({flag: missing for flag in FLAGS})
+        admin, disabled = body.get("admin"), body.get("disabled")
+        try:
+            target = uuid.UUID(public_id)
+        except ValueError:
+            target = None
+        if target is None:
+            raise errors.fail(falcon.HTTP_404, f"{public_id} not found in database.")
+        if target == caller.public_id and (admin is False or disabled is True):
+            raise errors.fail(falcon.HTTP_409, SELF_CHANGE)
+        with self.db.transaction() as tx:
+            row = tx.one("update_user_flags", public_id=target, admin=admin, disabled=disabled)
+            if row is not None and disabled:
+                # After the UPDATE above: it waited for any login holding the user's row, so
+                # this statement sees that login's session too (see start_session).
+                tx.execute("revoke_user_sessions", user_id=row["id"])
+        if row is None:
+            raise errors.fail(falcon.HTTP_404, f"{public_id} not found in database.")
+        resp.media = user_item(row)
