@@ -1,0 +1,55 @@
+-- Used only by the session, user-administration and conditional-request tests
+-- (tests/test_sessions_api.py, test_users_api.py, test_sessions_live.py). Names start "sess_".
+
+-- name: sess_rows
+-- The sessions of one user, oldest first.
+SELECT s.id, s.refresh_hash, s.created_at, s.expires_at, s.revoked_at
+FROM sessions s JOIN users u ON u.id = s.user_id
+WHERE lower(u.email) = lower(%(email)s)
+ORDER BY s.created_at, s.id;
+
+-- name: sess_spent
+SELECT hash, session_id, expires_at FROM spent_refresh_tokens ORDER BY expires_at, hash;
+
+-- name: sess_text_holds
+-- How many session and spent-token rows hold %(needle)s anywhere in their text form.
+SELECT (SELECT count(*) FROM sessions s WHERE strpos(s::text, %(needle)s) > 0)
+     + (SELECT count(*) FROM spent_refresh_tokens t WHERE strpos(t::text, %(needle)s) > 0)
+       AS rows;
+
+-- name: sess_expire
+-- Make a session's current refresh token (and the session) expired.
+UPDATE sessions SET expires_at = now() - interval '1 second' WHERE id = %(session_id)s::uuid;
+
+-- name: sess_expire_spent
+UPDATE spent_refresh_tokens SET expires_at = now() - interval '1 second'
+WHERE session_id = %(session_id)s::uuid;
+
+-- name: sess_insert_expired
+-- %(count)s sessions of the user that expired between 1 hour and 1 hour + count seconds ago
+-- (the one numbered 1 most recently), revoked or not, each with %(spent)s expired spent
+-- tokens.
+WITH made AS (
+    INSERT INTO sessions (id, user_id, refresh_hash, created_at, expires_at, revoked_at)
+    SELECT gen_random_uuid(), u.id, sha256(convert_to(%(prefix)s || g, 'UTF8')),
+           now() - interval '40 days', now() - interval '1 hour' - g * interval '1 second',
+           CASE WHEN mod(g, 2) = 0 THEN now() - interval '2 hours' END
+    FROM users u, generate_series(1, %(count)s::int) AS g
+    WHERE lower(u.email) = lower(%(email)s)
+    RETURNING id, expires_at
+)
+INSERT INTO spent_refresh_tokens (hash, session_id, expires_at)
+SELECT sha256(convert_to(%(prefix)s || m.id::text || '-' || k, 'UTF8')), m.id, m.expires_at
+FROM made m, generate_series(1, %(spent)s::int) AS k;
+
+-- name: sess_counts
+SELECT (SELECT count(*) FROM sessions WHERE expires_at < now()) AS expired_sessions,
+       (SELECT count(*) FROM sessions WHERE expires_at >= now()) AS live_sessions,
+       (SELECT count(*) FROM spent_refresh_tokens WHERE expires_at < now()) AS expired_spent,
+       (SELECT count(*) FROM spent_refresh_tokens WHERE expires_at >= now()) AS live_spent;
+
+-- name: sess_user_flags
+SELECT admin, disabled, password_hash FROM users WHERE lower(email) = lower(%(email)s);
+
+-- name: sess_widget_etag
+SELECT etag, info_url FROM widgets WHERE name = %(name)s;
