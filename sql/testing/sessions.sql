@@ -52,4 +52,4 @@ SELECT (SELECT count(*) FROM sessions WHERE expires_at < now()) AS expired_sessi
 SELECT admin, disabled, password_hash FROM users WHERE lower(email) = lower(%(email)s);
 
 -- name: sess_widget_etag
-SELECT etag, info_url FROM widgets WHERE name = %(name)s;
+SELECT etag, info_url FROM widgets WHERE name = %(widget)s;
