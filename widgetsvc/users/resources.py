@@ -13,7 +13,6 @@ from widgetsvc.auth.caller import CurrentUser
 from widgetsvc.auth.middleware import ADMIN
 from widgetsvc.bodies import is_form, read_object
 from widgetsvc.resource import Resource
-from widgetsvc.validation import parse_page, parse_per_page
 from widgetsvc.widgets.representation import Page, link_header, page_body
 
 COLLECTION_PATH = "/api/v1/users"
@@ -46,10 +45,10 @@ class UserCollection(Resource):
     auth = {"GET": ADMIN}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        query = {k: (v[0] if isinstance(v, list) else v) for k, v in req.params.items()}
-        self.validator.validate("pagination", query, where="query string")
-        number = parse_page(query.get("page", "1"))
-        per_page = parse_per_page(query.get("per_page", "10"))
+        query = self.validator.validate(
+            "pagination", {k: (v[0] if isinstance(v, list) else v) for k, v in req.params.items()},
+            where="query string")
+        number, per_page = query["page"], query["per_page"]
         offset = min((number - 1) * per_page, _MAX_OFFSET)
         rows = self.db.all("users_page", limit=per_page, offset=offset)
         page = Page(number, per_page, rows[0]["total_items"], path=COLLECTION_PATH)
@@ -67,11 +66,11 @@ class UserItem(Resource):
         body = read_object(req, self.config.max_body_bytes)
         if is_form(req):
             body = _form_booleans(body)
-        self.validator.validate("user_patch", body)
-        if not any(flag in body for flag in FLAGS):
+        values = self.validator.validate("user_patch", body)
+        if not values:
             missing = "Missing required parameter in the post body"
             raise errors.validation_failed({flag: missing for flag in FLAGS})
-        admin, disabled = body.get("admin"), body.get("disabled")
+        admin, disabled = values.get("admin"), values.get("disabled")
         try:
             target = uuid.UUID(public_id)
         except ValueError:
