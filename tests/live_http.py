@@ -27,10 +27,11 @@ class Reply:
 
 
 def call(url_or_port, method: str, path: str, *, data: dict | None = None,
-         token: str | None = None, timeout: float = 30.0) -> Reply:
+         token: str | None = None, timeout: float = 30.0,
+         headers: dict[str, str] | None = None) -> Reply:
     """One request on its own connection; ``data`` is sent as a JSON body."""
     port = url_or_port if isinstance(url_or_port, int) else url_or_port.port
-    headers: dict[str, str] = {}
+    headers = dict(headers or {})
     body = None
     if data is not None:
         body = json.dumps(data).encode()
