@@ -1,5 +1,21 @@
-"""Packaging shim: all metadata lives in setup.cfg."""
+"""Packaging shim: the metadata lives in setup.cfg; here only what it cannot say.
 
-from setuptools import setup
+The SQL stays the top-level ``sql/`` folder of the repository (DBAs and reviewers read it there)
+and is shipped inside the package as ``widgetsvc/sql``, where an installed ``widgetsvc.db``
+finds its queries and migrations. Only what the service runs ships: not ``sql/testing`` nor
+``sql/bench``.
+"""
 
-setup()
+from setuptools import find_namespace_packages, setup
+
+SQL_PACKAGES = {
+    "widgetsvc.sql": ["*.sql", "*.psql"],
+    "widgetsvc.sql.queries": ["*.sql"],
+    "widgetsvc.sql.migrations": ["*.sql"],
+}
+
+setup(
+    packages=find_namespace_packages(include=["widgetsvc", "widgetsvc.*"]) + list(SQL_PACKAGES),
+    package_dir={"widgetsvc.sql": "sql"},
+    package_data={"widgetsvc": ["schemas/*.json", "docs/*.json", "docs/*.html"], **SQL_PACKAGES},
+)
