@@ -26,13 +26,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.seed import seeded_database  # noqa: E402
+from bench.seed import fresh_refresh_tokens, seeded_database  # noqa: E402
 from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
 from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
 
 EMAIL = "bench-user@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway bench account)
-SCENARIOS = ("user", "widget", "list", "list-deep", "login", "mixed")
+SCENARIOS = ("user", "widget", "list", "list-deep", "login", "mixed", "refresh")
 
 
 @dataclass
@@ -128,9 +128,9 @@ class Bench:
     # -- set-up -------------------------------------------------------------------------
     def setup(self) -> None:
         self.cluster.start()
-        url, _ = seeded_database(self.cluster, widgets=self.args.widgets, email=EMAIL,
-                                 password=PASSWORD, bcrypt_rounds=self.args.bcrypt_rounds,
-                                 admin=True)
+        url, self.user = seeded_database(
+            self.cluster, widgets=self.args.widgets, email=EMAIL, password=PASSWORD,
+            bcrypt_rounds=self.args.bcrypt_rounds, admin=True)
         self.env["DATABASE_URL"] = url
         self.service_port = self._start([str(REPO / "bin" / "serve"), "--no-migrate"])
         self.floor_port = self._start([
@@ -174,14 +174,15 @@ class Bench:
 
     # -- load ---------------------------------------------------------------------------
     def run_wrk(self, port: int, path: str, *, connections: int, script: str | None = None,
-                duration: int | None = None) -> Result:
+                duration: int | None = None, env: dict[str, str] | None = None) -> Result:
         cmd = [self.wrk, "-t1", f"-c{connections}", f"-d{duration or self.args.duration}s",
                "--latency", "--timeout", "10s", "-H", f"Authorization: Bearer {self.token}"]
         if script:
             cmd += ["-s", str(REPO / "bench" / script)]
         cmd.append(f"http://127.0.0.1:{port}{path}")
         env = {**os.environ, "BENCH_WIDGETS": str(self.args.widgets),
-               "BENCH_TOKEN": self.token, "BENCH_EMAIL": EMAIL, "BENCH_PASSWORD": PASSWORD}
+               "BENCH_TOKEN": self.token, "BENCH_EMAIL": EMAIL, "BENCH_PASSWORD": PASSWORD,
+               **(env or {})}
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
         return parse_wrk(out)
 
@@ -213,6 +214,14 @@ class Bench:
             logins.join()
             reads.errors += login_result[0].errors if login_result else 1
             return reads
+        if name == "refresh":
+            # Fresh sessions for each run, whose chains of refresh tokens the connections
+            # follow (bench/refresh.lua). Twice as many as connections: wrk calls request()
+            # once before the run to check the script, which takes a token from the queue.
+            tokens = fresh_refresh_tokens(self.env["DATABASE_URL"], self.user["id"], 2 * c)
+            return self.run_wrk(port, "/api/v1/auth/refresh", connections=c,
+                                script="refresh.lua",
+                                env={"BENCH_REFRESH_TOKENS": ",".join(tokens)})
         raise ValueError(name)
 
     def floor(self) -> Result:
@@ -257,6 +266,9 @@ def report(bench: Bench, tallies: dict[str, Tally], floor: Tally) -> None:
         elif name == "login":
             ratio = rps / login_ideal
             target, met = f">= 0.90 of 2/bcrypt = {login_ideal:.1f} req/s", ratio >= 0.90
+        elif name == "refresh":
+            # A write (rotation, spent token, purge): one commit per request, no bcrypt.
+            target, met = "p99 <= 100 ms (a write per request; ratio vs floor)", p99 <= 100
         else:
             target, met = "read p99 <= 100 ms (ratio: reads vs floor)", p99 <= 100
         verdict = "" if met is None else ("  met" if met and not tally.errors() else "  MISSED")

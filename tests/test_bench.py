@@ -11,7 +11,7 @@ import pytest
 
 from widgetsvc.localdb import REPO_ROOT
 
-SCENARIOS = ("user", "widget", "list", "list-deep", "login", "mixed")
+SCENARIOS = ("user", "widget", "list", "list-deep", "login", "mixed", "refresh")
 
 
 @pytest.mark.slow

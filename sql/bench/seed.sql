@@ -8,3 +8,10 @@ FROM generate_series(1, %(count)s) AS g;
 -- name: bench_vacuum_analyze
 -- Fresh statistics and visibility map, as a long-running database would have.
 VACUUM ANALYZE widgets;
+
+-- name: bench_seed_sessions
+-- Sessions of the bench user whose refresh tokens hash to %(hashes)s (the refresh scenario
+-- starts each run with fresh ones, one per connection).
+INSERT INTO sessions (id, user_id, refresh_hash, expires_at)
+SELECT gen_random_uuid(), %(user_id)s, h, now() + interval '30 days'
+FROM unnest(%(hashes)s::bytea[]) AS h;
