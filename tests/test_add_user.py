@@ -1,4 +1,4 @@
-"""The real ``bin/add-user`` (API.md §7) as a subprocess, against a fresh migrated database."""
+"""The real ``bin/add-user`` (docs/API.md §7) as a subprocess, against a fresh migrated database."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The auth part of the contract (API.md §1, §3, §4, §5, §6), through the WSGI app.
+"""The auth part of the contract (docs/API.md §1, §3, §4, §5, §6), through the WSGI app.
 
 Every body test runs with a JSON, a url-encoded form and a multipart form body (``kind``).
 """

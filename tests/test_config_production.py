@@ -1,4 +1,4 @@
-"""Production refuses to start with a weak secret or cheap bcrypt (API.md §6)."""
+"""Production refuses to start with a weak secret or cheap bcrypt (docs/API.md §6)."""
 
 from __future__ import annotations
 

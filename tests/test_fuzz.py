@@ -1,4 +1,4 @@
-"""Property-based fuzzing of every body field, path name and query parameter (API.md §1, §3).
+"""Property-based fuzzing of every body field, path name and query parameter (docs/API.md §1, §3).
 
 Whatever a client sends, the answer is a 2xx for valid input or a 4xx in one of the contract's
 shapes (``{"message": ...}`` with an optional ``errors`` dict of contract messages, or

@@ -1,4 +1,4 @@
-"""Revocations (API.md §6): expired ones are purged, by every logout (bounded) and by
+"""Revocations (docs/API.md §6): expired ones are purged, by every logout (bounded) and by
 ``bin/purge-revoked``; and the per-request auth query uses indexes, not a table scan."""
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def _future_dates() -> st.SearchStrategy[str]:
     return st.builds(lambda day, fmt: day.strftime(fmt), days, formats)
 
 
-# The schemas' custom formats (each a rule of API.md §3): mostly valid values, so that positive
+# The schemas' custom formats (each a rule of docs/API.md §3): mostly valid values, so that positive
 # cases get past validation to the database, and some arbitrary text, which must get a 400.
 _VALID = {
     "widget-name": st.from_regex(r"\A[\w-]{1,100}\Z"),

@@ -1,4 +1,4 @@
-"""Attacks on access tokens (RFC 8725, API.md §4 and §6): every one is a 401 in the contract's
+"""Attacks on access tokens (RFC 8725, docs/API.md §4 and §6): every one is a 401 in the contract's
 exact shape, never a 500, and never lets the attacker in.
 
 Tokens are built by hand (header, payload and signature) so that each attack is exactly the one

@@ -89,7 +89,7 @@ def test_issue_then_decode_round_trip():
 
 @pytest.mark.parametrize("admin", [..., "true", 1, None])
 def test_decode_refuses_a_missing_or_non_boolean_admin_claim(admin):
-    # API.md §6: every claim is required; the admin claim is informational but typed.
+    # docs/API.md §6: every claim is required; the admin claim is informational but typed.
     with pytest.raises(tokens.TokenInvalid):
         tokens.decode(encode(payload(admin=admin)), secret=SECRET)
 

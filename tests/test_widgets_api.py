@@ -1,4 +1,5 @@
-"""The widget part of API.md (§2–§5) through the whole WSGI app (WebTest), on real PostgreSQL."""
+"""The widget part of docs/API.md (§2–§5) through the whole WSGI app (WebTest), on real
+PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Input validation: the JSON Schema files in ``schemas/`` plus custom format checkers.
 
-Each format checker owns one rule of the contract (API.md §3) and its exact message; the schema
+Each format checker owns one rule of the contract (docs/API.md §3) and its exact message; the schema
 keywords beside it (``maxLength``, ``enum``, ...) say the same thing for the OpenAPI document.
 All failing fields are reported at once and no Python error text ever reaches a client.
 """
