@@ -14,7 +14,7 @@ import uuid
 import pytest
 import webtest
 
-from tests.conftest import API, SECRET, bearer
+from tests.helpers import API, SECRET, bearer
 from widgetsvc.app import create_app
 from widgetsvc.config import Config
 from widgetsvc.db import Database

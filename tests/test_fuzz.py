@@ -22,12 +22,9 @@ from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from tests.conftest import API, PASSWORD, bearer
+from tests.helpers import API, LOGIN, PASSWORD, REGISTER, WIDGETS, bearer
 from tests.helpers_sql import run_sql
 
-REGISTER = f"{API}/auth/register"
-LOGIN = f"{API}/auth/login"
-WIDGETS = f"{API}/widgets"
 FORM = "application/x-www-form-urlencoded"
 
 MISSING_BODY = "Missing required parameter in the post body"

@@ -9,7 +9,7 @@ import time
 import pytest
 import webtest
 
-from tests.conftest import API, PASSWORD, SECRET
+from tests.helpers import API, PASSWORD, SECRET
 from widgetsvc.app import create_app
 from widgetsvc.auth.users import Users
 from widgetsvc.config import Config

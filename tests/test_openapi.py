@@ -14,7 +14,7 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tests.conftest import API
+from tests.helpers import API
 from widgetsvc import validation
 
 SCHEMA_FILES = Path(__file__).resolve().parent.parent / "widgetsvc" / "schemas"

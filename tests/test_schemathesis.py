@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from tests.conftest import API, PASSWORD, bearer
+from tests.helpers import API, PASSWORD, bearer
 from widgetsvc import timefmt
 
 # Hypothesis's fuzzing phase draws up to this many cases per operation; the examples and
