@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.conftest import API, bearer
+from tests.helpers import API, bearer
 from tests.helpers_sql import run_sql
 
 WIDGETS = f"{API}/widgets"

@@ -8,13 +8,14 @@ import hashlib
 import os
 import re
 import subprocess
+import uuid
 from dataclasses import replace
 
 import jwt
 import pytest
 import webtest
 
-from tests.conftest import API, PASSWORD, SECRET, bearer
+from tests.helpers import API, PASSWORD, SECRET, bearer, claims_for, forge, forged_sid
 from tests.helpers_sql import run_sql
 from widgetsvc.app import create_app
 from widgetsvc.auth import users as users_module
@@ -394,3 +395,13 @@ def test_bin_purge_revoked_also_purges_sessions_and_spent_tokens(app, db, databa
     assert counts(db) == {"expired_sessions": 0, "live_sessions": before["live_sessions"],
                           "expired_spent": 0, "live_spent": 1}
 
+
+
+def test_a_token_naming_another_users_session_or_none_is_refused(app, users, account):
+    other = users.create("other@example.com", PASSWORD, admin=False)
+    theirs = claims(log_in(app, "other@example.com")["access_token"])["sid"]
+    for sid in (theirs, forged_sid(other["public_id"]), str(uuid.uuid4())):
+        token = forge(claims_for(account["public_id"], sid=sid))
+        assert app.get(USER, headers=bearer(token), status=401).json == BLACKLISTED
+    # the control: the same forging with the account's own session
+    app.get(USER, headers=bearer(forge(claims_for(account["public_id"]))), status=200)

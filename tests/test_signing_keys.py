@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.conftest import API, KID, PASSWORD, SECRET, bearer
-from tests.test_token_attacks import DROP, claims, now_ts, sign
+from tests.helpers import API, DROP, KID, PASSWORD, SECRET, bearer, now_ts, sign
+from tests.helpers import claims_for as claims
 from widgetsvc import cli
 from widgetsvc.app import create_app
 from widgetsvc.auth import keys

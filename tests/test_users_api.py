@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import API, PASSWORD, bearer, login
+from tests.helpers import API, PASSWORD, bearer, login
 from tests.helpers_sql import run_sql
 from tests.test_sessions_api import BLACKLISTED, INVALID_REFRESH, LOGIN_FAILED, send
 from widgetsvc import timefmt

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD, plan_nodes
 from tests.helpers_sql import TESTING_QUERIES, run_sql
 from widgetsvc.auth.users import Users
 from widgetsvc.db import MIGRATIONS_DIR, Database, load_queries
@@ -180,7 +180,7 @@ def test_a_deep_page_skips_less_than_one_block(db, owner):
         plan = conn.execute(explain, {"subject": owner["public_id"], "token_id": "x",
                                       "session_id": uuid.uuid4(),
                                       "limit": 10, "offset": 18_000}).fetchone()
-    nodes = list(walk(plan["QUERY PLAN"][0]["Plan"]))
+    nodes = list(plan_nodes(plan["QUERY PLAN"][0]["Plan"]))
     scans = [n for n in nodes if n.get("Relation Name") == "widgets"
              and n["Node Type"] in ("Index Only Scan", "Index Scan", "Seq Scan")]
     assert "Seq Scan" not in {n["Node Type"] for n in scans}
@@ -189,23 +189,22 @@ def test_a_deep_page_skips_less_than_one_block(db, owner):
     assert page(db, owner, offset=18_000) == (20_000, plain_page(db, offset=18_000))
 
 
-def walk(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from walk(child)
-
-
 @pytest.mark.parametrize("query", ["widget_by_name", "widget_page", "authenticate"])
 def test_the_caller_check_is_inlined_into_each_query(db, owner, query):
     """token_caller is a SQL function the planner inlines: each query shows the index
-    lookups of the caller, no opaque function call."""
+    lookups of the caller, no opaque function call (with realistic numbers of users,
+    sessions and revocations: on near-empty tables a scan is the cheaper plan)."""
+    run_sql(db, "attacks_fill_users", count=2000)
+    run_sql(db, "attacks_fill_sessions")
+    run_sql(db, "attacks_insert_live_revocations", prefix="live-", count=2000)
+    run_sql(db, "attacks_analyze")
     explain = TESTING_QUERIES["attacks_explain_prefix"] + "\n" + QUERIES[query]
     params = {"subject": owner["public_id"], "token_id": "x", "session_id": uuid.uuid4(),
               "name": "w", "limit": 10,
               "offset": 0}
     with db.pool.connection() as conn:
         plan = conn.execute(explain, params).fetchone()["QUERY PLAN"][0]["Plan"]
-    nodes = list(walk(plan))
+    nodes = list(plan_nodes(plan))
     assert "Function Scan" not in {n["Node Type"] for n in nodes}
     indexes = {n.get("Index Name") for n in nodes}
     assert {"users_public_id_key", "revoked_tokens_pkey", "sessions_pkey"} <= indexes, nodes

@@ -62,10 +62,11 @@ LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT u.id, u.public_id, u.email, u.admin, u.registered_on,
            u.disabled
-           OR NOT EXISTS (SELECT 1 FROM sessions s
-                          WHERE s.id = token_caller.session_id
-                            AND s.user_id = u.id
-                            AND s.revoked_at IS NULL)
+           -- uncorrelated, so always the primary-key lookup (never a walk over the user's
+           -- sessions); NULL when the session is revoked or gone, and never another user's
+           OR (SELECT s.user_id FROM sessions s
+               WHERE s.id = token_caller.session_id AND s.revoked_at IS NULL)
+              IS DISTINCT FROM u.id
            OR EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = token_caller.token_id)
     FROM users u
     WHERE u.public_id = token_caller.subject

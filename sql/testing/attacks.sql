@@ -49,8 +49,16 @@ INSERT INTO users (public_id, email, password_hash)
 SELECT gen_random_uuid(), 'bulk' || g || '@example.com', 'not-a-hash'
 FROM generate_series(1, %(count)s::int) AS g;
 
+-- name: attacks_fill_sessions
+-- One live session for every user that has none (a realistic sessions table to plan over).
+INSERT INTO sessions (id, user_id, refresh_hash, expires_at)
+SELECT gen_random_uuid(), u.id, sha256(convert_to(u.public_id::text, 'UTF8')),
+       now() + interval '30 days'
+FROM users u
+WHERE NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id);
+
 -- name: attacks_analyze
-ANALYZE users, revoked_tokens;
+ANALYZE users, revoked_tokens, sessions;
 
 -- name: attacks_explain_prefix
 -- Prepended to a named query from sql/queries to read its plan.

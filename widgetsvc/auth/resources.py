@@ -1,5 +1,4 @@
-"""The /auth resources: register, login, user, logout (API.md §2, §4, §5), and refresh,
-logout-all, password change and the JWKS (§8.4, §8.6)."""
+"""The /auth resources: register, login, user, logout (docs/API.md §2, §4, §5)."""
 
 from __future__ import annotations
 
