@@ -1,4 +1,4 @@
-"""Conditional requests on widgets (API.md §8.3): strong ETags, 304 for If-None-Match, and
+"""Conditional requests on widgets (docs/API.md §8.3): strong ETags, 304 for If-None-Match, and
 If-Match / If-None-Match on PUT and DELETE decided in the statement that writes (412 and
 nothing written), in the order of checks of §8."""
 

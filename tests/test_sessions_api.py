@@ -1,4 +1,4 @@
-"""Sessions (API.md §8.4): login and register start one, refresh rotates its refresh token (a
+"""Sessions (docs/API.md §8.4): login and register start one, refresh rotates its refresh token (a
 reuse revokes it), logout and logout-all revoke, a password change revokes the others; and
 expired sessions and spent refresh tokens are purged with a bounded cost."""
 

@@ -1,4 +1,4 @@
-"""Signing keys (API.md §8.6): a kid on every token, key rotation with PREVIOUS_SECRET_KEYS,
+"""Signing keys (docs/API.md §8.6): a kid on every token, key rotation with PREVIOUS_SECRET_KEYS,
 optional EdDSA with the JWKS endpoint, and no algorithm confusion in either direction
 (RFC 8725 §3.1): each key verifies only with its own algorithm."""
 

@@ -1,4 +1,4 @@
-"""User administration (API.md §8.5): GET /users paged exactly like widgets, PATCH
+"""User administration (docs/API.md §8.5): GET /users paged exactly like widgets, PATCH
 /users/{public_id} (admin, disabled), the order of checks, and what disabling does to
 sessions and logins."""
 

@@ -1,4 +1,4 @@
--- Sessions (API.md §8.4) and disabled users (§8.5); the caller check learns both.
+-- Sessions (docs/API.md §8.4) and disabled users (§8.5); the caller check learns both.
 --
 -- A login or register starts one session; its access tokens carry its id (`sid`), and its
 -- current refresh token is stored only as a SHA-256 hash (the token is 32 random bytes, so a

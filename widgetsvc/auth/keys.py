@@ -1,4 +1,4 @@
-"""The token signing keys (API.md §8.6): one key signs, older ones still verify, and each key
+"""The token signing keys (docs/API.md §8.6): one key signs, older ones still verify, and each key
 verifies only with its own algorithm (RFC 8725 §3.1).
 
 Every key has a ``kid``: its RFC 7638 JWK thumbprint (a SHA-256, so it reveals nothing usable

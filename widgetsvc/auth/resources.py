@@ -1,4 +1,5 @@
-"""The /auth resources: register, login, user, logout (docs/API.md §2, §4, §5)."""
+"""The /auth resources: register, login, user, logout (docs/API.md §2, §4, §5), and refresh,
+logout-all, password change and the JWKS (§8.4, §8.6)."""
 
 from __future__ import annotations
 

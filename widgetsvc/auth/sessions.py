@@ -1,4 +1,4 @@
-"""Sessions and their refresh tokens (API.md §8.4): the token is 32 random bytes in unpadded
+"""Sessions and their refresh tokens (docs/API.md §8.4): the token is 32 random bytes in unpadded
 base64url, and only its SHA-256 is stored. A fast hash is enough for a random secret, so a
 refresh costs no bcrypt (and no hashing slot)."""
 

@@ -1,1 +1,1 @@
-"""User administration (API.md §8.5)."""
+"""User administration (docs/API.md §8.5)."""

@@ -1,4 +1,4 @@
-"""Conditional requests on a widget (API.md §8.3, RFC 9110 §13): its strong ETag, and the
+"""Conditional requests on a widget (docs/API.md §8.3, RFC 9110 §13): its strong ETag, and the
 If-Match / If-None-Match headers as parameters of the statement that writes, so that the
 precondition is decided in the same statement as the write (no read-then-write race)."""
 
