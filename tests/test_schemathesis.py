@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -89,6 +90,18 @@ def _login(base_url: str, email: str) -> str:
         return json.loads(resp.read())["access_token"]
 
 
+def _register(base_url: str) -> str:
+    """The access token of a new user (its password is PASSWORD)."""
+    request = urllib.request.Request(  # noqa: S310 (127.0.0.1 only)
+        f"{base_url}{API}/auth/register", method="POST",
+        data=json.dumps({"email": f"fuzz-{uuid.uuid4().hex[:12]}@example.com",
+                         "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 (127.0.0.1 only)
+        return json.loads(resp.read())["access_token"]
+
+
 class Fuzzing:
     def __init__(self, base_url: str):
         self.base_url = base_url
@@ -107,6 +120,9 @@ class Fuzzing:
             return self.admin_token
         if case.operation.method.lower() == "post" and case.operation.path == f"{API}/auth/logout":
             return _login(self.base_url, USER)  # a fresh token: the shared one stays valid
+        if case.operation.path in (f"{API}/auth/logout-all", f"{API}/auth/password"):
+            # These end the user's other sessions (or change the password): a user of its own
+            return _register(self.base_url)
         return self.user_token
 
 
