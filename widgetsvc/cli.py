@@ -172,9 +172,11 @@ def purge_revoked(argv: list[str]) -> int:
     db.pool.open(wait=True, timeout=10)
     try:
         count = db.execute("purge_revoked_tokens")
+        failures = db.execute("purge_login_failures", window_seconds=config.login_lock_window)
     finally:
         db.close()
     print(f"purged {count} expired revocation(s)")
+    print(f"purged {failures} expired failed login(s)")
     return 0
 
 
