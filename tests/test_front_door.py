@@ -375,3 +375,31 @@ def test_a_login_flood_does_not_slow_down_readers(front_server, db, mode):
     else:
         assert figures["flood_statuses"].get("401", 0) > 0, figures
     assert "Traceback" not in server.log()
+
+
+# -- the per-account lock, end to end ----------------------------------------------------------
+
+def test_the_login_lock_end_to_end_across_two_instances(front_server, db):
+    """Two bin/serves on one database: failures on either count once; an unknown e-mail is
+    answered exactly like a registered one; the right password works once the window ends."""
+    env = {"LOGIN_LOCK_WINDOW": "4", "AUTH_RATE_LIMIT": "0"}
+    first, second = front_server(**env), front_server(**env)
+    Users(db, 4).create("locked@example.com", PASSWORD, admin=False)
+
+    def login(server, email, password):
+        return call(server, "POST", f"{API}/auth/login", data={"email": email,
+                                                               "password": password})
+
+    for email in ("locked@example.com", "unknown@example.com"):
+        for server in (first, second, first, second, first):
+            reply = login(server, email, "Wrong-pass-1")
+            assert reply.status == 401 and reply.json == FAILED
+        for server, password in ((second, PASSWORD), (first, "Wrong-pass-1")):
+            reply = login(server, email, password)
+            assert reply.status == 429, (email, reply.status, reply.text)
+            n = reply.headers["Retry-After"]
+            assert 1 <= int(n) <= 4
+            assert reply.json == {"status": "fail", "message": LOCKED.format(n=n)}
+    time.sleep(4.5)
+    assert login(first, "locked@example.com", PASSWORD).status == 200
+    assert login(second, "unknown@example.com", PASSWORD).status == 401
