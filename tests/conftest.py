@@ -16,7 +16,17 @@ from hypothesis import settings as hypothesis_settings
 # API, bearer and free_port are only re-exported, for test files written on other branches
 # before tests/helpers.py existed: import from tests.helpers, and drop them here once
 # `git grep "from tests.conftest import"` finds nothing.
-from tests.helpers import API, PASSWORD, SECRET, LiveServer, bearer, forged_sid, free_port, login  # noqa: F401
+from tests.helpers import (  # noqa: F401
+    API,
+    PASSWORD,
+    SECRET,
+    LiveServer,
+    bearer,
+    forged_sid,
+    free_port,
+    login,
+    unique_email,
+)
 from tests.helpers_sql import run_sql
 from widgetsvc import timefmt
 from widgetsvc.app import create_app

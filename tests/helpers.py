@@ -62,6 +62,10 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def unique_email() -> str:
+    return f"u{uuid.uuid4().hex[:10]}@example.com"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -69,7 +73,8 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """The real ``bin/serve`` (gunicorn) on a free port, against the test database."""
+    """The real ``bin/serve`` (nginx in front of gunicorn) on a free port, against the test
+    database."""
 
     def __init__(self, database_url: str, log_path: Path, **env: str):
         self.port = free_port()
@@ -84,6 +89,7 @@ class LiveServer:
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "WEB_CONCURRENCY": "2",
+            "AUTH_RATE_LIMIT": "0",  # tests register many users from one address
             **env,
         }
         self.proc: subprocess.Popen | None = None

@@ -36,6 +36,7 @@ INVALID_REFRESH = {"status": "fail", "message": "Invalid refresh token. Please l
 REUSED = {"status": "fail", "message": "Refresh token reused. Please log in again."}
 BLACKLISTED = {"message": "Token blacklisted. Please log in again."}
 LOGIN_FAILED = {"status": "fail", "message": "email or password does not match"}
+BUSY = {"message": "Service Unavailable: too many logins in progress"}
 VALIDATION = "Input payload validation failed"
 MISSING = "Missing required parameter in the post body"
 INCORRECT = {"message": VALIDATION, "errors": {"current_password": "Password is incorrect."}}
@@ -389,9 +390,10 @@ def test_bin_purge_revoked_also_purges_sessions_and_spent_tokens(app, db, databa
                           stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr
     expired_sessions = before["expired_sessions"]
-    assert done.stdout.strip() == (
-        f"purged 0 expired revocation(s), {expired_sessions} expired session(s), "
-        f"{before['expired_spent']} expired spent refresh token(s)")
+    lines = done.stdout.splitlines()
+    assert "purged 0 expired revocation(s)" in lines
+    assert f"purged {expired_sessions} expired session(s)" in lines
+    assert f"purged {before['expired_spent']} expired spent refresh token(s)" in lines
     assert counts(db) == {"expired_sessions": 0, "live_sessions": before["live_sessions"],
                           "expired_spent": 0, "live_spent": 1}
 
@@ -405,3 +407,27 @@ def test_a_token_naming_another_users_session_or_none_is_refused(app, users, acc
         assert app.get(USER, headers=bearer(token), status=401).json == BLACKLISTED
     # the control: the same forging with the account's own session
     app.get(USER, headers=bearer(forge(claims_for(account["public_id"]))), status=200)
+
+
+def test_with_every_hashing_slot_busy_refresh_works_and_password_change_is_503(app, account):
+    """docs/API.md §8.1 and §8.4: a refresh is SHA-256 only and takes no hashing slot; a
+    password change needs two bcrypt hashes and gets the 503 like a login."""
+    from tests.test_login_lock import _resources, hold_all
+
+    mine = log_in(app)
+    slots = next(r for r in _resources(app) if hasattr(r, "slots")).slots
+    with hold_all(slots):
+        assert app.post_json(LOGIN, {"email": EMAIL, "password": PASSWORD},
+                             status=503).json == BUSY
+        refresh(app, mine["refresh_token"], status=200)
+        resp = app.put_json(PASSWORD_URL, {"current_password": PASSWORD,
+                                           "new_password": NEW_PASSWORD},
+                            headers=bearer(mine["access_token"]), status=503)
+        assert resp.json == BUSY and resp.headers["Retry-After"] == "1"
+        # validation still comes first, and a current password that breaks the rules needs
+        # no hash at all
+        app.put_json(PASSWORD_URL, {}, headers=bearer(mine["access_token"]), status=400)
+        assert app.put_json(PASSWORD_URL, {"current_password": "short",
+                                           "new_password": NEW_PASSWORD},
+                            headers=bearer(mine["access_token"]), status=400).json == INCORRECT
+    log_in(app)  # the password did not change

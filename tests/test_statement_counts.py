@@ -95,7 +95,9 @@ def test_statements_per_request(app, users, statements):
                       for name, queries in counts.items())
     print("\n" + table)
     assert {name: Counter(queries) for name, queries in counts.items()} == {
-        "POST /auth/login": Counter(["user_by_email", "start_session"]),
+        # the per-account lock's check and reset (docs/API.md §8.1) around the login's own
+        "POST /auth/login": Counter(["login_lock", "user_by_email", "start_session",
+                                     "reset_login_failures"]),
         "POST /auth/register": Counter(["register_user"]),
         "POST /auth/refresh": Counter(["rotate_refresh_token"]),
         "POST /auth/refresh (spent: 401)": Counter(["rotate_refresh_token",

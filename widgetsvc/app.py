@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import falcon
 
 from widgetsvc import API_PREFIX, errors, jsonio, timefmt
 from widgetsvc.auth import keys
+from widgetsvc.auth.hashslots import HashSlots
 from widgetsvc.auth.middleware import AuthMiddleware, check_declarations
 from widgetsvc.auth.passwords import dummy_hash
 from widgetsvc.auth.resources import (
@@ -20,8 +23,14 @@ from widgetsvc.auth.resources import (
 )
 from widgetsvc.config import Config
 from widgetsvc.db import Database
-from widgetsvc.docs.resources import ASSETS_DIR, OpenAPIResource, SwaggerUIResource
+from widgetsvc.docs.resources import (
+    ASSETS_DIR,
+    UI_SCRIPT_HASHES,
+    OpenAPIResource,
+    SwaggerUIResource,
+)
 from widgetsvc.health import HealthResource
+from widgetsvc.hygiene import HygieneMiddleware
 from widgetsvc.requestlog import RequestLogMiddleware
 from widgetsvc.users.resources import UserCollection, UserItem
 from widgetsvc.validation import Validator
@@ -48,6 +57,7 @@ def create_app(
 
     app = falcon.App(
         middleware=[
+            HygieneMiddleware(config.allowed_hosts, config.public_url, UI_SCRIPT_HASHES),
             RequestLogMiddleware(),
             falcon.CORSMiddleware(
                 allow_origins="*",
@@ -67,14 +77,16 @@ def create_app(
     app.router_options.converters["widget_name"] = WidgetNameConverter
 
     shared = (db, config, validator, clock)
+    # One set of hashing slots for every resource that hashes a password (docs/API.md §8.1).
+    slots = HashSlots(config.hash_slots, Path(config.runtime_dir) if config.runtime_dir else None)
     routes: dict[str, object] = {
-        "/auth/register": RegisterResource(*shared),
-        "/auth/login": LoginResource(*shared),
+        "/auth/register": RegisterResource(*shared, slots=slots),
+        "/auth/login": LoginResource(*shared, slots=slots),
         "/auth/user": UserResource(*shared),
         "/auth/logout": LogoutResource(*shared),
         "/auth/refresh": RefreshResource(*shared),
         "/auth/logout-all": LogoutAllResource(*shared),
-        "/auth/password": PasswordResource(*shared),
+        "/auth/password": PasswordResource(*shared, slots=slots),
         "/auth/jwks.json": JWKSResource(keyring),
         "/users": UserCollection(*shared),
         "/users/{public_id}": UserItem(*shared),
@@ -85,6 +97,8 @@ def create_app(
     }
     routes["/openapi.json"] = OpenAPIResource(routes)  # documents every route, itself too
     for path, resource in routes.items():
+        if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
+            resource.on_head = resource.on_get  # HEAD wherever GET (Falcon drops the body)
         check_declarations(resource)
         app.add_route(f"{API_PREFIX}{path}", resource)
     app.add_static_route(f"{API_PREFIX}/ui/assets", str(ASSETS_DIR))

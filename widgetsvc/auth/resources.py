@@ -8,6 +8,8 @@ import falcon
 from widgetsvc import errors, timefmt
 from widgetsvc.auth import keys, sessions, tokens
 from widgetsvc.auth.caller import CurrentUser
+from widgetsvc.auth.hashslots import HashSlots
+from widgetsvc.auth.loginlock import LoginLock
 from widgetsvc.auth.middleware import NONE, TOKEN
 from widgetsvc.auth.users import Users
 from widgetsvc.bodies import read_object
@@ -21,10 +23,14 @@ PASSWORD_INCORRECT = "Password is incorrect."  # noqa: S105 (a message, not a pa
 
 
 class _AuthResource(Resource):
-    def __init__(self, *args) -> None:
+    def __init__(self, *args, slots: HashSlots | None = None) -> None:
         super().__init__(*args)
         self.users = Users(self.db, self.config.bcrypt_rounds)
         self.keys = keys.for_config(self.config)
+        # Shared by every resource that hashes (create_app passes one per instance).
+        self.slots = slots or HashSlots(self.config.hash_slots)
+        self.lock = LoginLock(self.db, self.config.login_lock_failures,
+                              self.config.login_lock_window)
 
     def _credentials(self, req: falcon.Request) -> tuple[str, str]:
         body = read_object(req, self.config.max_body_bytes)
@@ -56,8 +62,9 @@ class RegisterResource(_AuthResource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         email, password = self._credentials(req)
         session = sessions.new_session()
-        user = self.users.register(email, password, session,
-                                   self.config.refresh_token_lifetime)
+        with self.slots.hold():
+            user = self.users.register(email, password, session,
+                                       self.config.refresh_token_lifetime)
         if user is None:
             raise errors.fail(falcon.HTTP_409, f"{email} is already registered")
         self._respond_with_token(resp, user, session.id, session.refresh_token,
@@ -70,18 +77,23 @@ class LoginResource(_AuthResource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         email, password = self._credentials(req)
-        user = self.users.check_login(email, password)
+        self.lock.check(email)  # order (docs/API.md §8): 400, then the lock's 429, then the 503
+        with self.slots.hold():
+            user = self.users.check_login(email, password)
         session = sessions.new_session()
+        # A user disabled since the password was checked gets no session: the same 401.
         if user is None or not self.users.start_session(
                 user["id"], session, self.config.refresh_token_lifetime):
+            self.lock.record_failure(email)
             raise errors.fail(falcon.HTTP_401, LOGIN_FAILED)
+        self.lock.reset(email)
         self._respond_with_token(resp, user, session.id, session.refresh_token,
                                  "successfully logged in")
 
 
 class RefreshResource(_AuthResource):
     """Rotation: the presented refresh token is spent, a new one (same session) returned; a
-    spent one presented again revokes its whole session."""
+    spent one presented again revokes its whole session. SHA-256 only: no hashing slot."""
 
     auth = {"POST": NONE}
 
@@ -148,8 +160,10 @@ class PasswordResource(_AuthResource):
             check_password(current)  # no stored password breaks the rules: no hash needed
         except InvalidValue:
             raise errors.validation_failed({"current_password": PASSWORD_INCORRECT}) from None
-        if not self.users.change_password(user.id, user.token.sid, current,
-                                          body["new_password"]):
+        with self.slots.hold():  # two bcrypt hashes: a slot, or the 503 (docs/API.md §8.1)
+            changed = self.users.change_password(user.id, user.token.sid, current,
+                                                 body["new_password"])
+        if not changed:
             raise errors.validation_failed({"current_password": PASSWORD_INCORRECT})
         resp.media = {"status": "success", "message": "password changed"}
 
