@@ -90,6 +90,10 @@ class LiveServer:
             "PORT": str(self.port),
             "WEB_CONCURRENCY": "2",
             "AUTH_RATE_LIMIT": "0",  # tests register many users from one address
+            # Parallel clients log in at once: no 503 for busy hashing here (the hashing gate's
+            # own tests, tests/test_front_door.py, ask for the defaults with "").
+            "HASH_SLOTS": "16",
+            "AUTH_IN_FLIGHT": "0",
             **env,
         }
         self.proc: subprocess.Popen | None = None

@@ -47,19 +47,9 @@ def client(server, number: int, ledger: Ledger, deadline: float) -> None:
         return reply
 
     def login(email):
-        # docs/API.md §8.1: with every hashing slot busy a login is a 503 to retry after
-        # Retry-After; parallel clients relogging in meet that, and it loses nothing.
-        for _ in range(20):
-            ledger.requests += 1
-            reply = call(server, "POST", f"{API}/auth/login",
-                         data={"email": email, "password": PASSWORD})
-            if reply.status != 503:
-                break
-            time.sleep(float(reply.headers.get("Retry-After", "1")) * rng.random())
-        if reply.status != 200:
-            ledger.problems.append(f"POST {API}/auth/login: {reply.status} {reply.text[:200]}")
-            return None
-        return reply.json["access_token"]
+        reply = request("POST", f"{API}/auth/login", 200,
+                        data={"email": email, "password": PASSWORD})
+        return reply.json["access_token"] if reply else None
 
     def widget_data():
         nonlocal counter
