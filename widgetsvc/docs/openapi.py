@@ -116,11 +116,13 @@ def openapi_path(template: str) -> str:
     return _CONVERTER.sub(r"{\1}", template)
 
 
-def _name_parameter() -> dict[str, Any]:
+def _name_parameter(schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The path's widget name: any name may be looked up (a 404 when none is stored), a name
+    PUT creates must be valid (``schema``: the body's ``name`` rules)."""
     return {
         "name": "name", "in": "path", "required": True,
         "description": "widget name (case-insensitive)",
-        "schema": {"type": "string", "minLength": 1},
+        "schema": schema or {"type": "string", "minLength": 1},
     }
 
 
@@ -182,7 +184,9 @@ def build_document(routes: Mapping[str, object]) -> dict[str, Any]:
                 {"200": message("Updated"), "201": message("Created", _LOCATION),
                  **_errors(400, 401, 403, 413, 415, 503)},
                 requestBody=_body("widget_update"),
-                description="A `name` in the body is ignored: the path names the widget."),
+                parameters=[_name_parameter(_ref("widget_create/properties/name"))],
+                description="A `name` in the body is ignored: the path names the widget, "
+                            "which must be a valid name."),
             "delete": _operation(
                 "Delete a widget", "widgets",
                 {"204": {"description": "Deleted"}, **_errors(401, 403, 404, 503)}),
