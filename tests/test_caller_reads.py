@@ -7,14 +7,11 @@ import falcon
 import pytest
 import webtest
 
-from tests.conftest import PASSWORD, SECRET, bearer, login
+from tests.helpers import INVALID, PASSWORD, REVOKED, SECRET, bearer, login
 from tests.helpers_sql import run_sql
 from widgetsvc import errors
 from widgetsvc.app import create_app
 from widgetsvc.auth.middleware import ADMIN, TOKEN, AuthMiddleware, check_declarations
-
-REVOKED = {"message": "Token blacklisted. Please log in again."}
-INVALID = {"message": "Invalid token. Please log in again."}
 
 
 class AnswersWithoutReading:
@@ -68,7 +65,7 @@ def test_a_responder_that_does_not_read_still_has_its_caller_checked(probe, db, 
 
     run_sql(db, "attacks_delete_user", email="reader@example.com")
     refused = app.get("/unread", headers=bearer(token), status=401)
-    assert refused.json == INVALID
+    assert refused.json == {"message": INVALID}
     # the check came first: nothing the responder would have set leaves with the 401
     assert "X-Secret-Total" not in refused.headers
     assert refused.headers["WWW-Authenticate"].startswith('Bearer realm="users"')
@@ -85,7 +82,7 @@ def test_a_caller_checking_read_refuses_a_revoked_token_before_the_responder_see
     service = webtest.TestApp(create_app(config, db=db, clock=clock))
     service.post("/api/v1/auth/logout", headers=bearer(token), status=200)
     reads.rows = None
-    assert app.get("/read", headers=bearer(token), status=401).json == REVOKED
+    assert app.get("/read", headers=bearer(token), status=401).json == {"message": REVOKED}
     assert reads.rows is None  # the 401 was raised inside the read, before any row came back
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from tests.conftest import API, bearer
+from tests.helpers import API, bearer
 from widgetsvc.validation import (
     InvalidValue,
     check_email,

@@ -33,7 +33,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from tests.conftest import API, PASSWORD, bearer
+from tests.helpers import API, PASSWORD, bearer
 from widgetsvc import timefmt
 
 # Hypothesis's fuzzing phase draws up to this many cases per operation; the examples and
@@ -63,11 +63,11 @@ def _future_dates() -> st.SearchStrategy[str]:
     return st.builds(lambda day, fmt: day.strftime(fmt), days, formats)
 
 
-# The schemas' custom formats (each a rule of API.md §3): valid values, so that positive cases
-# get past validation to the database (negative cases bring the invalid ones). The schemas'
-# patterns and lengths state most of each rule; these supply what a pattern cannot (a date in
-# the future, host names that are valid IDNA). A password may exceed 72 UTF-8 bytes: the one
-# rule the document can only describe.
+# The schemas' custom formats (each a rule of docs/API.md §3): valid values, so that positive
+# cases get past validation to the database (negative cases bring the invalid ones). The
+# schemas' patterns and lengths state most of each rule; these supply what a pattern cannot (a
+# date in the future, host names that are valid IDNA). A password may exceed 72 UTF-8 bytes:
+# the one rule the document can only describe.
 _VALID = {
     "widget-name": st.from_regex(r"\A[\w-]{1,100}\Z"),
     "http-url": st.builds(

@@ -1,4 +1,4 @@
-"""The widget collection and the widget item (API.md §2): parse, call, respond.
+"""The widget collection and the widget item (docs/API.md §2): parse, call, respond.
 
 The middleware verifies the token before any responder runs. For writes it has also checked
 the caller (an admin) in the database; a read checks its caller in the same statement as it
