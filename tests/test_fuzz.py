@@ -449,7 +449,7 @@ def test_fuzz_get_and_delete_widget_by_name(app, admin_token, name):
 
 def canonical_positive(value) -> bool:
     return isinstance(value, str) and re.fullmatch(r"\+?[0-9]+", value) is not None and (
-        len(value.lstrip("+")) <= 4000 and int(value) >= 1)
+        len(value) <= 100 and int(value) >= 1)  # at most 100 characters, sign included
 
 
 @SETTINGS
@@ -460,7 +460,8 @@ def canonical_positive(value) -> bool:
        extra=st.sampled_from(["", "&page=2", "&per_page=zz", "&page", "&x=%FF"]))
 @example(query={"page": "' OR '1'='1", "per_page": "10; DROP TABLE widgets"}, extra="")
 @example(query={"page": "1" * 5000}, extra="")
-@example(query={"page": "1" * 4000, "per_page": "100"}, extra="")
+@example(query={"page": "1" * 100, "per_page": "100"}, extra="")
+@example(query={"page": "+" + "1" * 100, "per_page": "100"}, extra="")
 @example(query={"page": "\ud800"}, extra="")
 def test_fuzz_pagination_query(app, user_token, query, extra):
     qs = urlencode(query, errors="surrogatepass") + extra

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API, PASSWORD, SECRET, free_port
+from tests.helpers import API, PASSWORD, SECRET, free_port
 from widgetsvc.localdb import REPO_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

@@ -33,6 +33,7 @@ PASSWORD_MAX_BYTES = 72
 MAX_EMAIL_CHARS = 255
 MAX_URL_CHARS = 255
 MAX_NAME_CHARS = 100
+MAX_INTEGER_CHARS = 100
 _MAX_DATE_CHARS = 100
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -182,9 +183,13 @@ def parse_deadline(value: str, today: date) -> date:
 
 def _parse_positive_int(value: str, field: str) -> int:
     try:
-        if not _INTEGER.fullmatch(value):  # fullmatch: "$" would also accept a final newline
+        # fullmatch: "$" would also accept a final newline. The length bound (any page past
+        # 19 digits is past the end anyway) keeps the longest valid query string well inside a
+        # request line (gunicorn takes 4094 bytes) and below int()'s own limit of 4300 digits;
+        # the schema's maxLength says the same.
+        if len(value) > MAX_INTEGER_CHARS or not _INTEGER.fullmatch(value):
             raise ValueError(value)
-        number = int(value)  # refused over 4300 digits (sys.int_info.default_max_str_digits)
+        number = int(value)
     except ValueError:
         raise InvalidValue(f"{value} is not a valid integer") from None
     if number < 1:

@@ -145,11 +145,13 @@ def _form_patch_body() -> dict[str, Any]:
     }}
 
 
-def _name_parameter() -> dict[str, Any]:
+def _name_parameter(schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The path's widget name: any name may be looked up (a 404 when none is stored), a name
+    PUT creates must be valid (``schema``: the body's ``name`` rules)."""
     return {
         "name": "name", "in": "path", "required": True,
         "description": "widget name (case-insensitive)",
-        "schema": {"type": "string", "minLength": 1},
+        "schema": schema or {"type": "string", "minLength": 1},
     }
 
 
@@ -250,10 +252,12 @@ def build_document(routes: Mapping[str, object]) -> dict[str, Any]:
                  "201": message("Created", {**_LOCATION, **_ETAG}),
                  **_errors(400, 401, 403, 412, 413, 415, 503)},
                 requestBody=_body("widget_update"),
-                parameters=_condition_parameters("If-Match", "If-None-Match"),
-                description="A `name` in the body is ignored: the path names the widget. "
-                            "With If-Match only an existing widget with a matching ETag is "
-                            "updated; with `If-None-Match: *` it is only created."),
+                parameters=[_name_parameter(_ref("widget_create/properties/name")),
+                            *_condition_parameters("If-Match", "If-None-Match")],
+                description="A `name` in the body is ignored: the path names the widget, "
+                            "which must be a valid name. With If-Match only an existing "
+                            "widget with a matching ETag is updated; with `If-None-Match: *` "
+                            "it is only created."),
             "delete": _operation(
                 "Delete a widget", "widgets",
                 {"204": {"description": "Deleted"}, **_errors(401, 403, 404, 412, 503)},
