@@ -270,6 +270,7 @@ def test_nginx_errors_are_json(servers):
         assert status == expected, (request[:40], status, payload)
         assert headers["content-type"] == "application/json"
         assert headers["x-content-type-options"] == "nosniff"
+        assert headers["access-control-allow-origin"] == "*"  # a browser client can read it
         assert json.loads(payload) == body
 
 
@@ -376,6 +377,7 @@ def test_the_rate_limit_answers_429_with_retry_after_per_address(nginx_alone, tm
         statuses.append(status)
     assert statuses[:3] == [502, 502, 502] and statuses[3:] == [429, 429], statuses
     assert headers["retry-after"] == "10"
+    assert headers["access-control-expose-headers"] == "Retry-After"
     assert json.loads(payload) == {"status": "fail",
                                    "message": "Too many requests. Try again in 10 seconds."}
 
