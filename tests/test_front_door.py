@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API, PASSWORD, SECRET, LiveServer
+from tests.helpers import API, PASSWORD, SECRET, LiveServer
 from tests.live_http import call
 from widgetsvc.auth.users import Users
 

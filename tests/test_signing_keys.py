@@ -102,6 +102,9 @@ def test_the_jwks_is_empty_with_hs256_and_needs_no_token(app):
     resp = app.get(JWKS, status=200)
     assert resp.json == {"keys": []}
     assert resp.headers["Content-Type"] == "application/json"
+    # public keys, no user data: cacheable for a while (every other API answer is no-store)
+    assert resp.headers["Cache-Control"] == "public, max-age=300"
+    assert app.head(JWKS, status=200).body == b""
 
 
 def test_a_token_without_a_kid_is_invalid(app, account):
