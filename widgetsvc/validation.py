@@ -320,9 +320,14 @@ _RULE_RANK = 2  # a rule's own message: after "missing" (0) and "must be a strin
 
 def _describe(error, where: str):
     """(field, rank, message) for one jsonschema error; lower rank wins for a field."""
-    if error.validator == "required":
+    if error.validator == "required" or (
+            # "any of these fields" (PATCH /users): each one is reported missing
+            error.validator == "anyOf" and not error.path
+            and all(set(option) == {"required"} for option in error.validator_value)):
         present = error.instance if isinstance(error.instance, dict) else {}
-        for field in error.validator_value:
+        fields = (error.validator_value if error.validator == "required" else
+                  [f for option in error.validator_value for f in option["required"]])
+        for field in fields:
             if field not in present:
                 yield field, 0, f"Missing required parameter in the {where}"
         return

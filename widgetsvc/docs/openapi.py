@@ -137,7 +137,8 @@ def _condition_parameters(*names: str) -> list[dict[str, Any]]:
 def _form_patch_body() -> dict[str, Any]:
     """PATCH /users: JSON booleans; forms carry the words true / false (any case)."""
     word = {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"}
-    form = {"type": "object", "properties": {"admin": word, "disabled": word}}
+    form = {"type": "object", "anyOf": [{"required": ["admin"]}, {"required": ["disabled"]}],
+            "properties": {"admin": word, "disabled": word}}
     return {"required": True, "content": {
         "application/json": {"schema": _ref("user_patch")},
         "application/x-www-form-urlencoded": {"schema": form},

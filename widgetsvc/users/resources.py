@@ -66,10 +66,7 @@ class UserItem(Resource):
         body = read_object(req, self.config.max_body_bytes)
         if is_form(req):
             body = _form_booleans(body)
-        values = self.validator.validate("user_patch", body)
-        if not values:
-            missing = "Missing required parameter in the post body"
-            raise errors.validation_failed({flag: missing for flag in FLAGS})
+        values = self.validator.validate("user_patch", body)  # admin, disabled or both
         admin, disabled = values.get("admin"), values.get("disabled")
         try:
             target = uuid.UUID(public_id)
