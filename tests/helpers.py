@@ -68,7 +68,8 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """The real ``bin/serve`` (gunicorn) on a free port, against the test database."""
+    """The real ``bin/serve`` (nginx in front of gunicorn) on a free port, against the test
+    database."""
 
     def __init__(self, database_url: str, log_path: Path, **env: str):
         self.port = free_port()
@@ -83,6 +84,11 @@ class LiveServer:
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "WEB_CONCURRENCY": "2",
+            "AUTH_RATE_LIMIT": "0",  # tests register many users from one address
+            # Parallel clients log in at once: no 503 for busy hashing here (the hashing gate's
+            # own tests, tests/test_front_door.py, ask for the defaults with "").
+            "HASH_SLOTS": "16",
+            "AUTH_IN_FLIGHT": "0",
             **env,
         }
         self.proc: subprocess.Popen | None = None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import falcon
 
 from widgetsvc import API_PREFIX, errors, jsonio, timefmt
+from widgetsvc.auth.hashslots import HashSlots
 from widgetsvc.auth.middleware import AuthMiddleware, check_declarations
 from widgetsvc.auth.passwords import dummy_hash
 from widgetsvc.auth.resources import (
@@ -15,8 +18,14 @@ from widgetsvc.auth.resources import (
 )
 from widgetsvc.config import Config
 from widgetsvc.db import Database
-from widgetsvc.docs.resources import ASSETS_DIR, OpenAPIResource, SwaggerUIResource
+from widgetsvc.docs.resources import (
+    ASSETS_DIR,
+    UI_SCRIPT_HASHES,
+    OpenAPIResource,
+    SwaggerUIResource,
+)
 from widgetsvc.health import HealthResource
+from widgetsvc.hygiene import HygieneMiddleware
 from widgetsvc.requestlog import RequestLogMiddleware
 from widgetsvc.validation import Validator
 from widgetsvc.widgets.resources import WidgetCollection, WidgetItem, WidgetNameConverter
@@ -41,6 +50,7 @@ def create_app(
 
     app = falcon.App(
         middleware=[
+            HygieneMiddleware(config.allowed_hosts, config.public_url, UI_SCRIPT_HASHES),
             RequestLogMiddleware(),
             falcon.CORSMiddleware(
                 allow_origins="*",
@@ -59,9 +69,10 @@ def create_app(
     app.router_options.converters["widget_name"] = WidgetNameConverter
 
     shared = (db, config, validator, clock)
+    slots = HashSlots(config.hash_slots, Path(config.runtime_dir) if config.runtime_dir else None)
     routes: dict[str, object] = {
-        "/auth/register": RegisterResource(*shared),
-        "/auth/login": LoginResource(*shared),
+        "/auth/register": RegisterResource(*shared, slots=slots),
+        "/auth/login": LoginResource(*shared, slots=slots),
         "/auth/user": UserResource(*shared),
         "/auth/logout": LogoutResource(*shared),
         "/widgets": WidgetCollection(*shared),
@@ -71,6 +82,8 @@ def create_app(
     }
     routes["/openapi.json"] = OpenAPIResource(routes)  # documents every route, itself too
     for path, resource in routes.items():
+        if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
+            resource.on_head = resource.on_get  # HEAD wherever GET (Falcon drops the body)
         check_declarations(resource)
         app.add_route(f"{API_PREFIX}{path}", resource)
     app.add_static_route(f"{API_PREFIX}/ui/assets", str(ASSETS_DIR))
