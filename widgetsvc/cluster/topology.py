@@ -8,6 +8,7 @@ session under an unprivileged OS user (the service's instances run as the caller
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -15,6 +16,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import socket
 import tempfile
 import time
 import urllib.request
@@ -309,8 +311,9 @@ class Cluster:
             f"check port {self.ports['patroni'][i]}"
             for i, node in enumerate(NODES))
         config = self.root / "haproxy.cfg"
-        changed = self._config(config, render("haproxy/haproxy.cfg.template", host=HOST,
-                                              port=self.ports["haproxy"], servers=servers))
+        changed = self._config(config, render(
+            "haproxy/haproxy.cfg.template", host=HOST, port=self.ports["haproxy"],
+            servers=servers, stats_socket=self.root / "haproxy.sock"))
         record = self.pids.get("haproxy")
         if procs.alive(record) and changed:
             self._stop_part("haproxy")
@@ -320,8 +323,29 @@ class Cluster:
                                       self.root / "haproxy.log")
         self._wait_leader_reachable(timeout=60)
 
+    def haproxy_servers(self) -> dict[str, str]:
+        """HAProxy's view: server name -> "UP", "DOWN", "UP 1/2" ... (its stats socket)."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(2)
+            sock.connect(str(self.root / "haproxy.sock"))
+            sock.sendall(b"show stat\n")
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        rows = list(csv.reader(raw.decode().lstrip("# ").splitlines()))
+        header, body = rows[0], [r for r in rows[1:] if r]
+        name, status = header.index("svname"), header.index("status")
+        return {r[name]: r[status] for r in body if r[name] not in ("FRONTEND", "BACKEND")}
+
     def _wait_leader_reachable(self, timeout: float) -> None:
+        """Until HAProxy routes to the leader alone. It starts with every server up, until the
+        first checks of the replica fail: a connection then could reach the replica."""
         def primary() -> bool:
+            leader = next((m["name"] for m in self.members() if m.get("role") == "leader"), None)
+            servers = self.haproxy_servers()
+            if leader is None or servers.get(leader) != "UP" or any(
+                    state != "DOWN" for name, state in servers.items() if name != leader):
+                return False
             with psycopg.connect(self.leader_url(SUPERUSER, "postgres"), connect_timeout=2,
                                  autocommit=True) as conn:
                 return conn.execute("SHOW transaction_read_only").fetchone()[0] == "off"
