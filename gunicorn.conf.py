@@ -3,7 +3,15 @@
 import os
 
 wsgi_app = "widgetsvc.wsgi:app"
-bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# bin/serve puts nginx on HOST:PORT and gunicorn on a Unix socket behind it (README, "Serving
+# behind nginx"); with --direct (WIDGETSVC_DIRECT=1) gunicorn itself listens on HOST:PORT.
+_front_socket = os.environ.get("WIDGETSVC_GUNICORN_SOCKET")
+bind = (f"unix:{_front_socket}" if _front_socket
+        else f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
+# X-Forwarded-* are honoured only from the front proxy: gunicorn trusts every Unix-socket peer
+# (nginx, on a socket in a directory only nginx's user and this one reach) and, with this
+# empty list, no TCP peer at all (so not a direct-mode client either).
+forwarded_allow_ips = ""
 
 # Sync workers, one per core plus one. Measured with bin/bench (2 cores, 16 connections),
 # WEB_CONCURRENCY=N bin/bench --scenarios user,widget,list,list-deep,mixed, req/s, after reads

@@ -123,6 +123,7 @@ class Bench:
             "BCRYPT_ROUNDS": str(args.bcrypt_rounds),
             "LOG_LEVEL": "INFO",  # the request log is part of the cost measured
             "HOST": "127.0.0.1",
+            "AUTH_RATE_LIMIT": "0",  # the login scenario logs in from one address
         }
 
     # -- set-up -------------------------------------------------------------------------

@@ -125,7 +125,8 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """The real ``bin/serve`` (gunicorn) on a free port, against the test database."""
+    """The real ``bin/serve`` (nginx in front of gunicorn) on a free port, against the test
+    database."""
 
     def __init__(self, database_url: str, log_path: Path, **env: str):
         self.port = free_port()
@@ -140,6 +141,7 @@ class LiveServer:
             "HOST": "127.0.0.1",
             "PORT": str(self.port),
             "WEB_CONCURRENCY": "2",
+            "AUTH_RATE_LIMIT": "0",  # tests register many users from one address
             **env,
         }
         self.proc: subprocess.Popen | None = None

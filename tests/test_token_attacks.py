@@ -439,11 +439,16 @@ def test_attacks_over_real_http(app, admin, live_server):
     status, _, raw = raw_request(live_server, [(b"Authorization", good)])
     assert status == 200, raw[:300]
 
-    # several Authorization headers: never a 500, never a pass
+    # several Authorization headers: never a 500, never a pass (nginx in front refuses a
+    # repeated Authorization line itself: its JSON 400)
     for pair in ([good, good], [good, b"Bearer garbage"], [b"Bearer garbage", good],
                  [good, b"Basic dXNlcjpwYXNz"], [forged, good]):
         status, headers, raw = raw_request(live_server, [(b"Authorization", v) for v in pair])
-        assert_http_401(status, headers, raw, messages=(INVALID, "Unauthorized"))
+        if status == 400:
+            assert headers["Content-Type"].startswith("application/json"), raw[:300]
+            assert json.loads(raw) == {"message": "Bad Request"}
+        else:
+            assert_http_401(status, headers, raw, messages=(INVALID, "Unauthorized"))
 
     # an 8 KiB Authorization header (a JWT-shaped one, and one of junk): a JSON 401
     for value in (b"Bearer " + b".".join([b"a" * 2728] * 3),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import falcon
 
 from widgetsvc import errors, jsonio, timefmt
+from widgetsvc.auth.hashslots import HashSlots
 from widgetsvc.auth.middleware import AuthMiddleware, check_declarations
 from widgetsvc.auth.passwords import dummy_hash
 from widgetsvc.auth.resources import (
@@ -60,9 +63,10 @@ def create_app(
     errors.install(app)
 
     shared = (db, config, validator, clock)
+    slots = HashSlots(config.hash_slots, Path(config.runtime_dir) if config.runtime_dir else None)
     routes = {
-        f"{API}/auth/register": RegisterResource(*shared),
-        f"{API}/auth/login": LoginResource(*shared),
+        f"{API}/auth/register": RegisterResource(*shared, slots=slots),
+        f"{API}/auth/login": LoginResource(*shared, slots=slots),
         f"{API}/auth/user": UserResource(*shared),
         f"{API}/auth/logout": LogoutResource(*shared),
         f"{API}/widgets": WidgetCollection(*shared),

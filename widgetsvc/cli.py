@@ -15,6 +15,7 @@ import psycopg
 import psycopg_pool
 
 from widgetsvc.config import Config, ConfigError
+from widgetsvc.front import FrontError
 from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalDBError, ensure_dev_database
 from widgetsvc.migrate import MigrationError, migrate
 
@@ -56,16 +57,55 @@ def _local_secret(path: Path) -> str:
 
 
 def serve(argv: list[str]) -> int:
+    """gunicorn on a Unix socket behind nginx on HOST:PORT (``--direct``: gunicorn alone)."""
+    from widgetsvc import front
+    from widgetsvc.supervisor import Supervisor
+
     _local_defaults()
     # Refuse a bad configuration here, with one clear line, before touching the database.
     Config.from_env()
+    direct = "--direct" in argv or os.environ.get("WIDGETSVC_DIRECT", "") not in ("", "0")
+    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+    settings = None if direct else front.FrontSettings.from_env()
+    nginx = None if direct else front.ensure_nginx()
+    listen = front.listen_address(host, port)
     if "--no-migrate" not in argv:
         _migrate()
-    argv = [a for a in argv if a != "--no-migrate"]
+    argv = [a for a in argv if a not in ("--no-migrate", "--direct")]
     gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).parent / "gunicorn")
     os.chdir(REPO_ROOT)
-    os.execv(gunicorn, [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"), *argv])  # noqa: S606
-    return 0  # not reached
+
+    user = None if direct else front.nginx_user()
+    runtime = front.make_runtime_dir(VAR_DIR, user, os.getpid())
+    sock = runtime / "gunicorn.sock"
+    env = {**os.environ, "WIDGETSVC_RUNTIME_DIR": str(runtime)}
+    if not direct:
+        env["WIDGETSVC_GUNICORN_SOCKET"] = str(sock)
+    supervisor = Supervisor(float(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30")))
+    supervisor.install_signal_handlers()
+    try:
+        conf = runtime / "nginx.conf"
+        if settings is not None:
+            conf.write_text(front.render(
+                [f"unix:{sock}"], listen, runtime,
+                auth_rate_limit=settings.auth_rate_limit,
+                auth_conn_limit=settings.auth_conn_limit,
+                trusted_proxies=settings.trusted_proxies,
+            ))
+        supervisor.spawn(
+            "gunicorn", [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"), *argv], env=env
+        )
+        if not direct:
+            if supervisor.wait_for_socket(sock):
+                ids = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid}
+                supervisor.spawn(
+                    "nginx", [nginx, "-e", "stderr", "-p", str(runtime), "-c", str(conf)],
+                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, **ids,
+                )
+        return supervisor.run()
+    finally:
+        supervisor.stop_all()
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -132,9 +172,11 @@ def purge_revoked(argv: list[str]) -> int:
     db.pool.open(wait=True, timeout=10)
     try:
         count = db.execute("purge_revoked_tokens")
+        failures = db.execute("purge_login_failures", window_seconds=config.login_lock_window)
     finally:
         db.close()
     print(f"purged {count} expired revocation(s)")
+    print(f"purged {failures} expired failed login(s)")
     return 0
 
 
@@ -150,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[args[0]](args[1:])
-    except (ConfigError, LocalDBError, MigrationError, UsageError) as exc:
+    except (ConfigError, FrontError, LocalDBError, MigrationError, UsageError) as exc:
         print(f"widgetsvc: {exc}", file=sys.stderr)
         return 1
     except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:

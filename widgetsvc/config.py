@@ -26,6 +26,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _default_hash_slots(env: Mapping[str, str]) -> int:
+    """One less than the requests an instance serves at once (gunicorn.conf.py's defaults), so
+    password hashes never take the last worker; at least one."""
+    workers = _int(env, "WEB_CONCURRENCY", (os.cpu_count() or 1) + 1)
+    threads = _int(env, "GUNICORN_THREADS", 1)
+    return max(1, workers * threads - 1)
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str
@@ -43,6 +51,10 @@ class Config:
     user_realm: str = "registered_users@mydomain.com"
     admin_realm: str = "admin_users@mydomain.com"
     log_level: str = "INFO"
+    hash_slots: int = 1
+    runtime_dir: str = ""
+    login_lock_failures: int = 5
+    login_lock_window: int = 900
 
     @classmethod
     def from_env(
@@ -67,6 +79,10 @@ class Config:
             user_realm=env.get("USER_REALM", "registered_users@mydomain.com"),
             admin_realm=env.get("ADMIN_REALM", "admin_users@mydomain.com"),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            hash_slots=_int(env, "HASH_SLOTS", 0) or _default_hash_slots(env),
+            runtime_dir=env.get("WIDGETSVC_RUNTIME_DIR", ""),
+            login_lock_failures=_int(env, "LOGIN_LOCK_FAILURES", 5),
+            login_lock_window=_int(env, "LOGIN_LOCK_WINDOW", 900),
         )
         config.check(require_secret=require_secret)
         return config
@@ -90,6 +106,11 @@ class Config:
             raise ConfigError("TOKEN_LIFETIME must be a positive number of seconds")
         if not 1 <= self.pool_min_size <= self.pool_max_size:
             raise ConfigError("need 1 <= DB_POOL_MIN <= DB_POOL_MAX")
+        if self.hash_slots < 1:
+            raise ConfigError("HASH_SLOTS must be at least 1 (unset: workers - 1)")
+        if self.login_lock_failures < 0 or self.login_lock_window < 1:
+            raise ConfigError("LOGIN_LOCK_FAILURES must be >= 0 (0 = off), "
+                              "LOGIN_LOCK_WINDOW >= 1 second")
         if require_secret and not self.secret_key:
             raise ConfigError("SECRET_KEY is not set")
         if self.is_production:

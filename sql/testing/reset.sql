@@ -1,6 +1,6 @@
 -- Used only by the test suite, between tests: empty every table the service writes.
 -- name: reset_all
-TRUNCATE widgets, revoked_tokens, users RESTART IDENTITY CASCADE;
+TRUNCATE widgets, revoked_tokens, users, login_failures RESTART IDENTITY CASCADE;
 
 -- name: auth_delete_user_by_email
 -- Tests of a token whose user no longer exists.

@@ -7,6 +7,8 @@ import falcon
 from widgetsvc import errors, timefmt
 from widgetsvc.auth import tokens
 from widgetsvc.auth.caller import CurrentUser
+from widgetsvc.auth.hashslots import HashSlots
+from widgetsvc.auth.loginlock import LoginLock
 from widgetsvc.auth.middleware import NONE, TOKEN
 from widgetsvc.auth.users import Users
 from widgetsvc.bodies import read_object
@@ -16,9 +18,13 @@ LOGIN_FAILED = "email or password does not match"
 
 
 class _AuthResource(Resource):
-    def __init__(self, *args) -> None:
+    def __init__(self, *args, slots: HashSlots | None = None) -> None:
         super().__init__(*args)
         self.users = Users(self.db, self.config.bcrypt_rounds)
+        # Shared by every resource that hashes (create_app passes one per instance).
+        self.slots = slots or HashSlots(self.config.hash_slots)
+        self.lock = LoginLock(self.db, self.config.login_lock_failures,
+                              self.config.login_lock_window)
 
     def _credentials(self, req: falcon.Request) -> tuple[str, str]:
         body = read_object(req, self.config.max_body_bytes)
@@ -46,7 +52,8 @@ class RegisterResource(_AuthResource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         email, password = self._credentials(req)
-        user = self.users.create(email, password, admin=False)
+        with self.slots.hold():
+            user = self.users.create(email, password, admin=False)
         if user is None:
             raise errors.fail(falcon.HTTP_409, f"{email} is already registered")
         self._respond_with_token(resp, user, "successfully registered")
@@ -58,9 +65,13 @@ class LoginResource(_AuthResource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         email, password = self._credentials(req)
-        user = self.users.check_login(email, password)
+        self.lock.check(email)  # order (API.md §8): 400, then the lock's 429, then the 503
+        with self.slots.hold():
+            user = self.users.check_login(email, password)
         if user is None:
+            self.lock.record_failure(email)
             raise errors.fail(falcon.HTTP_401, LOGIN_FAILED)
+        self.lock.reset(email)
         self._respond_with_token(resp, user, "successfully logged in")
 
 

@@ -1,0 +1,277 @@
+"""The nginx front: its configuration, rendered from ``deploy/nginx/widgetsvc.conf.template``.
+
+``render()`` is the one way to produce a config, for ``bin/serve`` (one gunicorn behind one
+nginx) and for any deployment that puts several instances behind one nginx: pass their
+addresses as ``upstreams``. Everything that reaches the template is checked here first, so an
+environment variable can never inject nginx directives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import math
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from widgetsvc.localdb import REPO_ROOT
+
+TEMPLATE = REPO_ROOT / "deploy" / "nginx" / "widgetsvc.conf.template"
+DEFAULT_AUTH_RATE_LIMIT = 30  # login + register per minute per client address (API.md §8.1)
+AUTH_BURST = 10
+SHARED_RUNTIME_ROOT = Path("/var/lib/widgetsvc")
+_SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_UNIX = re.compile(r"^unix:/[A-Za-z0-9._/@+-]+$")
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+class FrontError(RuntimeError):
+    """nginx is missing, or a setting cannot be put into its configuration."""
+
+
+@dataclass(frozen=True)
+class FrontSettings:
+    """The front's settings from the environment (README, "Configuration")."""
+
+    auth_rate_limit: int = DEFAULT_AUTH_RATE_LIMIT
+    trusted_proxies: tuple[str, ...] = ()
+    auth_conn_limit: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> FrontSettings:
+        env = os.environ if env is None else env
+        return cls(
+            auth_rate_limit=_non_negative(env, "AUTH_RATE_LIMIT", DEFAULT_AUTH_RATE_LIMIT),
+            trusted_proxies=parse_trusted_proxies(env.get("TRUSTED_PROXIES", "")),
+            auth_conn_limit=_non_negative(env, "AUTH_CONN_LIMIT", 0),
+        )
+
+
+def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise FrontError(f"{name} must be a whole number (0 = off), got {raw!r}")
+    return int(raw)
+
+
+def parse_trusted_proxies(raw: str) -> tuple[str, ...]:
+    """``TRUSTED_PROXIES``: comma-separated addresses or networks (``10.0.0.0/8``)."""
+    proxies = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        try:
+            proxies.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise FrontError(f"TRUSTED_PROXIES: {item!r} is not an address or network") from None
+    return tuple(proxies)
+
+
+def listen_address(host: str, port: int | str) -> str:
+    """``HOST:PORT`` as nginx's ``listen`` wants it (IPv6 in brackets)."""
+    port = str(port)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise FrontError(f"PORT must be a TCP port number, got {port!r}")
+    host = host.strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if not _HOSTNAME.match(host):
+            raise FrontError(f"HOST must be an address or a host name, got {host!r}") from None
+        return f"{host}:{port}"
+    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+
+
+def _upstream(address: str) -> str:
+    if _UNIX.match(address):
+        return address
+    host, sep, port = address.rpartition(":")
+    if not sep:
+        raise FrontError(f"upstream {address!r}: expected unix:/path or host:port")
+    return listen_address(host, port)
+
+
+def render(
+    upstreams: Sequence[str],
+    listen: str,
+    runtime_dir: Path | str,
+    *,
+    auth_rate_limit: int = DEFAULT_AUTH_RATE_LIMIT,
+    auth_burst: int = AUTH_BURST,
+    auth_conn_limit: int = 0,
+    trusted_proxies: Sequence[str] = (),
+    worker_processes: int | str = "auto",
+    worker_connections: int = 4096,
+    upstream_timeout: int = 60,
+    template: Path = TEMPLATE,
+) -> str:
+    """The nginx configuration text.
+
+    - ``upstreams``: the instances, ``unix:/path/to/gunicorn.sock`` or ``host:port`` each
+      (several = nginx balances between them);
+    - ``listen``: where nginx listens, ``host:port`` (see ``listen_address``);
+    - ``runtime_dir``: an existing directory the nginx user can write: pid and temp files;
+    - ``auth_rate_limit``: login + register per minute per client address (0 = no limit),
+      with ``auth_burst`` more allowed at once; ``auth_conn_limit``: login/register requests
+      in flight per address (0 = no limit; beyond it the §8.1 503);
+    - ``trusted_proxies``: addresses/networks whose ``X-Forwarded-For`` names the client.
+    """
+    if not upstreams:
+        raise FrontError("at least one upstream is needed")
+    runtime = str(runtime_dir)
+    if not re.fullmatch(r"/[A-Za-z0-9._/@+-]+", runtime):
+        raise FrontError(f"runtime directory {runtime!r}: use a plain absolute path")
+    for number in (auth_rate_limit, auth_burst, auth_conn_limit, worker_connections,
+                   upstream_timeout):
+        if int(number) < 0:
+            raise FrontError("limits and timeouts must not be negative")
+    if str(worker_processes) != "auto" and not str(worker_processes).isdigit():
+        raise FrontError("worker_processes: a number or auto")
+
+    real_ip = [f"    set_real_ip_from {network};" for network in
+               parse_trusted_proxies(",".join(trusted_proxies))]
+    if real_ip:
+        real_ip += ["    real_ip_header X-Forwarded-For;", "    real_ip_recursive on;"]
+    zones, limits = [], []
+    if auth_rate_limit > 0:
+        zones += [
+            f"    limit_req_zone $binary_remote_addr zone=widgetsvc_auth:10m "
+            f"rate={int(auth_rate_limit)}r/m;",
+            "    limit_req_status 429;",
+            "    limit_req_log_level info;",
+        ]
+        limits.append(f"            limit_req zone=widgetsvc_auth burst={int(auth_burst)} nodelay;")
+    if auth_conn_limit > 0:
+        zones += [
+            "    limit_conn_zone $binary_remote_addr zone=widgetsvc_auth_conn:10m;",
+            "    limit_conn_status 503;",
+            "    limit_conn_log_level info;",
+        ]
+        limits.append(f"            limit_conn widgetsvc_auth_conn {int(auth_conn_limit)};")
+    values = {
+        "worker_processes": str(worker_processes),
+        "worker_connections": str(int(worker_connections)),
+        "runtime_dir": runtime,
+        "upstream_timeout": str(int(upstream_timeout)),
+        "real_ip": "\n".join(real_ip),
+        "auth_rate_limit": str(int(auth_rate_limit)),
+        "auth_zones": "\n".join(zones),
+        "auth_limits": "\n".join(limits),
+        "auth_retry_after": str(math.ceil(60 / auth_rate_limit) if auth_rate_limit else 1),
+        "upstream_servers": "\n".join(f"        server {_upstream(u)};" for u in upstreams),
+        "listen": listen,
+    }
+    text = template.read_text(encoding="utf-8")
+    unknown = set(_PLACEHOLDER.findall(text)) - values.keys()
+    if unknown:
+        raise FrontError(f"{template}: unknown placeholders {sorted(unknown)}")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+# -- running it locally (bin/serve) -------------------------------------------------------------
+
+def find_nginx() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+
+
+def ensure_nginx() -> str:
+    """nginx's path; as root, installs Debian's ``nginx`` when missing (like PostgreSQL)."""
+    found = find_nginx()
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise FrontError(
+            "nginx was not found. Install it (e.g. 'sudo apt-get install nginx'), or serve "
+            "without it for debugging: bin/serve --direct (WIDGETSVC_DIRECT=1)."
+        )
+    print("widgetsvc: installing nginx with apt-get ...", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    wait = ["-o", "DPkg::Lock::Timeout=300"]
+    for cmd in (["apt-get", *wait, "update", "-q"],
+                ["apt-get", *wait, "install", "-y", "-q", "nginx"]):
+        subprocess.run(cmd, check=True, env=env, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL)
+    found = find_nginx()
+    if not found:
+        raise FrontError("apt-get installed nginx but it is still not found")
+    return found
+
+
+def nginx_user() -> pwd.struct_passwd | None:
+    """As root: the unprivileged user nginx runs as (``WIDGETSVC_NGINX_USER``, else
+    ``www-data``, else ``nobody``). Otherwise None: nginx runs as whoever runs bin/serve."""
+    if os.geteuid() != 0:
+        return None
+    wanted = os.environ.get("WIDGETSVC_NGINX_USER")
+    for name in ([wanted] if wanted else ["www-data", "nobody"]):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise FrontError("running as root, but no unprivileged user (www-data, nobody) exists")
+
+
+def _searchable(directory: Path, user: pwd.struct_passwd) -> bool:
+    info = directory.stat()
+    if info.st_uid == user.pw_uid:
+        return bool(info.st_mode & 0o100)
+    if info.st_gid == user.pw_gid:
+        return bool(info.st_mode & 0o010)
+    return bool(info.st_mode & 0o001)
+
+
+def runtime_base(var_dir: Path, user: pwd.struct_passwd | None) -> Path:
+    """Where this clone's serving processes keep sockets, pid and temp files: ``var_dir``,
+    unless nginx's user cannot reach it (as root, a clone in a private directory) or the
+    socket path would be too long; then a per-clone directory under /var/lib/widgetsvc
+    (as root) or the temp dir."""
+    var_dir = var_dir.resolve()
+    reachable = user is None or all(
+        _searchable(p, user) for p in (var_dir, *var_dir.parents) if p.exists()
+    )
+    if reachable and len(str(var_dir)) + len("/serve-4194304/gunicorn.sock") <= _SOCKET_PATH_LIMIT:
+        return var_dir
+    digest = hashlib.sha256(str(var_dir).encode()).hexdigest()[:12]
+    if os.geteuid() == 0:
+        return SHARED_RUNTIME_ROOT / f"front-{digest}"
+    return Path(tempfile.gettempdir()) / f"widgetsvc-front-{digest}"
+
+
+def make_runtime_dir(var_dir: Path, user: pwd.struct_passwd | None, pid: int) -> Path:
+    """A fresh ``serve-<pid>`` directory for one bin/serve, owned by nginx's user (mode 0700;
+    root's gunicorn reaches it anyway). Leftovers of bin/serves that died are removed."""
+    base = runtime_base(var_dir, user)
+    base.mkdir(parents=True, exist_ok=True)
+    if base != var_dir.resolve():
+        os.chmod(base, 0o755)  # noqa: S103 (nginx's user must traverse it; contents are 0700)
+    for stale in base.glob("serve-*"):
+        other = stale.name[len("serve-"):]
+        if other.isdigit() and int(other) != pid and not _alive(int(other)):
+            shutil.rmtree(stale, ignore_errors=True)
+    runtime = base / f"serve-{pid}"
+    shutil.rmtree(runtime, ignore_errors=True)
+    runtime.mkdir(mode=0o700)
+    if user is not None:
+        os.chown(runtime, user.pw_uid, user.pw_gid)
+    return runtime
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,107 @@
+"""``bin/serve``'s process: gunicorn, and nginx in front of it, as one unit.
+
+Both children stay in bin/serve's process group and in the foreground. SIGTERM or SIGINT stops
+both gracefully (nginx first, so it finishes the requests in flight, then gunicorn); if either
+child dies, the other is stopped and bin/serve exits non-zero. Nothing is left running.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In a child, before exec: get SIGTERM if bin/serve itself is killed (SIGKILL)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def _say(message: str) -> None:
+    print(f"widgetsvc: {message}", file=sys.stderr, flush=True)
+
+
+class Supervisor:
+    def __init__(self, graceful_timeout: float = 30.0):
+        self.graceful_timeout = graceful_timeout
+        self.children: dict[str, subprocess.Popen] = {}
+        self.stop_requested = False
+
+    def spawn(self, name: str, argv: list[str], *, env: dict[str, str] | None = None,
+              user: int | None = None, group: int | None = None) -> subprocess.Popen:
+        kwargs: dict = {}
+        if user is not None:
+            kwargs = {"user": user, "group": group, "extra_groups": []}
+        proc = subprocess.Popen(  # noqa: S603 (our own argv)
+            argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,  # noqa: PLW1509
+            **kwargs,
+        )
+        self.children[name] = proc
+        return proc
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        self.stop_requested = True
+
+    def install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+
+    def wait_for_socket(self, path: Path, timeout: float = 60.0) -> bool:
+        """True once gunicorn accepts connections on ``path`` (False: stop or a child died)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.stop_requested or self._dead_child():
+                return False
+            with socket.socket(socket.AF_UNIX) as sock:
+                try:
+                    sock.connect(str(path))
+                    return True
+                except OSError:
+                    time.sleep(0.05)
+        _say(f"gunicorn did not listen on {path} within {timeout:.0f} s")
+        return False
+
+    def _dead_child(self) -> str | None:
+        for name, proc in self.children.items():
+            if proc.poll() is not None:
+                return name
+        return None
+
+    def run(self) -> int:
+        """Until a signal (exit 0 once both stopped) or a child's death (exit 1)."""
+        dead = None
+        while not self.stop_requested:
+            dead = self._dead_child()
+            if dead:
+                break
+            time.sleep(0.1)
+        failed = dead is not None and not self.stop_requested
+        if failed:
+            code = self.children[dead].returncode
+            _say(f"{dead} exited ({code}); stopping the rest")
+        self.stop_all()
+        return 1 if failed else 0
+
+    def stop_all(self) -> None:
+        """nginx first (graceful quit: the requests in flight finish), then gunicorn."""
+        order = sorted(self.children, key=lambda name: name != "nginx")
+        for name in order:
+            proc = self.children[name]
+            if proc.poll() is None:
+                graceful = signal.SIGQUIT if name == "nginx" else signal.SIGTERM
+                proc.send_signal(graceful)
+            try:
+                proc.wait(self.graceful_timeout + 5)
+            except subprocess.TimeoutExpired:
+                _say(f"{name} did not stop in time; killing it")
+                proc.kill()
+                proc.wait()
