@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import time
 import urllib.request
@@ -26,10 +27,11 @@ from typing import Any
 
 import psycopg
 
-from widgetsvc import localdb
+from widgetsvc import front, localdb
 from widgetsvc.cluster import procs
 from widgetsvc.cluster.packages import ensure_packages, which
-from widgetsvc.cluster.render import render, write
+from widgetsvc.cluster.render import DEPLOY_DIR, render, write
+from widgetsvc.config import Config
 from widgetsvc.db import SQL_DIR, load_queries
 
 HOST = "127.0.0.1"
@@ -393,11 +395,12 @@ class Cluster:
                          record=self.pids.get("pgbouncer"))
 
     def instance_env(self, index: int) -> dict[str, str]:
-        env = {**os.environ,
+        env = {k: v for k, v in os.environ.items() if k != "WIDGETSVC_GUNICORN_SOCKET"}
+        env.update({
                "DATABASE_URL": self.app_url(),
                "DB_PGBOUNCER": "1" if self.state["pgbouncer"] else "0",
                "SECRET_KEY": self.state["secrets"]["secret_key"],
-               "HOST": HOST, "PORT": str(self.ports["instances"][index])}
+               "HOST": HOST, "PORT": str(self.ports["instances"][index])})
         return env
 
     def _start_instances(self, log) -> None:
@@ -405,7 +408,8 @@ class Cluster:
         for name in [n for n in self.pids if n.startswith("instance-")]:
             if int(name.split("-")[1]) > count:
                 self._stop_part(name)
-        serve = str(localdb.REPO_ROOT / "bin" / "serve")
+        gunicorn = str(Path(sys.executable).parent / "gunicorn")
+        conf = str(localdb.REPO_ROOT / "gunicorn.conf.py")
         started = []
         for index in range(count):
             name = f"instance-{index + 1}"
@@ -413,8 +417,10 @@ class Cluster:
                 continue
             self._stop_part(name)  # workers left behind by a killed master
             log(f"cluster: starting instance {index + 1} on {self.instance_url(index)}")
-            record = procs.start([serve, "--no-migrate"], log=self.root / f"{name}.log",
-                                 env=self.instance_env(index), cwd=localdb.REPO_ROOT)
+            env = self.instance_env(index)
+            Config.from_env(env)  # a bad setting: one clear line, not a dead instance's log
+            record = procs.start([gunicorn, "-c", conf], log=self.root / f"{name}.log",
+                                 env=env, cwd=localdb.REPO_ROOT)
             self._record(name, record)
             started.append(index)
         for index in started:
@@ -424,33 +430,43 @@ class Cluster:
                              log=self.root / f"instance-{index + 1}.log",
                              record=self.pids.get(f"instance-{index + 1}"))
 
+    def front_config(self, run_dir: Path) -> str:
+        """The shared front template (``widgetsvc.front``) for all instances, with the
+        cluster's retry rule for reads (``deploy/nginx/cluster-locations.conf``)."""
+        settings = front.FrontSettings.from_env()
+        text = front.render(
+            [f"{HOST}:{port}" for port in self.ports["instances"][: self.state["instances"]]],
+            front.listen_address(HOST, self.ports["front"]), run_dir,
+            auth_rate_limit=settings.auth_rate_limit, auth_conn_limit=settings.auth_conn_limit,
+            trusted_proxies=settings.trusted_proxies)
+        plain = "        location / {\n            proxy_pass http://widgetsvc;\n        }\n"
+        listen = f"        listen {front.listen_address(HOST, self.ports['front'])};\n"
+        if text.count(plain) != 1 or text.count(listen) != 1:
+            raise ClusterError("deploy/nginx/widgetsvc.conf.template changed: its 'location /' "
+                               "or 'listen' line is not where bin/cluster expects it")
+        locations = (DEPLOY_DIR / "nginx" / "cluster-locations.conf").read_text()
+        return text.replace(plain, locations).replace(
+            listen, listen + "        error_page 418 = @write;\n")
+
     def _start_front(self, log) -> None:
         run_dir = self._private_dir(self.root / "nginx")
-        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            self._private_dir(run_dir / sub)
-        rate = int(os.environ.get("AUTH_RATE_LIMIT", "30").strip() or "30")
-        upstreams = "\n".join(
-            f"        server {HOST}:{port} max_fails=1 fail_timeout=5s;"
-            for port in self.ports["instances"][: self.state["instances"]])
         config = run_dir / "nginx.conf"
-        changed = self._config(config, render(
-            "nginx/cluster.conf.template", run_dir=run_dir, host=HOST, port=self.ports["front"],
-            upstream_servers=upstreams, auth_rate=max(rate, 1),
-            rate_key="$binary_remote_addr" if rate > 0 else '""'))
+        changed = self._config(config, self.front_config(run_dir))
         record = self.pids.get("nginx")
         if procs.alive(record):
             if changed:
-                os.kill(int(record[0]), signal.SIGHUP)  # reload: new upstream list
+                os.kill(int(record[0]), signal.SIGHUP)  # reload: new upstreams or limits
+                time.sleep(0.5)
         else:
             self._stop_part("nginx")
             log(f"cluster: starting nginx on {self.front_url}")
             record = self._start_part(
-                "nginx", [which("nginx"), "-p", str(run_dir), "-c", str(config),
-                          "-e", str(run_dir / "nginx-error.log")],
-                run_dir / "nginx.out")
+                "nginx", [front.ensure_nginx(), "-e", "stderr", "-p", str(run_dir),
+                          "-c", str(config)],
+                self.root / "nginx.log")
         url = f"{self.front_url}/api/v1/health"
         procs.wait_until(lambda: _http_status(url) == 200, timeout=30, what="nginx",
-                         log=run_dir / "nginx-error.log", record=record)
+                         log=self.root / "nginx.log", record=record)
 
     # -- down ---------------------------------------------------------------------------------
     def _stop_part(self, name: str, timeout: float = 20.0) -> None:
