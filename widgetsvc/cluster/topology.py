@@ -45,6 +45,12 @@ STATE_VERSION = 1
 _BACKEND_ORDER = ["etcd", "patroni-pg1", "patroni-pg2", "haproxy", "pgbouncer"]
 
 
+# Settings whose change restarts the instances on the next ``up``.
+_INSTANCE_SETTINGS = ("DATABASE_URL", "DB_PGBOUNCER", "SECRET_KEY", "WIDGETSVC_ENV",
+                      "BCRYPT_ROUNDS", "TOKEN_LIFETIME", "DB_POOL_MIN", "DB_POOL_MAX",
+                      "WEB_CONCURRENCY", "GUNICORN_WORKER_CLASS", "GUNICORN_THREADS")
+
+
 class ClusterError(RuntimeError):
     """The cluster could not be brought up (the message carries the failing part's log)."""
 
@@ -90,7 +96,7 @@ class Cluster:
     """The cluster kept in ``root``; ``state.json`` there records ports, secrets and pids."""
 
     def __init__(self, root: Path | None = None):
-        self.root = Path(root) if root else default_dir()
+        self.root = reachable_dir(Path(root).resolve()) if root else default_dir()
         self.state_path = self.root / "state.json"
         self.state: dict[str, Any] = self._load()
 
@@ -405,6 +411,13 @@ class Cluster:
 
     def _start_instances(self, log) -> None:
         count = self.state["instances"]
+        # Instances started with other settings (database path, secret, ...) are restarted.
+        digest = hashlib.sha256(json.dumps(
+            {k: self.instance_env(0).get(k) for k in _INSTANCE_SETTINGS}).encode()).hexdigest()
+        if self.state.get("instance_settings") != digest:
+            for name in [n for n in self.pids if n.startswith("instance-")]:
+                self._stop_part(name)
+            self.state["instance_settings"] = digest
         for name in [n for n in self.pids if n.startswith("instance-")]:
             if int(name.split("-")[1]) > count:
                 self._stop_part(name)
