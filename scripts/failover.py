@@ -4,6 +4,7 @@
     bin/failover leader --trials 5     # kill -9 the leader's postmaster under 8 writing clients
     bin/failover instance              # kill -9 one instance's gunicorn master under a read load
     bin/failover standby               # lose the synchronous standby (Patroni and PostgreSQL)
+    bin/failover writes                # no failure: widget creates/s that 8 clients get
 
 Each prints one JSON object on stdout (the test suite reads it) and a summary on stderr, and
 exits 1 when a promise is broken: an acknowledged widget missing afterwards, a revoked token
@@ -346,6 +347,29 @@ def drill_standby(cluster: Cluster, seconds: float, limit: float) -> dict:
     return result
 
 
+# -- write throughput (no failure) ---------------------------------------------------------------
+def measure_writes(cluster: Cluster, clients: int, seconds: float) -> dict:
+    """Widget creates per second through the front, ``clients`` at once, nothing killed: what
+    the leader's synchronous commits sustain on this machine."""
+    port = front_port(cluster)
+    _, admin_token = make_user(cluster, port, admin=True)
+    with Writers(port, admin_token, clients) as writers:
+        time.sleep(1.0)  # warm-up, not counted
+        begin = time.monotonic()
+        time.sleep(seconds)
+        end = time.monotonic()
+    counted = [a for a in writers.snapshot() if a.started >= begin and a.ended <= end]
+    ok = [a for a in counted if a.status == 201]
+    latencies = sorted(a.ended - a.started for a in ok)
+    return {
+        "clients": clients, "seconds": seconds,
+        "writes_per_s": round(len(ok) / (end - begin), 1),
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 1) if latencies else None,
+        "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 1) if latencies else None,
+        "failed": len(counted) - len(ok), "ok": bool(ok) and len(counted) == len(ok),
+    }
+
+
 def restart(cluster_dir: Path) -> None:
     """``bin/cluster up`` again: starts whatever part is not running."""
     subprocess.run([str(REPO / "bin" / "cluster"), "--dir", str(cluster_dir), "up"],
@@ -365,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     instance.add_argument("--seconds", type=float, default=5.0)
     standby = sub.add_parser("standby")
     standby.add_argument("--seconds", type=float, default=2.0)
+    writes = sub.add_parser("writes", help="measure widget creates/s (nothing is killed)")
+    writes.add_argument("--clients", type=int, default=8)
+    writes.add_argument("--seconds", type=float, default=10.0)
     for drill in (instance, standby):
         drill.add_argument("--no-restart", action="store_true",
                            help="leave the killed part down (default: bin/cluster up again)")
@@ -387,11 +414,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"instance killed: failed GETs {result['failed_reads']} of "
               f"{sum(result['reads'].values())}; writes failed {result['failed_writes']} of "
               f"{result['writes']}; lost {result['lost']}", file=sys.stderr)
+    elif args.drill == "writes":
+        result = measure_writes(cluster, args.clients, args.seconds)
+        print(f"writes: {result['writes_per_s']}/s with {args.clients} clients, p50 "
+              f"{result['p50_ms']} ms, p99 {result['p99_ms']} ms", file=sys.stderr)
     else:
         result = drill_standby(cluster, args.seconds, args.limit)
         print(f"standby lost: writes went on after {result['writes_go_on_s']} s; failed "
               f"{result['failed_writes']}; lost {result['lost']}", file=sys.stderr)
-    if args.drill != "leader" and not args.no_restart:
+    if args.drill in ("instance", "standby") and not args.no_restart:
         restart(cluster.root)
     print(json.dumps(result))
     return 0 if result["ok"] else 1
