@@ -507,11 +507,16 @@ class Cluster:
 
     def postmaster_pid(self, node: str) -> int | None:
         """The node's running postmaster, from its ``postmaster.pid``."""
+        data_dir = self.node_dir(node) / "data"
         try:
-            pid = int((self.node_dir(node) / "data" / "postmaster.pid").read_text().split()[0])
+            pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError, IndexError):
             return None
-        return pid if procs.start_time(pid) is not None else None
+        # A stale pid file's pid may since belong to another process: it must be this server.
+        if str(data_dir).encode() not in cmdline or procs.start_time(pid) is None:
+            return None
+        return pid
 
     def _stop_orphan_postmasters(self) -> None:
         """A postmaster whose Patroni was killed keeps running (it has its own session)."""
