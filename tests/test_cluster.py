@@ -23,6 +23,7 @@ import psycopg
 import pytest
 
 from tests.live_http import call
+from widgetsvc.cluster.packages import missing_packages
 from widgetsvc.cluster.topology import Cluster, reachable_dir
 from widgetsvc.db import SQL_DIR, load_queries
 from widgetsvc.localdb import REPO_ROOT, VAR_DIR
@@ -57,6 +58,8 @@ def run(*args: str, env: dict | None = None, timeout: float = 300,
 
 @pytest.fixture(scope="module")
 def cluster_dir():
+    if os.geteuid() != 0 and missing_packages():
+        pytest.skip(f"not root, and {', '.join(missing_packages())} not installed")
     directory = reachable_dir(VAR_DIR / f"cluster-test-{os.getpid()}")
     try:
         run(CLUSTER, "--dir", str(directory), "up", "--instances", "2", timeout=600)
