@@ -156,9 +156,31 @@ class Cluster:
         ports = self.state["ports"]["instances"]
         if len(ports) < options.instances:
             ports.extend(procs.free_ports(options.instances - len(ports)))
+        self._replace_taken_ports()
         # The secret the instances sign with: the caller's SECRET_KEY, else one kept here.
         secret = os.environ.get("SECRET_KEY") or self.state["secrets"].get("secret_key")
         self.state["secrets"]["secret_key"] = secret or secrets.token_urlsafe(48)
+
+    def _replace_taken_ports(self) -> None:
+        """A stopped part whose port something else took meanwhile gets a new free one (the
+        configuration files are rendered again on every ``up``)."""
+        ports = self.state["ports"]
+        owners: list[tuple[str, str, int | None]] = [
+            ("etcd", "etcd_client", None), ("etcd", "etcd_peer", None),
+            ("haproxy", "haproxy", None), ("pgbouncer", "pgbouncer", None),
+            ("nginx", "front", None)]
+        owners += [(f"patroni-{node}", key, i) for i, node in enumerate(NODES)
+                   for key in ("postgres", "patroni")]
+        owners += [(f"instance-{i + 1}", "instances", i) for i in range(len(ports["instances"]))]
+        for part, key, index in owners:
+            port = ports[key] if index is None else ports[key][index]
+            if procs.alive(self.pids.get(part)) or procs.port_free(port):
+                continue
+            (fresh,) = procs.free_ports(1)
+            if index is None:
+                ports[key] = fresh
+            else:
+                ports[key][index] = fresh
 
     # -- paths and urls -----------------------------------------------------------------------
     @property
@@ -272,7 +294,7 @@ class Cluster:
         directory = self._private_dir(self.node_dir(node))
         self._private_dir(self.socket_dir(node))
         config = directory / "patroni.yml"
-        self._config(config, render(
+        changed = self._config(config, render(
             "patroni/patroni.yml.template", scope=SCOPE, name=node, host=HOST,
             rest_port=self.ports["patroni"][index], pg_port=self.ports["postgres"][index],
             etcd_hosts=f"{HOST}:{self.ports['etcd_client']}",
@@ -282,6 +304,8 @@ class Cluster:
             socket_dir=self.socket_dir(node), hba_network=f"{HOST}/32", max_connections=200))
         name = f"patroni-{node}"
         if procs.alive(self.pids.get(name)):
+            if changed:
+                os.kill(int(self.pids[name][0]), signal.SIGHUP)  # Patroni reloads its file
             return
         log(f"cluster: starting Patroni {node}")
         env = {**self._base_env(), "HOME": str(directory), "PYTHONUNBUFFERED": "1"}
