@@ -65,8 +65,23 @@ def parts(cluster: Cluster) -> dict[str, list[int]]:
     for node in NODES:
         pid = cluster.postmaster_pid(node)
         key = "postgres leader" if roles.get(node) == "leader" else "postgres standby"
-        groups[key] = procs.group_members(pid) if pid else []
+        groups[key] = [pid, *children(pid)] if pid else []
     return groups
+
+
+def children(parent: int) -> list[int]:
+    """The postmaster's processes (backends, walsender, checkpointer ...). Not its process
+    group: Patroni starts it from a helper that made the session and then exited."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == parent:
+                found.append(int(entry.name))
+    return found
 
 
 class Sampler(threading.Thread):
