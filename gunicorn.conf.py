@@ -37,6 +37,11 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # The app (and so each worker's connection pool) is created after the fork, never shared.
 preload_app = False
 
+# gunicorn's own error answers (unparseable requests) are JSON like the app's.
+from widgetsvc import gunicorn_errors  # noqa: E402
+
+gunicorn_errors.install()
+
 # An 8 KiB Authorization header must reach the app (and get a JSON 401), not gunicorn's 400.
 limit_request_field_size = 16384
 

@@ -18,8 +18,14 @@ from widgetsvc.auth.resources import (
 )
 from widgetsvc.config import Config
 from widgetsvc.db import Database
-from widgetsvc.docs.resources import ASSETS_DIR, OpenAPIResource, SwaggerUIResource
+from widgetsvc.docs.resources import (
+    ASSETS_DIR,
+    UI_SCRIPT_HASHES,
+    OpenAPIResource,
+    SwaggerUIResource,
+)
 from widgetsvc.health import HealthResource
+from widgetsvc.hygiene import HygieneMiddleware
 from widgetsvc.requestlog import RequestLogMiddleware
 from widgetsvc.validation import Validator
 from widgetsvc.widgets.resources import WidgetCollection, WidgetItem
@@ -47,6 +53,7 @@ def create_app(
 
     app = falcon.App(
         middleware=[
+            HygieneMiddleware(config.allowed_hosts, config.public_url, UI_SCRIPT_HASHES),
             RequestLogMiddleware(),
             falcon.CORSMiddleware(
                 allow_origins="*",
@@ -76,6 +83,8 @@ def create_app(
         f"{API}/health": HealthResource(db),
     }
     for path, resource in routes.items():
+        if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
+            resource.on_head = resource.on_get  # HEAD wherever GET (Falcon drops the body)
         check_declarations(resource)
         app.add_route(path, resource)
     app.add_static_route(f"{API}/ui/assets", str(ASSETS_DIR))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -15,6 +16,16 @@ import falcon
 from falcon.media.multipart import MultipartFormHandler
 
 from widgetsvc.errors import fail
+
+try:
+    from gunicorn.http.errors import ParseException as _GunicornParseError
+except ImportError:  # pragma: no cover (gunicorn is a dependency; other servers raise OSError)
+    _GunicornParseError = OSError
+
+log = logging.getLogger("widgetsvc.bodies")
+# What a server's body stream raises on a broken chunked encoding (gunicorn: InvalidChunkSize,
+# ChunkMissingTerminator, InvalidChunkExtension; NoMoreData is an OSError).
+_BROKEN_BODY = (OSError, _GunicornParseError)
 
 _FORM = "application/x-www-form-urlencoded"
 _MULTIPART = "multipart/form-data"
@@ -33,6 +44,17 @@ def _body_stream(req: falcon.Request):
 
 
 def _read_limited(req: falcon.Request, max_bytes: int) -> bytes:
+    try:
+        return _read_limited_stream(req, max_bytes)
+    except _BROKEN_BODY as exc:
+        # A malformed or truncated chunked body (bad size, cut short, no terminator): the
+        # client's fault, one WARNING line, never a traceback.
+        log.warning("malformed request body: %s", type(exc).__name__)
+        raise fail(falcon.HTTP_400, "Malformed request body: the chunked encoding is broken.",
+                   {"Connection": "close"}) from None
+
+
+def _read_limited_stream(req: falcon.Request, max_bytes: int) -> bytes:
     stream = _body_stream(req)
     if req.content_length is not None and req.content_length > max_bytes:
         _drain(stream)
@@ -95,9 +117,27 @@ def _not_unicode(value: Any) -> bool:
     return False
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object naming one key twice is ambiguous (parsers disagree on which wins)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _DuplicateKey(key)
+    return value
+
+
 def _parse_json(raw: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        key = json.dumps(str(exc)[:100], ensure_ascii=False)
+        raise fail(falcon.HTTP_400, f"Malformed JSON: the key {key} appears more than once.") \
+            from None
     except (ValueError, RecursionError):
         raise fail(falcon.HTTP_400, "Malformed JSON: the body could not be parsed.") from None
     if not isinstance(value, dict):

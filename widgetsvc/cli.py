@@ -63,7 +63,7 @@ def serve(argv: list[str]) -> int:
 
     _local_defaults()
     # Refuse a bad configuration here, with one clear line, before touching the database.
-    Config.from_env()
+    config = Config.from_env()
     direct = "--direct" in argv or os.environ.get("WIDGETSVC_DIRECT", "") not in ("", "0")
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
     settings = None if direct else front.FrontSettings.from_env()
@@ -90,6 +90,8 @@ def serve(argv: list[str]) -> int:
                 [f"unix:{sock}"], listen, runtime,
                 auth_rate_limit=settings.auth_rate_limit,
                 auth_conn_limit=settings.auth_conn_limit,
+                auth_in_flight=(config.hash_slots if settings.auth_in_flight is None
+                                else settings.auth_in_flight),
                 trusted_proxies=settings.trusted_proxies,
             ))
         supervisor.spawn(

@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from widgetsvc import hygiene
 
 PRODUCTION = "production"
 ENVIRONMENTS = (PRODUCTION, "development", "test")
@@ -24,6 +27,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _hosts(env: Mapping[str, str]) -> dict[str, Any]:
+    """PUBLIC_URL and ALLOWED_HOSTS (API.md §8.2), checked."""
+    try:
+        public_url = hygiene.parse_public_url(env.get("PUBLIC_URL", ""))
+        return {"public_url": public_url,
+                "allowed_hosts": hygiene.allowed_hosts(env.get("ALLOWED_HOSTS", ""), public_url)}
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _default_hash_slots(env: Mapping[str, str]) -> int:
@@ -55,6 +68,8 @@ class Config:
     runtime_dir: str = ""
     login_lock_failures: int = 5
     login_lock_window: int = 900
+    public_url: str = ""
+    allowed_hosts: tuple[str, ...] = ()
 
     @classmethod
     def from_env(
@@ -83,6 +98,7 @@ class Config:
             runtime_dir=env.get("WIDGETSVC_RUNTIME_DIR", ""),
             login_lock_failures=_int(env, "LOGIN_LOCK_FAILURES", 5),
             login_lock_window=_int(env, "LOGIN_LOCK_WINDOW", 900),
+            **_hosts(env),
         )
         config.check(require_secret=require_secret)
         return config

@@ -45,6 +45,7 @@ class FrontSettings:
     auth_rate_limit: int = DEFAULT_AUTH_RATE_LIMIT
     trusted_proxies: tuple[str, ...] = ()
     auth_conn_limit: int = 0
+    auth_in_flight: int | None = None  # None: the instance's hashing slots
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> FrontSettings:
@@ -53,6 +54,8 @@ class FrontSettings:
             auth_rate_limit=_non_negative(env, "AUTH_RATE_LIMIT", DEFAULT_AUTH_RATE_LIMIT),
             trusted_proxies=parse_trusted_proxies(env.get("TRUSTED_PROXIES", "")),
             auth_conn_limit=_non_negative(env, "AUTH_CONN_LIMIT", 0),
+            auth_in_flight=(_non_negative(env, "AUTH_IN_FLIGHT", 0)
+                            if env.get("AUTH_IN_FLIGHT", "").strip() else None),
         )
 
 
@@ -108,6 +111,7 @@ def render(
     auth_rate_limit: int = DEFAULT_AUTH_RATE_LIMIT,
     auth_burst: int = AUTH_BURST,
     auth_conn_limit: int = 0,
+    auth_in_flight: int = 0,
     trusted_proxies: Sequence[str] = (),
     worker_processes: int | str = "auto",
     worker_connections: int = 4096,
@@ -122,7 +126,10 @@ def render(
     - ``runtime_dir``: an existing directory the nginx user can write: pid and temp files;
     - ``auth_rate_limit``: login + register per minute per client address (0 = no limit),
       with ``auth_burst`` more allowed at once; ``auth_conn_limit``: login/register requests
-      in flight per address (0 = no limit; beyond it the §8.1 503);
+      in flight per address (0 = no limit; beyond it the §8.1 503); ``auth_in_flight``:
+      login/register requests in flight in all (0 = no limit): the sum of the upstreams'
+      hashing slots (HASH_SLOTS), so a flood beyond what can be hashed is answered here and
+      never queues in front of other requests;
     - ``trusted_proxies``: addresses/networks whose ``X-Forwarded-For`` names the client.
     """
     if not upstreams:
@@ -130,8 +137,8 @@ def render(
     runtime = str(runtime_dir)
     if not re.fullmatch(r"/[A-Za-z0-9._/@+-]+", runtime):
         raise FrontError(f"runtime directory {runtime!r}: use a plain absolute path")
-    for number in (auth_rate_limit, auth_burst, auth_conn_limit, worker_connections,
-                   upstream_timeout):
+    for number in (auth_rate_limit, auth_burst, auth_conn_limit, auth_in_flight,
+                   worker_connections, upstream_timeout):
         if int(number) < 0:
             raise FrontError("limits and timeouts must not be negative")
     if str(worker_processes) != "auto" and not str(worker_processes).isdigit():
@@ -150,13 +157,16 @@ def render(
             "    limit_req_log_level info;",
         ]
         limits.append(f"            limit_req zone=widgetsvc_auth burst={int(auth_burst)} nodelay;")
+    if auth_conn_limit > 0 or auth_in_flight > 0:
+        zones += ["    limit_conn_status 503;", "    limit_conn_log_level info;"]
     if auth_conn_limit > 0:
-        zones += [
-            "    limit_conn_zone $binary_remote_addr zone=widgetsvc_auth_conn:10m;",
-            "    limit_conn_status 503;",
-            "    limit_conn_log_level info;",
-        ]
+        zones.append("    limit_conn_zone $binary_remote_addr zone=widgetsvc_auth_conn:10m;")
         limits.append(f"            limit_conn widgetsvc_auth_conn {int(auth_conn_limit)};")
+    gate = []
+    if auth_in_flight > 0:
+        zones += ["    map $host $widgetsvc_gate { default all; }  # one key: all clients",
+                  "    limit_conn_zone $widgetsvc_gate zone=widgetsvc_auth_all:1m;"]
+        gate.append(f"            limit_conn widgetsvc_auth_all {int(auth_in_flight)};")
     values = {
         "worker_processes": str(worker_processes),
         "worker_connections": str(int(worker_connections)),
@@ -166,6 +176,7 @@ def render(
         "auth_rate_limit": str(int(auth_rate_limit)),
         "auth_zones": "\n".join(zones),
         "auth_limits": "\n".join(limits),
+        "auth_gate_limit": "\n".join(gate),
         "auth_retry_after": str(math.ceil(60 / auth_rate_limit) if auth_rate_limit else 1),
         "upstream_servers": "\n".join(f"        server {_upstream(u)};" for u in upstreams),
         "listen": listen,

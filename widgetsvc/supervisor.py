@@ -8,6 +8,7 @@ child dies, the other is stopped and bin/serve exits non-zero. Nothing is left r
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import socket
 import subprocess
@@ -16,14 +17,36 @@ import time
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(option, value)
+    except (OSError, AttributeError):  # not Linux
+        pass
 
 
 def _die_with_parent() -> None:
     """In a child, before exec: get SIGTERM if bin/serve itself is killed (SIGKILL)."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _orphans() -> list[int]:
+    """Processes re-parented to us (a dead nginx master's workers: we are their subreaper)."""
+    me = str(os.getpid())
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    stat = handle.read()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[1] == me and fields[0] != "Z":
+                found.append(int(entry))
+    return found
 
 
 def _say(message: str) -> None:
@@ -52,6 +75,8 @@ class Supervisor:
         self.stop_requested = True
 
     def install_signal_handlers(self) -> None:
+        # Orphans of our children (workers of a master that died) become ours, to stop.
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
 
@@ -105,3 +130,23 @@ class Supervisor:
                 _say(f"{name} did not stop in time; killing it")
                 proc.kill()
                 proc.wait()
+        self._stop_orphans()
+
+    def _stop_orphans(self) -> None:
+        for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            left = _orphans()
+            for pid in left:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + grace
+            while left and time.monotonic() < deadline:
+                for pid in list(left):
+                    try:
+                        done, _ = os.waitpid(pid, os.WNOHANG)
+                    except ChildProcessError:
+                        done = pid
+                    if done:
+                        left.remove(pid)
+                time.sleep(0.05)

@@ -29,12 +29,18 @@ LEVELS = (NONE, TOKEN, ADMIN)
 EXPIRED = "Access token expired. Please log in again."
 
 
+def declared_method(method: str) -> str:
+    """The method whose declaration applies: HEAD is a GET without the body, so it needs
+    what GET needs (never less)."""
+    return "GET" if method == "HEAD" else method
+
+
 def check_declarations(resource: object) -> None:
     """Every ``on_<method>`` responder must say who may call it."""
     declared = getattr(resource, "auth", {})
     for name, _ in inspect.getmembers(resource, callable):
         if name.startswith("on_"):
-            method = name[3:].split("_", 1)[0].upper()
+            method = declared_method(name[3:].split("_", 1)[0].upper())
             if declared.get(method) not in LEVELS:
                 raise TypeError(f"{type(resource).__name__}.{name} declares no auth level")
     for method in getattr(resource, "reads_check_caller", ()):
@@ -65,12 +71,13 @@ class AuthMiddleware:
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params):
         if resource is None or req.method == "OPTIONS":
             return
-        level = getattr(resource, "auth", {}).get(req.method, NONE)
+        method = declared_method(req.method)
+        level = getattr(resource, "auth", {}).get(method, NONE)
         if level == NONE:
             return
         realm = self.admin_realm if level == ADMIN else self.user_realm
         claims = self.verify(req.get_header("Authorization"), realm)
-        if req.method in getattr(resource, "reads_check_caller", ()):
+        if method in getattr(resource, "reads_check_caller", ()):
             req.context.reads = caller.CallerReads(self.db, claims, realm)
             return
         req.context.user = caller.lookup(self.db, claims, realm)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import falcon
@@ -13,6 +16,11 @@ from widgetsvc.docs.openapi import build_document
 
 ASSETS_DIR = Path(swagger_ui_bundle.swagger_ui_path)
 _PAGE = (Path(__file__).resolve().parent / "ui.html").read_text(encoding="utf-8")
+# The page's one inline script, allowed by its hash in the page's Content-Security-Policy.
+UI_SCRIPT_HASHES = tuple(
+    "sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    for script in re.findall(r"<script>(.*?)</script>", _PAGE, flags=re.S)
+)
 
 
 class OpenAPIResource:

@@ -68,7 +68,7 @@ class _WidgetResource(Resource):
     @staticmethod
     def _created(req: falcon.Request, resp: falcon.Response, name: str) -> None:
         resp.status = falcon.HTTP_201
-        resp.location = f"{req.prefix}{widget_path(name)}"
+        resp.location = f"{req.context.base_url}{widget_path(name)}"  # see hygiene.py
         resp.media = {"status": "success", "message": f"New widget added: {name}."}
 
 

@@ -1,0 +1,85 @@
+"""``bin/serve`` supervises nginx and gunicorn as one unit (issue 10): both in its process
+group, SIGTERM stops both and leaves nothing running, and if either dies the other is stopped
+and bin/serve exits non-zero."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import API, LiveServer
+from tests.live_http import call
+from widgetsvc.localdb import VAR_DIR
+
+pytestmark = pytest.mark.e2e
+
+
+def group_members(pgid: int) -> dict[int, str]:
+    """Every live process in process group ``pgid``: pid -> command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[0] != "Z" and int(fields[2]) == pgid:
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(
+                    b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def wait_gone(pgid: int, timeout: float = 40) -> dict[int, str]:
+    deadline = time.monotonic() + timeout
+    while (left := group_members(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+@pytest.fixture
+def server(database_url, db, tmp_path):
+    live = LiveServer(database_url, tmp_path / "serve.log").start()
+    deadline = time.monotonic() + 30
+    while call(live, "GET", f"{API}/health").status != 200:
+        assert time.monotonic() < deadline, live.log()
+        time.sleep(0.1)
+    yield live
+    live.stop()
+
+
+def members(server: LiveServer) -> dict[int, str]:
+    found = group_members(server.proc.pid)
+    assert any("nginx: master" in cmd for cmd in found.values()), found
+    assert any("gunicorn" in cmd for cmd in found.values()), found
+    return found
+
+
+def runtime_dirs(pid: int) -> list[Path]:
+    return [p for p in (VAR_DIR, Path("/var/lib/widgetsvc")) if p.exists()
+            for p in p.rglob(f"serve-{pid}")]
+
+
+def test_sigterm_stops_nginx_and_gunicorn_and_leaves_nothing(server):
+    members(server)
+    assert runtime_dirs(server.proc.pid)
+    os.kill(server.proc.pid, signal.SIGTERM)
+    assert server.proc.wait(40) == 0, server.log()[-2000:]
+    assert wait_gone(server.proc.pid) == {}
+    assert runtime_dirs(server.proc.pid) == []
+
+
+@pytest.mark.parametrize("victim", ["nginx: master", "gunicorn"])
+def test_if_one_dies_the_other_is_stopped_and_serve_exits_non_zero(server, victim):
+    found = members(server)
+    # the oldest matching process is the master (gunicorn's workers are its children)
+    pid = min(p for p, cmd in found.items() if victim in cmd and "widgetsvc.cli" not in cmd)
+    os.kill(pid, signal.SIGKILL)
+    assert server.proc.wait(40) != 0
+    assert wait_gone(server.proc.pid) == {}
+    assert "exited" in server.log()

@@ -1,0 +1,31 @@
+"""gunicorn's own error answers (a request it cannot parse, before the app sees it) as JSON in
+API.md §4's shape instead of its HTML page. Installed by gunicorn.conf.py; matters in direct
+mode (``bin/serve --direct``), since behind nginx only complete, valid requests reach gunicorn.
+"""
+
+from __future__ import annotations
+
+import json
+
+from gunicorn import util
+
+_original = util.write_error
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """Same signature as ``gunicorn.util.write_error``; the details (which may echo the
+    client's bytes) stay in gunicorn's log line, not in the answer."""
+    body = json.dumps({"message": reason}).encode()
+    head = (
+        f"HTTP/1.1 {int(status_int)} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        "Cache-Control: no-store\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+def install() -> None:
+    util.write_error = write_json_error
