@@ -48,7 +48,9 @@ _BACKEND_ORDER = ["etcd", "patroni-pg1", "patroni-pg2", "haproxy", "pgbouncer"]
 # Settings whose change restarts the instances on the next ``up``.
 _INSTANCE_SETTINGS = ("DATABASE_URL", "DB_PGBOUNCER", "SECRET_KEY", "WIDGETSVC_ENV",
                       "BCRYPT_ROUNDS", "TOKEN_LIFETIME", "DB_POOL_MIN", "DB_POOL_MAX",
-                      "WEB_CONCURRENCY", "GUNICORN_WORKER_CLASS", "GUNICORN_THREADS")
+                      "WEB_CONCURRENCY", "GUNICORN_WORKER_CLASS", "GUNICORN_THREADS",
+                      "HASH_SLOTS", "LOGIN_LOCK_FAILURES", "LOGIN_LOCK_WINDOW", "PUBLIC_URL",
+                      "ALLOWED_HOSTS", "TOKEN_LEEWAY", "LOG_LEVEL")
 
 
 class ClusterError(RuntimeError):
@@ -471,11 +473,18 @@ class Cluster:
         """The shared front template (``widgetsvc.front``) for all instances, with the
         cluster's retry rule for reads (``deploy/nginx/cluster-locations.conf``)."""
         settings = front.FrontSettings.from_env()
+        extra = {}
+        if hasattr(settings, "auth_in_flight"):
+            # The login gate: every instance's hashing slots together, unless set.
+            slots = getattr(Config.from_env(self.instance_env(0)), "hash_slots", 1)
+            extra["auth_in_flight"] = (self.state["instances"] * slots
+                                       if settings.auth_in_flight is None
+                                       else settings.auth_in_flight)
         text = front.render(
             [f"{HOST}:{port}" for port in self.ports["instances"][: self.state["instances"]]],
             front.listen_address(HOST, self.ports["front"]), run_dir,
             auth_rate_limit=settings.auth_rate_limit, auth_conn_limit=settings.auth_conn_limit,
-            trusted_proxies=settings.trusted_proxies)
+            trusted_proxies=settings.trusted_proxies, **extra)
         plain = "        location / {\n            proxy_pass http://widgetsvc;\n        }\n"
         listen = f"        listen {front.listen_address(HOST, self.ports['front'])};\n"
         if text.count(plain) != 1 or text.count(listen) != 1:
