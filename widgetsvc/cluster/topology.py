@@ -72,7 +72,10 @@ def default_dir() -> Path:
 
 
 def _owner() -> pwd.struct_passwd:
-    return localdb._owner()  # noqa: SLF001 (the one place that picks the unprivileged user)
+    """The unprivileged user PostgreSQL runs as: localdb decides (``cluster_owner``, formerly
+    ``_owner``)."""
+    pick = getattr(localdb, "cluster_owner", None) or localdb._owner  # noqa: SLF001
+    return pick()
 
 
 def _http_json(url: str, timeout: float = 2.0) -> Any:
@@ -245,7 +248,11 @@ class Cluster:
         log(f"cluster: up, front at {self.front_url}")
 
     def _make_root(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dir = getattr(localdb, "make_dir", None)  # parents traversable by the owner
+        if make_dir is not None:
+            make_dir(self.root, self.owner)
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
         self._chown(self.root)
 
