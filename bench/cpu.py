@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 backend = conn.info.backend_pid
             app = create_app(config, db=service_db)
             token = falcon.testing.TestClient(app).simulate_post(
-                "/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}
+                "/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD}, host="localhost"
             ).json["access_token"]
             cases = scenarios(args.widgets)
             if args.profile:

@@ -124,7 +124,10 @@ class Bench:
             "BCRYPT_ROUNDS": str(args.bcrypt_rounds),
             "LOG_LEVEL": "INFO",  # the request log is part of the cost measured
             "HOST": "127.0.0.1",
-            "AUTH_RATE_LIMIT": "0",  # the login scenario logs in from one address
+            # The service against the floor, both gunicorn alone (nginx in front would add
+            # its hop to one side only); the login scenario's 4 connections may all hash.
+            "WIDGETSVC_DIRECT": "1",
+            "HASH_SLOTS": os.environ.get("HASH_SLOTS", "4"),
         }
 
     # -- set-up -------------------------------------------------------------------------

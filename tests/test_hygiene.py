@@ -4,6 +4,7 @@ duplicate JSON keys, broken chunked bodies, and JSON from every layer (app, guni
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import threading
@@ -12,7 +13,7 @@ import time
 import pytest
 import webtest
 
-from tests.conftest import API, PASSWORD, SECRET, LiveServer, bearer, free_port
+from tests.helpers import API, PASSWORD, SECRET, LiveServer, bearer, free_port
 from widgetsvc import front
 from widgetsvc.app import create_app
 from widgetsvc.config import Config, ConfigError
@@ -273,6 +274,15 @@ def test_nginx_errors_are_json(servers):
 
 
 @pytest.mark.e2e
+def test_a_method_nginx_refuses_gets_the_apps_json_405_with_allow(servers):
+    status, headers, payload = parse(raw_exchange(
+        servers["nginx"].port,
+        b"TRACE /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"))
+    assert status == 405 and headers["allow"] == "POST, OPTIONS"
+    assert json.loads(payload) == {"message": "Method Not Allowed"}
+
+
+@pytest.mark.e2e
 def test_an_8_kib_authorization_header_still_gets_the_app_json_401_through_nginx(servers):
     port = servers["nginx"].port
     request = (b"GET /api/v1/auth/user HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer "
@@ -292,9 +302,11 @@ def nginx_alone(tmp_path):
         pytest.skip("nginx is not installed (bin/serve installs it as root)")
     user = front.nginx_user()
     procs = []
+    runtimes = []
 
     def start(upstreams: list[str], **options) -> int:
         runtime = front.make_runtime_dir(tmp_path, user, 4_000_000 + len(procs))
+        runtimes.append(runtime)
         port = free_port()
         conf = runtime / "nginx.conf"
         conf.write_text(front.render(upstreams, f"127.0.0.1:{port}", runtime, **options))
@@ -314,6 +326,8 @@ def nginx_alone(tmp_path):
     for proc in procs:
         proc.terminate()
         proc.wait(10)
+    for runtime in runtimes:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def silent_upstream() -> tuple[str, socket.socket]:

@@ -9,11 +9,12 @@ import contextlib
 import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 import webtest
 
-from tests.conftest import API, PASSWORD, SECRET, unique_email
+from tests.helpers import API, PASSWORD, SECRET
 from tests.helpers_sql import run_sql
 from widgetsvc.app import create_app
 from widgetsvc.auth import hashslots, users
@@ -23,6 +24,10 @@ from widgetsvc.db import Database
 LOGIN = f"{API}/auth/login"
 REGISTER = f"{API}/auth/register"
 FAILED = {"status": "fail", "message": "email or password does not match"}
+
+
+def unique_email() -> str:
+    return f"u{uuid.uuid4().hex[:10]}@example.com"
 
 
 def make_config(database_url: str, **env: str) -> Config:

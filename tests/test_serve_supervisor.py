@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API, LiveServer
+from tests.helpers import API, LiveServer
 from tests.live_http import call
 from widgetsvc.localdb import VAR_DIR
 

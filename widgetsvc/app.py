@@ -6,7 +6,7 @@ from pathlib import Path
 
 import falcon
 
-from widgetsvc import errors, jsonio, timefmt
+from widgetsvc import API_PREFIX, errors, jsonio, timefmt
 from widgetsvc.auth.hashslots import HashSlots
 from widgetsvc.auth.middleware import AuthMiddleware, check_declarations
 from widgetsvc.auth.passwords import dummy_hash
@@ -28,9 +28,7 @@ from widgetsvc.health import HealthResource
 from widgetsvc.hygiene import HygieneMiddleware
 from widgetsvc.requestlog import RequestLogMiddleware
 from widgetsvc.validation import Validator
-from widgetsvc.widgets.resources import WidgetCollection, WidgetItem
-
-API = "/api/v1"
+from widgetsvc.widgets.resources import WidgetCollection, WidgetItem, WidgetNameConverter
 
 
 def create_app(
@@ -69,23 +67,25 @@ def create_app(
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = jsonio.handler()
     errors.install(app)
 
+    app.router_options.converters["widget_name"] = WidgetNameConverter
+
     shared = (db, config, validator, clock)
     slots = HashSlots(config.hash_slots, Path(config.runtime_dir) if config.runtime_dir else None)
-    routes = {
-        f"{API}/auth/register": RegisterResource(*shared, slots=slots),
-        f"{API}/auth/login": LoginResource(*shared, slots=slots),
-        f"{API}/auth/user": UserResource(*shared),
-        f"{API}/auth/logout": LogoutResource(*shared),
-        f"{API}/widgets": WidgetCollection(*shared),
-        f"{API}/widgets/{{name}}": WidgetItem(*shared),
-        f"{API}/openapi.json": OpenAPIResource(),
-        f"{API}/ui": SwaggerUIResource(),
-        f"{API}/health": HealthResource(db),
+    routes: dict[str, object] = {
+        "/auth/register": RegisterResource(*shared, slots=slots),
+        "/auth/login": LoginResource(*shared, slots=slots),
+        "/auth/user": UserResource(*shared),
+        "/auth/logout": LogoutResource(*shared),
+        "/widgets": WidgetCollection(*shared),
+        "/widgets/{name:widget_name}": WidgetItem(*shared),
+        "/ui": SwaggerUIResource(),
+        "/health": HealthResource(db),
     }
+    routes["/openapi.json"] = OpenAPIResource(routes)  # documents every route, itself too
     for path, resource in routes.items():
         if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
             resource.on_head = resource.on_get  # HEAD wherever GET (Falcon drops the body)
         check_declarations(resource)
-        app.add_route(path, resource)
-    app.add_static_route(f"{API}/ui/assets", str(ASSETS_DIR))
+        app.add_route(f"{API_PREFIX}{path}", resource)
+    app.add_static_route(f"{API_PREFIX}/ui/assets", str(ASSETS_DIR))
     return app

@@ -22,12 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from widgetsvc import localdb
 from widgetsvc.localdb import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "deploy" / "nginx" / "widgetsvc.conf.template"
 DEFAULT_AUTH_RATE_LIMIT = 30  # login + register per minute per client address (API.md §8.1)
 AUTH_BURST = 10
-SHARED_RUNTIME_ROOT = Path("/var/lib/widgetsvc")
 _SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _UNIX = re.compile(r"^unix:/[A-Za-z0-9._/@+-]+$")
@@ -233,49 +233,23 @@ def nginx_user() -> pwd.struct_passwd | None:
     raise FrontError("running as root, but no unprivileged user (www-data, nobody) exists")
 
 
-def _searchable(directory: Path, user: pwd.struct_passwd) -> bool:
-    info = directory.stat()
-    if info.st_uid == user.pw_uid:
-        return bool(info.st_mode & 0o100)
-    if info.st_gid == user.pw_gid:
-        return bool(info.st_mode & 0o010)
-    return bool(info.st_mode & 0o001)
-
-
-def runtime_base(var_dir: Path, user: pwd.struct_passwd | None) -> Path:
-    """Where this clone's serving processes keep sockets, pid and temp files: ``var_dir``,
-    unless nginx's user cannot reach it (as root, a clone in a private directory) or the
-    socket path would be too long; then a per-clone directory under /var/lib/widgetsvc
-    (as root) or the temp dir."""
-    var_dir = var_dir.resolve()
-    reachable = user is None or all(
-        _searchable(p, user) for p in (var_dir, *var_dir.parents) if p.exists()
-    )
-    if reachable and len(str(var_dir)) + len("/serve-4194304/gunicorn.sock") <= _SOCKET_PATH_LIMIT:
-        return var_dir
-    digest = hashlib.sha256(str(var_dir).encode()).hexdigest()[:12]
-    if os.geteuid() == 0:
-        return SHARED_RUNTIME_ROOT / f"front-{digest}"
-    return Path(tempfile.gettempdir()) / f"widgetsvc-front-{digest}"
-
-
 def make_runtime_dir(var_dir: Path, user: pwd.struct_passwd | None, pid: int) -> Path:
-    """A fresh ``serve-<pid>`` directory for one bin/serve, owned by nginx's user (mode 0700;
-    root's gunicorn reaches it anyway). Leftovers of bin/serves that died are removed."""
-    base = runtime_base(var_dir, user)
-    base.mkdir(parents=True, exist_ok=True)
-    if base != var_dir.resolve():
-        os.chmod(base, 0o755)  # noqa: S103 (nginx's user must traverse it; contents are 0700)
-    for stale in base.glob("serve-*"):
-        other = stale.name[len("serve-"):]
-        if other.isdigit() and int(other) != pid and not _alive(int(other)):
-            shutil.rmtree(stale, ignore_errors=True)
-    runtime = base / f"serve-{pid}"
+    """A fresh ``serve-<pid>`` directory for one bin/serve (sockets, pid, temp files), owned by
+    nginx's user, mode 0700 (root's gunicorn reaches it anyway): under ``var_dir``, or, when
+    nginx's user cannot get there (as root, a clone in a private directory), in the clone's
+    relocated directory (``localdb.reachable_dir``: /var/lib/widgetsvc/<digest>/ as root).
+    Leftovers of bin/serves that died are removed."""
+    runtime = localdb.reachable_dir(var_dir / f"serve-{pid}", user)
+    if len(str(runtime)) + len("/auth-gate.sock") > _SOCKET_PATH_LIMIT:
+        digest = hashlib.sha256(str(runtime.parent).encode()).hexdigest()[:12]
+        runtime = Path(tempfile.gettempdir()) / f"widgetsvc-{digest}" / runtime.name
+    if runtime.parent.exists():
+        for stale in runtime.parent.glob("serve-*"):
+            other = stale.name[len("serve-"):]
+            if other.isdigit() and int(other) != pid and not _alive(int(other)):
+                shutil.rmtree(stale, ignore_errors=True)
     shutil.rmtree(runtime, ignore_errors=True)
-    runtime.mkdir(mode=0o700)
-    if user is not None:
-        os.chown(runtime, user.pw_uid, user.pw_gid)
-    return runtime
+    return localdb.make_dir(runtime, owner=user, mode=0o700)
 
 
 def _alive(pid: int) -> bool:

@@ -9,13 +9,14 @@ from urllib.parse import urlsplit
 
 import falcon
 
+from widgetsvc import API_PREFIX
 from widgetsvc.errors import APIError
 
 DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 _HOST = re.compile(r"^(?P<host>\[[0-9a-f:.]+\]|[a-z0-9_.-]+)(?::(?P<port>[0-9]{1,5}))?$")
 # Documentation may be cached; everything else may carry a token or user data.
-_CACHEABLE_PREFIXES = ("/api/v1/ui", "/api/v1/openapi.json")
-UI_PATH = "/api/v1/ui"
+_CACHEABLE_PREFIXES = (f"{API_PREFIX}/ui", f"{API_PREFIX}/openapi.json")
+UI_PATH = f"{API_PREFIX}/ui"
 
 
 def invalid_host() -> APIError:

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import falcon
@@ -26,8 +27,10 @@ UI_SCRIPT_HASHES = tuple(
 class OpenAPIResource:
     auth = {"GET": NONE}
 
-    def __init__(self) -> None:
-        self._body = json.dumps(build_document()).encode()
+    def __init__(self, routes: Mapping[str, object]) -> None:
+        """``routes``: the app's resources by path under the API prefix (this one included),
+        whose ``auth`` declarations the document's security sections are read from."""
+        self._body = json.dumps(build_document({**routes, "/openapi.json": self})).encode()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON

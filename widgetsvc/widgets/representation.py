@@ -1,4 +1,4 @@
-"""Rows to JSON: the widget body, the page body and its links (API.md §5)."""
+"""Rows to JSON: the widget body, the page body and its links (docs/API.md §5)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from widgetsvc import timefmt
+from widgetsvc import API_PREFIX, timefmt
 
-COLLECTION_PATH = "/api/v1/widgets"
+COLLECTION_PATH = f"{API_PREFIX}/widgets"
 
 
 def widget_path(name: str) -> str:
