@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.seed import seeded_database  # noqa: E402
+from bench.seed import seed_existing, seeded_database  # noqa: E402
 from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
 from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
 
@@ -131,6 +132,16 @@ class Bench:
 
     # -- set-up -------------------------------------------------------------------------
     def setup(self) -> None:
+        if self.args.url:  # a running service (bin/cluster's front): seed its database
+            seed_existing(os.environ["DATABASE_URL"], widgets=self.args.widgets, email=EMAIL,
+                          password=PASSWORD, bcrypt_rounds=self.args.bcrypt_rounds)
+            self.service_port = urllib.parse.urlsplit(self.args.url).port
+            self.floor_port = self._start([
+                sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"),
+                "bench.hello:app",
+            ])
+            self.token = self._login()
+            return
         self.cluster.start()
         url, _ = seeded_database(self.cluster, widgets=self.args.widgets, email=EMAIL,
                                  password=PASSWORD, bcrypt_rounds=self.args.bcrypt_rounds,
@@ -174,7 +185,8 @@ class Bench:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        self.cluster.destroy()
+        if not self.args.url:
+            self.cluster.destroy()
 
     # -- load ---------------------------------------------------------------------------
     def run_wrk(self, port: int, path: str, *, connections: int, script: str | None = None,
@@ -279,9 +291,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--short", action="store_true", help="one quick round (for CI)")
     parser.add_argument("--verbose", action="store_true", help="show the servers' logs")
+    parser.add_argument("--url", help="measure this running service (http://127.0.0.1:PORT, "
+                        "e.g. bin/cluster's front) instead of starting one; its database "
+                        "(DATABASE_URL, e.g. from bin/cluster env) is seeded once")
     args = parser.parse_args(argv)
     if args.short:
         args.rounds, args.duration = 1, 1
+    if args.url and not os.environ.get("DATABASE_URL"):
+        parser.error("--url needs DATABASE_URL (the service's database) to seed it")
+    if args.url and urllib.parse.urlsplit(args.url).hostname != "127.0.0.1":
+        parser.error("--url: only http://127.0.0.1:PORT")
     names = [n for n in args.scenarios.split(",") if n]
     unknown = set(names) - set(SCENARIOS)
     if unknown:

@@ -27,3 +27,24 @@ def seeded_database(cluster: LocalCluster, *, widgets: int, email: str, password
     finally:
         db.close()
     return url, user
+
+
+def seed_existing(url: str, *, widgets: int, email: str, password: str,
+                  bcrypt_rounds: int) -> None:
+    """Seed a running service's (migrated) database once: the bench user and widget-1..N
+    (``bin/bench --url``). A second run finds them and adds nothing."""
+    db = Database(url, min_size=1, max_size=1)
+    db.pool.open(wait=True, timeout=10)
+    try:
+        user = Users(db, bcrypt_rounds).create(email, password, admin=True)
+        seed = load_queries(SQL_DIR / "bench")
+        with db.pool.connection() as conn:
+            if conn.execute(seed["bench_seeded_widgets"], {"count": widgets}).fetchone()["n"]:
+                return
+            if user is None:
+                raise SystemExit(f"bench: {email} exists but widget-{widgets} does not: "
+                                 "seed a fresh database, or pass the --widgets it was seeded with")
+            conn.execute(seed["bench_seed_widgets"], {"owner_id": user["id"], "count": widgets})
+            conn.execute(seed["bench_vacuum_analyze"])
+    finally:
+        db.close()

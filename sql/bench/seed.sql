@@ -8,3 +8,7 @@ FROM generate_series(1, %(count)s) AS g;
 -- name: bench_vacuum_analyze
 -- Fresh statistics and visibility map, as a long-running database would have.
 VACUUM ANALYZE widgets;
+
+-- name: bench_seeded_widgets
+-- bin/bench --url: is a running service's database seeded already (the last widget exists)?
+SELECT count(*) AS n FROM widgets WHERE name = 'widget-' || %(count)s;
