@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -183,9 +181,3 @@ def live_server(database_url, db, tmp_path):
     yield server
     server.stop()
 
-
-def unique_email() -> str:
-    return f"u{uuid.uuid4().hex[:10]}@example.com"
-
-
-__all__ = ["API", "PASSWORD", "SECRET", "bearer", "login", "unique_email", "sys"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import tempfile
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from widgetsvc import localdb
 from widgetsvc.db import SQL_DIR, load_queries
 from widgetsvc.localdb import VAR_DIR, LocalCluster
 
@@ -73,11 +75,76 @@ def test_two_clusters_run_side_by_side_and_are_destroyed(two_clusters):
 
 
 def test_a_deep_root_gets_a_short_socket_directory():
-    deep = VAR_DIR / ("d" * 120) / "pg"
+    # Under the temp directory (searchable by everyone), so that the root stays where it is
+    # wherever this clone lives; the socket directory alone moves.
+    deep = Path(tempfile.gettempdir()) / f"widgetsvc-deep-{os.getpid()}" / ("d" * 120) / "pg"
     cluster = LocalCluster(deep)  # constructing creates nothing
+    assert cluster.root == deep
     assert cluster.socket_dir.parent == Path(tempfile.gettempdir())
     assert cluster.socket_dir.name.startswith("widgetsvc-")
     assert len(str(cluster.socket_dir / ".s.PGSQL.65535")) <= 100
     assert LocalCluster(deep).socket_dir == cluster.socket_dir  # stable for one root
-    assert LocalCluster(VAR_DIR / ("e" * 120) / "pg").socket_dir != cluster.socket_dir
-    assert not deep.exists()
+    assert LocalCluster(deep.parent.parent / ("e" * 120) / "pg").socket_dir != cluster.socket_dir
+    assert not deep.parent.parent.exists()
+
+
+# -- where a cluster goes when its owner cannot reach the checkout ----------------------------
+
+def test_the_relocation_base_survives_a_reboot(monkeypatch, tmp_path):
+    if os.geteuid() == 0:
+        assert localdb.relocation_base() == Path("/var/lib/widgetsvc")
+    monkeypatch.setattr(localdb.os, "geteuid", lambda: 1000)  # as a user
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert localdb.relocation_base() == tmp_path / "state" / "widgetsvc"
+    for unusable in ("", "relative/state"):  # the XDG default instead
+        monkeypatch.setenv("XDG_STATE_HOME", unusable)
+        assert localdb.relocation_base() == tmp_path / "home" / ".local" / "state" / "widgetsvc"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    assert localdb.relocation_base() == tmp_path / "home" / ".local" / "state" / "widgetsvc"
+
+
+def test_a_checkout_out_of_reach_gets_a_per_clone_directory(tmp_path):
+    me = pwd.getpwuid(os.geteuid())
+    stranger = pwd.getpwnam("nobody")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    open_dir = tmp_path / "open"
+    open_dir.mkdir(mode=0o755)
+    os.chmod(tmp_path, 0o755)  # noqa: S103 (the test's own directory, traversable on purpose)
+    if os.geteuid() == 0:  # pytest's own base directory is private too
+        assert not localdb._searchable(tmp_path.parent, stranger)
+
+    # Reachable: the very directory asked for.
+    assert localdb.reachable_dir(private / "var" / "pg", me) == private / "var" / "pg"
+    # Out of reach: the same name in this clone's own directory under the relocation base.
+    moved = localdb.reachable_dir(private / "var" / "pg", stranger)
+    assert moved.parent.parent == localdb.relocation_base()
+    assert moved.name == "pg"
+    assert localdb.reachable_dir(private / "var" / "test-1", stranger).parent == moved.parent
+    other_clone = localdb.reachable_dir(private / "other" / "var" / "pg", stranger)
+    assert other_clone.parent != moved.parent
+    assert localdb.reachable_dir(private / "var" / "pg", stranger) == moved  # stable
+    assert not (private / "var").exists()  # computing creates nothing
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="as a user, the cluster's owner is the user")
+def test_as_root_a_private_clone_keeps_its_cluster_under_var_lib(tmp_path):
+    """A clone in a private directory (mktemp -d, /root): the cluster's owner cannot get in, so
+    the cluster lives in /var/lib/widgetsvc/<digest>/, which survives a reboot, and works."""
+    private = Path(tempfile.mkdtemp())  # 0700, like `mktemp -d`
+    try:
+        cluster = LocalCluster(private / "var" / f"t-private-{os.getpid()}")
+        assert cluster.root.parent.parent == Path("/var/lib/widgetsvc")
+        try:
+            cluster.start()
+            assert cluster.is_running()
+            assert Path(catalog(cluster.url("postgres"), "catalog_server_identity")[0][
+                "data_directory"]) == cluster.data_dir
+            assert (cluster.root.stat().st_uid, oct(cluster.root.parent.stat().st_mode & 0o777)) \
+                == (cluster.owner.pw_uid, "0o755")
+        finally:
+            cluster.destroy()
+        assert not cluster.root.exists() and not cluster.root.parent.exists()
+    finally:
+        os.rmdir(private)

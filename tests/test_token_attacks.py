@@ -48,9 +48,10 @@ ENDPOINTS = [
     ("GET", f"{WIDGETS}/before", USER_REALM),
     ("GET", f"{WIDGETS}/no%20such%21", USER_REALM),
     ("GET", f"{WIDGETS}?page=0", USER_REALM),
+    ("GET", f"{WIDGETS}/a%00b", USER_REALM),
 ]
 ENDPOINT_IDS = ["token-endpoint", "admin-endpoint", "list-read", "item-read",
-                "item-impossible-name", "list-no-read"]
+                "item-impossible-name", "list-no-read", "item-no-read"]
 
 
 # -- the forgery kit ---------------------------------------------------------------------------

@@ -253,18 +253,20 @@ def test_check_password_too_long_counts_utf8_bytes(value):
     assert str(exc.value) == "Password must be at most 72 bytes."
 
 
-@pytest.mark.parametrize("value", ["w", "my-widget", "My_Widget_2", "a" * 100, "wïdget", "-_-"])
-def test_check_widget_name_accepts(value):
-    assert check_widget_name(value) == value
+@pytest.mark.parametrize("value", ["w", "my-widget", "My_Widget_2", "a" * 100, "wïdget", "-_-",
+                                   "İ" * 100])
+def test_check_widget_name_accepts_as_sent_and_lower_cases(value):
+    # "İ" lower-cases to "i" + a combining dot (not a word character): checked as sent.
+    assert check_widget_name(value) == value.lower()
 
 
 @pytest.mark.parametrize("value", ["", "my widget", "my.widget", "a/b", "a\nb", "w!",
-                                   "wid\x00get", "name?", "ü ber"])
+                                   "wid\x00get", "name?", "ü ber", "Bad Name"])
 def test_check_widget_name_rejects_characters(value):
     with pytest.raises(InvalidValue) as exc:
         check_widget_name(value)
-    assert str(exc.value) == (
-        f"'{value}' contains one or more invalid characters. Widget name must contain only "
+    assert str(exc.value) == (  # quoted lower-cased, like every message about a widget
+        f"'{value.lower()}' contains one or more invalid characters. Widget name must contain only "
         "letters, numbers, hyphen and underscore characters."
     )
 
@@ -435,13 +437,16 @@ def test_validator_reports_every_failing_field(validator):
 
 
 def test_a_remembered_query_string_passes_and_an_invalid_one_still_fails(validator):
-    """The pagination verdicts the validator remembers change no answer: the same valid
-    query passes again, invalid ones fail every time, before and after, and the memory stays
-    bounded. Credentials (passwords) and clock-dependent bodies are never remembered."""
+    """The pagination values the validator remembers change no answer: the same valid
+    query passes again with the same values, invalid ones fail every time, before and after,
+    and the memory stays bounded. Credentials (passwords) and clock-dependent bodies are never
+    remembered."""
     good = {"page": "2", "per_page": "25"}
     bad = {"page": "0", "per_page": "7"}
     for _ in range(3):
-        validator.validate("pagination", good, "query string")
+        values = validator.validate("pagination", good, "query string")
+        assert values == {"page": 2, "per_page": 25}
+        values["page"] = 99  # a caller's change does not reach the memory
         assert set(validation_errors(validator, "pagination", bad, "query string")) == {
             "page", "per_page"}
     assert len(validator._passed) == 1
@@ -454,7 +459,22 @@ def test_a_remembered_query_string_passes_and_an_invalid_one_still_fails(validat
     validator.validate("credentials", {"email": "a@example.com", "password": "Secret-pass-1"})
     validator.validate("widget_create", {"name": "w", "info_url": "https://example.com",
                                          "deadline": "2099-01-01"})
-    assert validator._passed == set()
+    assert validator._passed == {}
+
+
+def test_the_validator_returns_what_its_rules_normalise(validator):
+    """Resources use these values and parse nothing again."""
+    assert validator.validate("pagination", {}, "query string") == {"page": 1, "per_page": 10}
+    assert validator.validate("pagination", {"page": "+07", "per_page": "25", "x": "y"},
+                              "query string") == {"page": 7, "per_page": 25}
+    assert validator.validate("widget_create", {
+        "name": "My-İ", "info_url": "https://example.com", "deadline": "Nov 25 2026",
+        "ignored": 1}) == {
+        "name": "my-i\u0307", "info_url": "https://example.com",
+        "deadline": datetime(2026, 11, 25, 23, 59, 59, 999999, tzinfo=UTC)}
+    assert validator.validate("credentials", {"email": "A@Example.com",
+                                              "password": "Secret-pass-1"}) == {
+        "email": "A@Example.com", "password": "Secret-pass-1"}
 
 
 def test_validator_uses_its_clock_for_deadlines(validator):

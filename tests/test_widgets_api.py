@@ -160,6 +160,28 @@ def test_lookup_by_any_case(app, admin_token, path_name):
 
 
 @pytest.mark.parametrize("kind", BODY_KINDS)
+def test_a_name_is_checked_as_sent_then_lower_cased(app, admin_token, kind):
+    """"İ" is a letter; lower-cased it is "i" plus a combining dot, which is not: checked
+    first, it is accepted, then stored, quoted and found lower-cased."""
+    stored = "i\u0307-widget"
+    resp = send(app, "post", WIDGETS, widget("İ-Widget"), kind, headers=bearer(admin_token),
+                status=201)
+    assert resp.json["message"] == f"New widget added: {stored}."
+    assert resp.headers["Location"].endswith(f"{WIDGETS}/i%CC%87-widget")
+    for path in ("%C4%B0-Widget", "i%CC%87-widget", "I%CC%87-WIDGET"):
+        body = app.get(f"{WIDGETS}/{path}", headers=bearer(admin_token), status=200).json
+        assert body["name"] == stored and body["link"] == f"{WIDGETS}/i%CC%87-widget"
+    resp = send(app, "put", f"{WIDGETS}/%C4%B0-WIDGET", widget("ignored"), kind,
+                headers=bearer(admin_token), status=200)
+    assert resp.json["message"] == f"'{stored}' was successfully updated"
+    # the combining dot sent as such is no name: PUT refuses it, quoting it lower-cased
+    resp = send(app, "put", f"{WIDGETS}/I%CC%87-X", widget("ignored"), kind,
+                headers=bearer(admin_token), status=400)
+    assert resp.json == validation(name=invalid_name("i\u0307-x"))
+    app.delete(f"{WIDGETS}/%C4%B0-widget", headers=bearer(admin_token), status=204)
+
+
+@pytest.mark.parametrize("kind", BODY_KINDS)
 def test_duplicate_name_in_another_case_is_409(app, admin_token, kind):
     create(app, admin_token, "dup-Name")
     resp = send(app, "post", WIDGETS, widget("DUP-name"), kind, headers=bearer(admin_token),
@@ -292,6 +314,7 @@ def _long_url(length: int) -> str:
     [
         ("bad name", invalid_name("bad name")),
         ("Bad.Name", invalid_name("bad.name")),
+        ("Bad Name", invalid_name("bad name")),
         ("slash/name", invalid_name("slash/name")),
         ("", invalid_name("")),
         ("a" * 101, "Widget name must be at most 100 characters."),

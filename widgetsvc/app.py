@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from widgetsvc import errors, jsonio, timefmt
+from widgetsvc import API_PREFIX, errors, jsonio, timefmt
 from widgetsvc.auth.middleware import AuthMiddleware, check_declarations
 from widgetsvc.auth.passwords import dummy_hash
 from widgetsvc.auth.resources import (
@@ -19,9 +19,7 @@ from widgetsvc.docs.resources import ASSETS_DIR, OpenAPIResource, SwaggerUIResou
 from widgetsvc.health import HealthResource
 from widgetsvc.requestlog import RequestLogMiddleware
 from widgetsvc.validation import Validator
-from widgetsvc.widgets.resources import WidgetCollection, WidgetItem
-
-API = "/api/v1"
+from widgetsvc.widgets.resources import WidgetCollection, WidgetItem, WidgetNameConverter
 
 
 def create_app(
@@ -58,20 +56,22 @@ def create_app(
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = jsonio.handler()
     errors.install(app)
 
+    app.router_options.converters["widget_name"] = WidgetNameConverter
+
     shared = (db, config, validator, clock)
-    routes = {
-        f"{API}/auth/register": RegisterResource(*shared),
-        f"{API}/auth/login": LoginResource(*shared),
-        f"{API}/auth/user": UserResource(*shared),
-        f"{API}/auth/logout": LogoutResource(*shared),
-        f"{API}/widgets": WidgetCollection(*shared),
-        f"{API}/widgets/{{name}}": WidgetItem(*shared),
-        f"{API}/openapi.json": OpenAPIResource(),
-        f"{API}/ui": SwaggerUIResource(),
-        f"{API}/health": HealthResource(db),
+    routes: dict[str, object] = {
+        "/auth/register": RegisterResource(*shared),
+        "/auth/login": LoginResource(*shared),
+        "/auth/user": UserResource(*shared),
+        "/auth/logout": LogoutResource(*shared),
+        "/widgets": WidgetCollection(*shared),
+        "/widgets/{name:widget_name}": WidgetItem(*shared),
+        "/ui": SwaggerUIResource(),
+        "/health": HealthResource(db),
     }
+    routes["/openapi.json"] = OpenAPIResource(routes)  # documents every route, itself too
     for path, resource in routes.items():
         check_declarations(resource)
-        app.add_route(path, resource)
-    app.add_static_route(f"{API}/ui/assets", str(ASSETS_DIR))
+        app.add_route(f"{API_PREFIX}{path}", resource)
+    app.add_static_route(f"{API_PREFIX}/ui/assets", str(ASSETS_DIR))
     return app

@@ -55,7 +55,7 @@ def load_queries(directory: Path = QUERIES_DIR) -> dict[str, str]:
 
 
 class Session:
-    """Runs named queries on one connection (inside a transaction when one is open)."""
+    """Runs named queries on one autocommit connection: each statement commits by itself."""
 
     def __init__(self, conn: psycopg.Connection, queries: dict[str, str]):
         self._conn = conn

@@ -22,9 +22,6 @@ class APIError(falcon.HTTPError):
         super().__init__(status, headers=headers)
         self.body = body
 
-    def to_dict(self, obj_type=dict) -> dict[str, Any]:
-        return obj_type(self.body)
-
 
 def fail(status: str, message: str, headers: dict[str, str] | None = None) -> APIError:
     """The tutorial's ``{"status": "fail", "message": ...}`` shape."""

@@ -3,7 +3,9 @@
 Used only when ``DATABASE_URL`` is not set. The cluster listens on a Unix socket inside its own
 directory and on no TCP port, so two clones on one machine never clash. ``initdb``/``pg_ctl``
 refuse to run as root, so as root the cluster belongs to an unprivileged OS user (``postgres``
-when it exists, else ``nobody``).
+when it exists, else ``nobody``). When that user cannot reach the checkout (a clone in a private
+directory), the cluster lives in a per-clone directory that survives a reboot instead (see
+``reachable_dir``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
 
@@ -68,7 +70,8 @@ def ensure_bindir() -> Path:
     return bindir
 
 
-def _owner() -> pwd.struct_passwd:
+def cluster_owner() -> pwd.struct_passwd:
+    """Who runs PostgreSQL: this user, or as root an unprivileged one."""
     if os.geteuid() != 0:
         return pwd.getpwuid(os.geteuid())
     wanted = os.environ.get("WIDGETSVC_PG_OS_USER")
@@ -89,27 +92,64 @@ def _searchable(directory: Path, user: pwd.struct_passwd) -> bool:
     return bool(info.st_mode & 0o001)
 
 
+def relocation_base() -> Path:
+    """Where per-clone directories go when the checkout is out of reach: a place that survives
+    a reboot (unlike the temp directory), ``/var/lib/widgetsvc`` as root, else the user's state
+    directory (``$XDG_STATE_HOME``, by default ``~/.local/state``)."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/widgetsvc")
+    state = Path(os.environ.get("XDG_STATE_HOME") or "")
+    if not state.is_absolute():  # unset, empty or relative: the XDG default
+        state = Path.home() / ".local" / "state"
+    return state / "widgetsvc"
+
+
+def reachable_dir(wanted: Path, user: pwd.struct_passwd | None = None) -> Path:
+    """``wanted`` (a directory under the checkout's ``var/``), or, when ``user`` (by default the
+    cluster's owner) could not get there, the same name in a per-clone directory under
+    ``relocation_base()``. Only computes the path: ``make_dir`` creates it.
+
+    Reachable means every existing directory on the way is searchable by ``user`` and, when
+    this process is not root (it creates the directories as itself), the nearest existing one
+    is writable.
+    """
+    wanted = Path(wanted).resolve()
+    user = user or cluster_owner()
+    existing = [path for path in (wanted, *wanted.parents) if path.exists()]
+    if all(_searchable(path, user) for path in existing) and (
+        os.geteuid() == 0 or os.access(existing[0], os.W_OK)
+    ):
+        return wanted
+    digest = hashlib.sha256(str(wanted.parent).encode()).hexdigest()[:16]
+    return relocation_base() / digest / wanted.name
+
+
+def make_dir(path: Path, owner: pwd.struct_passwd | None = None, mode: int = 0o700) -> Path:
+    """Create ``path`` with ``mode`` (and, as root, give it to ``owner`` when one is named); the
+    parents it has to create are searchable by everyone (0755), whatever the umask, so that
+    an unprivileged user can get through them."""
+    missing = [parent for parent in reversed(path.parents) if not parent.exists()]
+    for parent in missing:
+        parent.mkdir(exist_ok=True)
+        os.chmod(parent, 0o755)  # noqa: S103 (directories only: traversable, not writable)
+    path.mkdir(exist_ok=True)
+    os.chmod(path, mode)
+    if owner is not None and os.geteuid() == 0:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+    return path
+
+
 class LocalCluster:
     """One PostgreSQL cluster in ``root`` (data, socket, log), created and started on demand."""
 
     def __init__(self, root: Path, port: int = 5432):
-        self.owner = _owner()
-        self.root = self._reachable_root(Path(root).resolve())
+        self.owner = cluster_owner()
+        self.root = reachable_dir(root, self.owner)
         self.data_dir = self.root / "data"
         self.log_file = self.root / "postgres.log"
         self.port = port
         self.socket_dir = self._pick_socket_dir()
         self._bindir: Path | None = None
-
-    def _reachable_root(self, wanted: Path) -> Path:
-        """``wanted``, unless the cluster's owner cannot get there (as root, a checkout under a
-        private home directory): then a directory of the same name under the temp dir."""
-        if os.geteuid() != 0 or all(
-            _searchable(parent, self.owner) for parent in wanted.parents if parent.exists()
-        ):
-            return wanted
-        digest = hashlib.sha256(str(wanted).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"widgetsvc-{digest}" / wanted.name
 
     def _pick_socket_dir(self) -> Path:
         preferred = self.root / "run"
@@ -165,10 +205,7 @@ class LocalCluster:
 
     def _make_dirs(self) -> None:
         for directory in (self.root, self.socket_dir):
-            directory.mkdir(parents=True, exist_ok=True)
-            os.chmod(directory, 0o700)
-            if os.geteuid() == 0:
-                os.chown(directory, self.owner.pw_uid, self.owner.pw_gid)
+            make_dir(directory, self.owner)
 
     @property
     def lock_path(self) -> Path:
@@ -176,7 +213,8 @@ class LocalCluster:
 
     @contextmanager
     def _lock(self) -> Iterator[None]:
-        self.root.parent.mkdir(parents=True, exist_ok=True)
+        if not self.root.parent.exists():
+            make_dir(self.root.parent, mode=0o755)
         with open(self.lock_path, "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -242,6 +280,9 @@ class LocalCluster:
         if self.socket_dir != self.root / "run":
             shutil.rmtree(self.socket_dir, ignore_errors=True)
         self.lock_path.unlink(missing_ok=True)
+        if self.root.is_relative_to(relocation_base()):
+            with suppress(OSError):  # the clone's relocated directory, when nothing else is left
+                self.root.parent.rmdir()
 
     def _client_args(self) -> list[str]:
         return ["-h", str(self.socket_dir), "-p", str(self.port), "-U", SUPERUSER]

@@ -1,8 +1,10 @@
-"""Input validation: the JSON Schema files in ``schemas/`` plus custom format checkers.
+"""Input validation: the JSON Schema files in ``schemas/`` plus one rule per custom ``format``.
 
-Each format checker owns one rule of the contract (API.md §3) and its exact message; the schema
-keywords beside it (``maxLength``, ``enum``, ...) say the same thing for the OpenAPI document.
-All failing fields are reported at once and no Python error text ever reaches a client.
+Each rule owns one rule of the contract (API.md §3), its exact message and the value it
+normalises to (a page number as an int, a deadline as the end of its day, a widget name
+lower-cased); the schema keywords beside it (``maxLength``, ``enum``, ``pattern``, ...) say the
+same thing for the OpenAPI document. All failing fields are reported at once and no Python
+error text ever reaches a client.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from datetime import date
+from collections.abc import Callable
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import dateutil.parser
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from widgetsvc import timefmt
@@ -96,14 +99,17 @@ def check_password(value: str) -> str:
 
 
 def check_widget_name(value: str) -> str:
+    """The name as stored: checked as sent, then lower-cased (``İ`` becomes two code points,
+    ``i`` and a combining dot, which no name could be sent with). Messages quote it lower-cased,
+    like every message about a widget."""
     if len(value) > MAX_NAME_CHARS:
         raise InvalidValue(f"Widget name must be at most {MAX_NAME_CHARS} characters.")
     if not _WIDGET_NAME.match(value) or _CONTROL.search(value):
         raise InvalidValue(
-            f"'{value}' contains one or more invalid characters. Widget name must contain "
-            "only letters, numbers, hyphen and underscore characters."
+            f"'{value.lower()}' contains one or more invalid characters. Widget name must "
+            "contain only letters, numbers, hyphen and underscore characters."
         )
-    return value
+    return value.lower()
 
 
 def _url_problem(value: str) -> str | None:
@@ -210,73 +216,101 @@ def load_schemas() -> dict[str, dict[str, Any]]:
     }
 
 
-def _string_format(rule):
-    """Adapt a rule to jsonschema: non-strings pass here and fail the ``type`` keyword."""
-
-    def check(instance: object) -> bool:
-        if isinstance(instance, str):
-            rule(instance)
-        return True
-
-    return check
-
-
-# Schemas whose verdict depends on the instance alone (no clock) and whose instances hold no
-# secret: an instance that passed once is remembered and passes again without a schema walk.
-# Only the list's query string qualifies; every list request validates one, mostly the same
-# few. Bounded: the set is emptied when full.
+# Schemas whose values depend on the instance alone (no clock) and whose instances hold no
+# secret: an instance that passed once is remembered with its values, which are returned again
+# without a schema walk. Only the list's query string qualifies; every list request validates
+# one, mostly the same few, and the walk costs more than a tenth of a cached list page's CPU.
+# Bounded: the memory is emptied when full.
 _REMEMBERED_SCHEMAS = frozenset({"pagination"})
 _REMEMBER_AT_MOST = 1024
 
 
+class _Form:
+    """One schema compiled: the jsonschema validator for its keywords, and for each property
+    the rule its ``format`` names (None: no rule) and its default."""
+
+    def __init__(self, validator: Draft202012Validator, fields: dict[str, tuple[Any, Any]]):
+        self.validator = validator
+        self.fields = fields
+
+
 class Validator:
-    """Validates request data against a named schema; raises the contract's 400 on failure."""
+    """Validates request data against a named schema and returns the values its rules
+    normalise; raises the contract's 400, every failing field at once, on failure."""
 
     def __init__(self, clock: timefmt.Clock):
         self.clock = clock
-        self._passed: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-        checker = FormatChecker(formats=())
-        rules = {
+        self._passed: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
+        rules: dict[str, Callable[[str], Any]] = {
             "email": check_email,
             "password": check_password,
             "widget-name": check_widget_name,
             "http-url": check_url,
-            "future-date": lambda v: parse_deadline(v, self.clock.now().date()),
+            "future-date": self._deadline,
             "page-number": parse_page,
             "per-page": parse_per_page,
         }
-        for name, rule in rules.items():
-            checker.checks(name, raises=InvalidValue)(_string_format(rule))
         schemas = load_schemas()
         registry = Registry().with_resources(
             (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
         )
-        self._validators = {
-            name: Draft202012Validator(schema, registry=registry, format_checker=checker)
-            for name, schema in schemas.items()
-        }
+        self._forms: dict[str, _Form] = {}
+        for name, schema in schemas.items():
+            resolver = registry.resolver(base_uri=schema["$id"])
+            fields = {}
+            for field, spec in schema.get("properties", {}).items():
+                if "$ref" in spec:
+                    spec = resolver.lookup(spec["$ref"]).contents
+                fields[field] = (rules.get(spec.get("format")), spec.get("default"))
+            # No format checker: the rules run below, once, keeping what they return.
+            self._forms[name] = _Form(Draft202012Validator(schema, registry=registry), fields)
 
-    def validate(self, schema_name: str, data: dict[str, Any], where: str = "post body") -> None:
+    def _deadline(self, value: str) -> datetime:
+        """The deadline as stored: the end of the day it names (today or later)."""
+        return timefmt.end_of_day(parse_deadline(value, self.clock.now().date()))
+
+    def validate(self, schema_name: str, data: dict[str, Any],
+                 where: str = "post body") -> dict[str, Any]:
+        """The schema's fields, normalised by their rules (a missing field with a default gets
+        its default's value); any other key of ``data`` is left out."""
         key = None
         if schema_name in _REMEMBERED_SCHEMAS and all(isinstance(v, str) for v in data.values()):
             key = (schema_name, tuple(sorted(data.items())))
             if key in self._passed:
-                return
-        self._check(schema_name, data, where)
+                return dict(self._passed[key])
+        values = self._check(schema_name, data, where)
         if key is not None:
             if len(self._passed) >= _REMEMBER_AT_MOST:
                 self._passed.clear()
-            self._passed.add(key)
+            self._passed[key] = dict(values)
+        return values
 
-    def _check(self, schema_name: str, data: dict[str, Any], where: str) -> None:
+    def _check(self, schema_name: str, data: dict[str, Any], where: str) -> dict[str, Any]:
+        form = self._forms[schema_name]
         errors: dict[str, str] = {}
         ranked: dict[str, int] = {}
-        for error in self._validators[schema_name].iter_errors(data):
+        for error in form.validator.iter_errors(data):
             for field, rank, message in _describe(error, where):
                 if rank < ranked.get(field, 99):
                     errors[field], ranked[field] = message, rank
+        values: dict[str, Any] = {}
+        for field, (rule, default) in form.fields.items():
+            value = data.get(field, default) if isinstance(data, dict) else None
+            if rule is None or not isinstance(value, str):
+                if value is not None:
+                    values[field] = value
+                continue
+            try:
+                values[field] = rule(value)
+            except InvalidValue as exc:
+                if _RULE_RANK < ranked.get(field, 99):
+                    errors[field], ranked[field] = str(exc), _RULE_RANK
         if errors:
             raise validation_failed(dict(sorted(errors.items())))
+        return values
+
+
+_RULE_RANK = 2  # a rule's own message: after "missing" (0) and "must be a string" (1)
 
 
 def _describe(error, where: str):
@@ -290,8 +324,6 @@ def _describe(error, where: str):
     field = str(error.path[0]) if error.path else "body"
     if error.validator == "type":
         yield field, 1, f"{field} must be a {error.validator_value}"
-    elif error.validator == "format" and isinstance(error.cause, InvalidValue):
-        yield field, 2, str(error.cause)
     else:
-        # minLength, maxLength, enum... repeat a format rule; its message ranks first.
+        # minLength, maxLength, enum, pattern... repeat a format rule; its message ranks first.
         yield field, 3, f"Invalid value for {field}"

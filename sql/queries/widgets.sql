@@ -17,8 +17,8 @@ RETURNING (xmax = 0) AS created;
 -- name: widget_by_name
 -- Also checks the caller, in the same statement (see token_caller, migration 0003): no row
 -- when the token's user is gone, else one row whose widget columns are NULL when there is no
--- such widget (or when name is NULL: the service asks for a name that cannot exist that way).
-SELECT c.revoked AS caller_revoked,
+-- such widget.
+SELECT c.revoked,
        w.name, w.info_url, w.created_at, w.deadline,
        u.email AS owner_email, u.public_id::text AS owner_public_id
 FROM token_caller(%(subject)s, %(token_id)s) c
@@ -45,7 +45,7 @@ WITH blocks AS (
     ORDER BY first_id DESC
     LIMIT 1
 )
-SELECT c.revoked AS caller_revoked,
+SELECT c.revoked,
        (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint AS total_items,
        p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
 FROM token_caller(%(subject)s, %(token_id)s) c

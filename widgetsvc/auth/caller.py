@@ -8,8 +8,9 @@ Two ways to ask, both ending in ``check``:
   ``GET /auth/user``, whose answer is the caller.
 * ``CallerReads``: for the reads a resource lists in ``reads_check_caller``, the check rides in
   the read itself. Each of those queries joins ``token_caller`` and returns no row when the user
-  is gone and ``caller_revoked`` on every row, so a read costs one round trip instead of two.
-  No row reaches the responder before the check has passed.
+  is gone and ``revoked`` on every row, so a read costs one round trip instead of two.
+  No row reaches the responder before the check has passed. A responder that answers without
+  reading (a 400 for a bad query string) calls ``check_unread`` before it answers.
 """
 
 from __future__ import annotations
@@ -41,17 +42,17 @@ def query_params(claims: tokens.Claims) -> dict[str, Any]:
     return {"subject": claims.public_id, "token_id": claims.jti}
 
 
-def check(row: dict[str, Any] | None, revoked_column: str, realm: str) -> dict[str, Any]:
-    """The caller's row when it passes: present (the user exists) and not revoked."""
+def check(row: dict[str, Any] | None, realm: str) -> dict[str, Any]:
+    """The caller's row when it passes: present (the user exists) and not ``revoked``."""
     if row is None:
         raise errors.invalid_token(realm, INVALID)
-    if row[revoked_column]:
+    if row["revoked"]:
         raise errors.invalid_token(realm, REVOKED)
     return row
 
 
 def lookup(db: Database, claims: tokens.Claims, realm: str) -> CurrentUser:
-    row = check(db.one("authenticate", **query_params(claims)), "revoked", realm)
+    row = check(db.one("authenticate", **query_params(claims)), realm)
     return CurrentUser(
         id=row["id"],
         public_id=row["public_id"],
@@ -69,13 +70,11 @@ class CallerReads:
         self._db = db
         self._claims = claims
         self._realm = realm
-        self.checked = False
 
     def all(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
         """The rows of ``query``; raises the 401 instead when the caller fails the check."""
-        self.checked = True  # set first: a read that fails (503) is not retried as a lookup
         rows = self._db.all(query, **params, **query_params(self._claims))
-        check(rows[0] if rows else None, "caller_revoked", self._realm)
+        check(rows[0] if rows else None, self._realm)
         return rows
 
     def one(self, query: str, /, **params: Any) -> dict[str, Any]:
@@ -83,7 +82,5 @@ class CallerReads:
         return self.all(query, **params)[0]
 
     def check_unread(self) -> None:
-        """For a responder that answered without reading: the check on its own."""
-        if not self.checked:
-            self.checked = True
-            lookup(self._db, self._claims, self._realm)
+        """For a responder about to answer without reading: the check on its own."""
+        lookup(self._db, self._claims, self._realm)

@@ -7,8 +7,8 @@ The token itself (signature, claims, expiry) is verified here, without I/O. Whet
 still exists, is an admin now and has not revoked it is a database question (``caller.py``):
 asked here, before the responder, unless the resource lists the method in
 ``reads_check_caller``; then the responder's read asks it in the same statement, and a
-responder that answers without reading gets it asked here, after it and before the answer
-leaves.
+responder that answers without reading asks ``req.context.reads.check_unread()`` first.
+Nothing is checked after a responder: the flow goes one way.
 """
 
 from __future__ import annotations
@@ -76,21 +76,6 @@ class AuthMiddleware:
         req.context.user = caller.lookup(self.db, claims, realm)
         if level == ADMIN and not req.context.user.admin:
             raise errors.not_admin(self.admin_realm)
-
-    def process_response(self, req: falcon.Request, resp: falcon.Response, resource,
-                         req_succeeded: bool) -> None:
-        reads = req.context.get("reads")
-        if reads is None or reads.checked:
-            return
-        # The responder answered without reading (a 400 for a bad query string). A caller who
-        # fails the check gets the 401 instead (or the 503 when the check cannot be made), and
-        # nothing the responder set goes out with it.
-        try:
-            reads.check_unread()
-        except Exception:
-            for name in resp.headers:
-                resp.delete_header(name)
-            raise
 
     def verify(self, header: str | None, realm: str) -> tokens.Claims:
         token = bearer_token(header)

@@ -2,22 +2,24 @@
 
 Request schemas are embedded from ``widgetsvc/schemas`` (their cross-file ``$ref``s rewritten to
 ``#/components/schemas/...``), so the documentation cannot drift from the validation. Response
-bodies are described in ``responses.json`` beside this file.
+bodies are described in ``responses.json`` beside this file. Each operation's security is read
+from the ``auth`` declaration of the resource the app routes there (the one the middleware
+enforces), never retyped here.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from functools import cache
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from widgetsvc import __version__
+from widgetsvc import API_PREFIX, __version__
 from widgetsvc.validation import load_schemas
 
 HERE = Path(__file__).resolve().parent
-API = "/api/v1"
 _FORMS = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -90,8 +92,12 @@ def _body(schema_name: str) -> dict[str, Any]:
     }
 
 
-def _operation(summary: str, tag: str, auth: str, responses: dict, **extra: Any) -> dict:
-    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses, **extra}
+def _operation(summary: str, tag: str, responses: dict, **extra: Any) -> dict:
+    return {"summary": summary, "tags": [tag], "responses": responses, **extra}
+
+
+def _secure(op: dict[str, Any], auth: str) -> None:
+    """The operation's security, from the auth level its resource declares."""
     if auth == "none":
         op["security"] = []
     else:
@@ -100,7 +106,14 @@ def _operation(summary: str, tag: str, auth: str, responses: dict, **extra: Any)
         if auth == "admin":
             op["description"] = (op.get("description", "") + " Requires an administrator's "
                                  "token (the database decides, not the token's claim).").strip()
-    return op
+
+
+_CONVERTER = re.compile(r"\{(\w+):[^}]*\}")
+
+
+def openapi_path(template: str) -> str:
+    """A Falcon route template as an OpenAPI path: ``{name:widget_name}`` is ``{name}``."""
+    return _CONVERTER.sub(r"{\1}", template)
 
 
 def _name_parameter() -> dict[str, Any]:
@@ -120,32 +133,33 @@ def _query_parameters(schemas: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-@cache
-def build_document() -> dict[str, Any]:
+def build_document(routes: Mapping[str, object]) -> dict[str, Any]:
+    """The document of ``routes`` (the app's resources by route template under the API prefix):
+    every routed method is documented, with the auth level its resource declares."""
     request_schemas = {name: _rewrite_refs(s) for name, s in load_schemas().items()}
     responses = json.loads((HERE / "responses.json").read_text(encoding="utf-8"))
     token_ok = lambda text: _json("TokenBody", text, _NO_STORE)  # noqa: E731
     message = lambda text, headers=None: _json("StatusMessage", text, headers)  # noqa: E731
     paths = {
-        f"{API}/auth/register": {"post": _operation(
-            "Register a user and get an access token", "auth", "none",
+        "/auth/register": {"post": _operation(
+            "Register a user and get an access token", "auth",
             {"201": token_ok("Registered"), **_errors(400, 409, 413, 415, 503)},
             requestBody=_body("credentials"))},
-        f"{API}/auth/login": {"post": _operation(
-            "Log in and get an access token", "auth", "none",
+        "/auth/login": {"post": _operation(
+            "Log in and get an access token", "auth",
             {"200": token_ok("Logged in"),
              "401": _json("StatusMessage", "email or password does not match"),
              **_errors(400, 413, 415, 503)},
             requestBody=_body("credentials"))},
-        f"{API}/auth/user": {"get": _operation(
-            "The caller's account", "auth", "token",
+        "/auth/user": {"get": _operation(
+            "The caller's account", "auth",
             {"200": _json("UserBody", "The user"), **_errors(401, 503)})},
-        f"{API}/auth/logout": {"post": _operation(
-            "Revoke the caller's token", "auth", "token",
+        "/auth/logout": {"post": _operation(
+            "Revoke the caller's token", "auth",
             {"200": message("Logged out"), **_errors(401, 503)})},
-        f"{API}/widgets": {
+        "/widgets": {
             "get": _operation(
-                "One page of widgets, in creation order", "widgets", "token",
+                "One page of widgets, in creation order", "widgets",
                 {"200": _json("WidgetPage", "The page", {
                     "Link": _header("RFC 8288 links: self, first, prev, next, last"),
                     "Total-Count": _header("total number of widgets",
@@ -153,39 +167,51 @@ def build_document() -> dict[str, Any]:
                  }), **_errors(400, 401, 503)},
                 parameters=_query_parameters(request_schemas)),
             "post": _operation(
-                "Create a widget", "widgets", "admin",
+                "Create a widget", "widgets",
                 {"201": message("Created", _LOCATION),
                  **_errors(400, 401, 403, 409, 413, 415, 503)},
                 requestBody=_body("widget_create")),
         },
-        f"{API}/widgets/{{name}}": {
+        "/widgets/{name}": {
             "parameters": [_name_parameter()],
             "get": _operation(
-                "One widget", "widgets", "token",
+                "One widget", "widgets",
                 {"200": _json("Widget", "The widget"), **_errors(401, 404, 503)}),
             "put": _operation(
-                "Update a widget, or create it when missing", "widgets", "admin",
+                "Update a widget, or create it when missing", "widgets",
                 {"200": message("Updated"), "201": message("Created", _LOCATION),
                  **_errors(400, 401, 403, 413, 415, 503)},
                 requestBody=_body("widget_update"),
                 description="A `name` in the body is ignored: the path names the widget."),
             "delete": _operation(
-                "Delete a widget", "widgets", "admin",
+                "Delete a widget", "widgets",
                 {"204": {"description": "Deleted"}, **_errors(401, 403, 404, 503)}),
         },
-        f"{API}/openapi.json": {"get": _operation(
-            "This document", "meta", "none",
+        "/openapi.json": {"get": _operation(
+            "This document", "meta",
             {"200": {"description": "OpenAPI 3.1",
                      "content": {"application/json": {"schema": {"type": "object"}}}}})},
-        f"{API}/ui": {"get": _operation(
-            "Swagger UI", "meta", "none",
+        "/ui": {"get": _operation(
+            "Swagger UI", "meta",
             {"200": {"description": "HTML page",
                      "content": {"text/html": {"schema": {"type": "string"}}}}})},
-        f"{API}/health": {"get": _operation(
-            "Service and database health", "meta", "none",
+        "/health": {"get": _operation(
+            "Service and database health", "meta",
             {"200": _json("Health", "Healthy"),
              "503": _json("Health", "PostgreSQL is unreachable")})},
     }
+    declared = {openapi_path(path): getattr(resource, "auth", {})
+                for path, resource in routes.items()}
+    if set(declared) != set(paths):
+        raise ValueError(f"routed but not documented, or the reverse: "
+                         f"{sorted(set(declared) ^ set(paths))}")
+    for path, item in paths.items():
+        methods = {key for key in item if key != "parameters"}
+        if methods != {method.lower() for method in declared[path]}:
+            raise ValueError(f"{path}: documented {sorted(methods)}, declared "
+                             f"{sorted(declared[path])}")
+        for method in methods:
+            _secure(item[method], declared[path][method.upper()])
     return {
         "openapi": "3.1.0",
         "info": {
@@ -194,7 +220,7 @@ def build_document() -> dict[str, Any]:
             "description": "The Widget API: JWT authentication and a paginated widget "
                            "collection. Authorize with a token from /auth/login.",
         },
-        "paths": paths,
+        "paths": {f"{API_PREFIX}{path}": item for path, item in paths.items()},
         "components": {
             "schemas": {**copy.deepcopy(request_schemas), **responses},
             "securitySchemes": {

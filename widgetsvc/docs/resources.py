@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import falcon
@@ -18,8 +19,10 @@ _PAGE = (Path(__file__).resolve().parent / "ui.html").read_text(encoding="utf-8"
 class OpenAPIResource:
     auth = {"GET": NONE}
 
-    def __init__(self) -> None:
-        self._body = json.dumps(build_document()).encode()
+    def __init__(self, routes: Mapping[str, object]) -> None:
+        """``routes``: the app's resources by path under the API prefix (this one included),
+        whose ``auth`` declarations the document's security sections are read from."""
+        self._body = json.dumps(build_document({**routes, "/openapi.json": self})).encode()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON

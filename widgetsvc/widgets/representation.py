@@ -8,9 +8,9 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from widgetsvc import timefmt
+from widgetsvc import API_PREFIX, timefmt
 
-COLLECTION_PATH = "/api/v1/widgets"
+COLLECTION_PATH = f"{API_PREFIX}/widgets"
 
 
 def widget_path(name: str) -> str:

@@ -2,27 +2,22 @@
 
 The middleware verifies the token before any responder runs. For writes it has also checked
 the caller (an admin) in the database; a read checks its caller in the same statement as it
-reads, through ``req.context.reads`` (see auth/caller.py). Either way, 401 and 403 come before
-validation errors.
+reads, through ``req.context.reads`` (see auth/caller.py), and a read that answers without
+reading (a 400, a name that cannot exist) asks ``reads.check_unread()`` first. Either way, 401
+and 403 come before validation errors and 404s.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import falcon
+from falcon.routing import BaseConverter
 
-from widgetsvc import errors, timefmt
+from widgetsvc import errors
 from widgetsvc.auth.middleware import ADMIN, TOKEN
 from widgetsvc.bodies import read_object
 from widgetsvc.resource import Resource
-from widgetsvc.validation import (
-    InvalidValue,
-    check_widget_name,
-    parse_date,
-    parse_page,
-    parse_per_page,
-)
 from widgetsvc.widgets.representation import (
     Page,
     link_header,
@@ -35,35 +30,36 @@ from widgetsvc.widgets.representation import (
 _MAX_OFFSET = 2**62
 
 
+class PathName(NamedTuple):
+    """The ``{name}`` of a widget's path: ``sent`` as the client sent it (what PUT validates),
+    ``name`` lower-cased (what is looked up and quoted, as names are stored)."""
+
+    sent: str
+    name: str
+
+    @property
+    def can_exist(self) -> bool:
+        """False for a name PostgreSQL cannot even be sent (text holds no NUL): no such widget.
+        Any other name is simply looked up."""
+        return "\x00" not in self.name
+
+
+class WidgetNameConverter(BaseConverter):
+    """``{name:widget_name}``: the path's name, lower-cased once for every method."""
+
+    def convert(self, value: str) -> PathName:
+        return PathName(value, value.lower())
+
+
 def _first_values(params: dict[str, Any]) -> dict[str, str]:
     return {k: (v[0] if isinstance(v, list) else v) for k, v in params.items()}
 
 
-def _could_exist(name: str) -> bool:
-    """Only valid names are ever stored: any other is looked for as no name at all (a name
-    with a NUL could not even be sent to PostgreSQL)."""
-    try:
-        check_widget_name(name)
-    except InvalidValue:
-        return False
-    return True
-
-
-def _lower_name(body: dict[str, Any]) -> dict[str, Any]:
-    """Names are stored, compared and quoted lower-cased."""
-    if isinstance(body.get("name"), str):
-        body = {**body, "name": body["name"].lower()}
-    return body
-
-
 class _WidgetResource(Resource):
-    def _fields(self, body: dict[str, Any]) -> dict[str, Any]:
-        """The validated body as query parameters. (The deadline's "not in the past" rule was
-        checked by the validator; checking it again here could fail across midnight.)"""
-        return {
-            "info_url": body["info_url"],
-            "deadline": timefmt.end_of_day(parse_date(body["deadline"])),
-        }
+    @staticmethod
+    def _fields(values: dict[str, Any]) -> dict[str, Any]:
+        """The validated (normalised) fields the write queries take."""
+        return {"info_url": values["info_url"], "deadline": values["deadline"]}
 
     @staticmethod
     def _created(req: falcon.Request, resp: falcon.Response, name: str) -> None:
@@ -77,10 +73,13 @@ class WidgetCollection(_WidgetResource):
     reads_check_caller = frozenset({"GET"})
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        query = _first_values(req.params)
-        self.validator.validate("pagination", query, where="query string")
-        number = parse_page(query.get("page", "1"))
-        per_page = parse_per_page(query.get("per_page", "10"))
+        try:
+            query = self.validator.validate(
+                "pagination", _first_values(req.params), where="query string")
+        except errors.APIError:
+            req.context.reads.check_unread()  # a refused caller gets the 401, not the 400
+            raise
+        number, per_page = query["page"], query["per_page"]
         offset = min((number - 1) * per_page, _MAX_OFFSET)
         rows = req.context.reads.all("widget_page", limit=per_page, offset=offset)
         now = self.clock.now()
@@ -92,11 +91,11 @@ class WidgetCollection(_WidgetResource):
         resp.media = body
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = _lower_name(read_object(req, self.config.max_body_bytes))
-        self.validator.validate("widget_create", body)
-        name = body["name"]
+        values = self.validator.validate(
+            "widget_create", read_object(req, self.config.max_body_bytes))
+        name = values["name"]
         row = self.db.one(
-            "insert_widget", name=name, owner_id=req.context.user.id, **self._fields(body)
+            "insert_widget", name=name, owner_id=req.context.user.id, **self._fields(values)
         )
         if row is None:
             raise errors.fail(
@@ -109,32 +108,32 @@ class WidgetItem(_WidgetResource):
     auth = {"GET": TOKEN, "PUT": ADMIN, "DELETE": ADMIN}
     reads_check_caller = frozenset({"GET"})
 
-    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        name = name.lower()
-        # A name that cannot exist is still read (as NULL, which matches nothing): the read is
-        # what checks the caller.
-        row = req.context.reads.one("widget_by_name", name=name if _could_exist(name) else None)
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: PathName) -> None:
+        if not name.can_exist:
+            req.context.reads.check_unread()  # a refused caller gets the 401, not the 404
+            raise errors.fail(falcon.HTTP_404, f"{name.name} not found in database.")
+        row = req.context.reads.one("widget_by_name", name=name.name)
         if row["name"] is None:
-            raise errors.fail(falcon.HTTP_404, f"{name} not found in database.")
+            raise errors.fail(falcon.HTTP_404, f"{name.name} not found in database.")
         resp.media = widget_body(row, self.clock.now())
 
-    def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        name = name.lower()
+    def on_put(self, req: falcon.Request, resp: falcon.Response, name: PathName) -> None:
         body = read_object(req, self.config.max_body_bytes)
         # The path names the widget (a body "name" is ignored). It must be a valid name for
         # the create case, and every stored name is valid, so it is checked every time, with
         # the body's fields, so that all errors are reported at once.
-        self.validator.validate("widget_create", {**body, "name": name})
+        values = self.validator.validate("widget_create", {**body, "name": name.sent})
         row = self.db.one(
-            "upsert_widget", name=name, owner_id=req.context.user.id, **self._fields(body)
+            "upsert_widget", name=values["name"], owner_id=req.context.user.id,
+            **self._fields(values),
         )
         if row["created"]:
-            self._created(req, resp, name)
+            self._created(req, resp, values["name"])
         else:
-            resp.media = {"status": "success", "message": f"'{name}' was successfully updated"}
+            resp.media = {"status": "success",
+                          "message": f"'{values['name']}' was successfully updated"}
 
-    def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        name = name.lower()
-        if not _could_exist(name) or self.db.execute("delete_widget", name=name) == 0:
-            raise errors.fail(falcon.HTTP_404, f"{name} not found in database.")
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, name: PathName) -> None:
+        if not name.can_exist or self.db.execute("delete_widget", name=name.name) == 0:
+            raise errors.fail(falcon.HTTP_404, f"{name.name} not found in database.")
         resp.status = falcon.HTTP_204
