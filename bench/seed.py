@@ -32,11 +32,11 @@ def seeded_database(cluster: LocalCluster, *, widgets: int, email: str, password
                 last = min(first + CHUNK - 1, widgets)
                 conn.execute(seed["bench_seed_widgets"],
                              {"owner_id": user["id"], "first": first, "last": last})
-                if widgets > CHUNK:
+                if widgets >= CHUNK:
                     print(f"seeding: {last:,}/{widgets:,} widgets "
                           f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
             conn.execute(seed["bench_vacuum_analyze"])
-        if widgets > CHUNK:
+        if widgets >= CHUNK:
             print(f"seeding: done, vacuumed ({time.monotonic() - started:.0f} s)",
                   file=sys.stderr, flush=True)
     finally:
