@@ -1,4 +1,4 @@
-"""The real ``bin/add-user`` (API.md §7) as a subprocess, against a fresh migrated database."""
+"""The real ``bin/add-user`` (docs/API.md §7) as a subprocess, against a fresh migrated database."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import uuid
 import pytest
 import webtest
 
-from tests.conftest import API, SECRET, bearer
+from tests.helpers import API, SECRET, bearer
 from widgetsvc.app import create_app
 from widgetsvc.config import Config
 from widgetsvc.db import Database

@@ -1,13 +1,10 @@
-"""The auth part of the contract (API.md §1, §3, §4, §5, §6), through the WSGI app.
+"""The auth part of the contract (docs/API.md §1, §3, §4, §5, §6), through the WSGI app.
 
 Every body test runs with a JSON, a url-encoded form and a multipart form body (``kind``).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import re
 import uuid
@@ -19,24 +16,35 @@ import jwt
 import pytest
 import webtest
 
-from tests.conftest import API, PASSWORD, SECRET, bearer, login
+from tests.helpers import (
+    API,
+    EXPIRED,
+    INVALID,
+    LOGIN,
+    LOGOUT,
+    MISSING,
+    PASSWORD,
+    REGISTER,
+    REVOKED,
+    SECRET,
+    USER,
+    VALIDATION_FAILED,
+    assert_no_token,
+    assert_token_error,
+    b64url,
+    bearer,
+    claims_for,
+    forge,
+    login,
+    now_ts,
+    segment,
+    segment_json,
+    sign,
+)
 from tests.helpers_sql import run_sql
 from widgetsvc import timefmt
 from widgetsvc.app import create_app
 
-REGISTER = f"{API}/auth/register"
-LOGIN = f"{API}/auth/login"
-USER = f"{API}/auth/user"
-LOGOUT = f"{API}/auth/logout"
-
-USER_REALM = "registered_users@mydomain.com"
-NO_TOKEN_CHALLENGE = f'Bearer realm="{USER_REALM}"'
-INVALID = "Invalid token. Please log in again."
-EXPIRED = "Access token expired. Please log in again."
-REVOKED = "Token blacklisted. Please log in again."
-
-VALIDATION_FAILED = "Input payload validation failed"
-MISSING = "Missing required parameter in the post body"
 TOO_SHORT = "Password must be at least 8 characters."
 TOO_LONG = "Password must be at most 72 bytes."
 LOGIN_FAILED = {"status": "fail", "message": "email or password does not match"}
@@ -100,58 +108,6 @@ def assert_json(resp, status: int, body: dict) -> None:
 
 def invalid_input(**errors: str) -> dict:
     return {"message": VALIDATION_FAILED, "errors": errors}
-
-
-def challenge(message: str, realm: str = USER_REALM) -> str:
-    return (f'Bearer realm="{realm}", error="invalid_token", '
-            f'error_description="{message}"')
-
-
-def assert_token_error(resp, message: str, realm: str = USER_REALM) -> None:
-    assert_json(resp, 401, {"message": message})
-    assert resp.headers["WWW-Authenticate"] == challenge(message, realm)
-
-
-def assert_no_token(resp, realm: str = USER_REALM) -> None:
-    assert_json(resp, 401, {"message": "Unauthorized"})
-    assert resp.headers["WWW-Authenticate"] == f'Bearer realm="{realm}"'
-
-
-def now_ts() -> int:
-    return int(datetime.now(UTC).timestamp())
-
-
-def claims_for(public_id, **overrides) -> dict:
-    now = now_ts()
-    claims = {"exp": now + 900, "iat": now, "sub": str(public_id), "jti": uuid.uuid4().hex,
-              "admin": False}
-    claims.update(overrides)
-    return claims
-
-
-def forge(claims: dict, *, secret: str = SECRET, algorithm: str = "HS256",
-          drop: tuple[str, ...] = ()) -> str:
-    payload = {k: v for k, v in claims.items() if k not in drop}
-    return jwt.encode(payload, secret, algorithm=algorithm, headers={"typ": "JWT"})
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_json(value: dict) -> str:
-    return b64url(json.dumps(value).encode())
-
-
-def hs256_sign(header: dict, payload: dict, secret: str = SECRET) -> str:
-    signing_input = f"{b64url_json(header)}.{b64url_json(payload)}"
-    sig = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64url(sig)}"
-
-
-def segment_json(token: str, index: int) -> dict:
-    part = token.split(".")[index]
-    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
 
 
 def register(app, email: str, password: str = PASSWORD):
@@ -689,7 +645,7 @@ def bad_tokens(public_id) -> dict[str, str]:
     valid = forge(good)
     head, body, sig = valid.split(".")
     other_claims = claims_for(public_id, admin=True)
-    tampered_body = b64url_json(other_claims)
+    tampered_body = segment(other_claims)
     now = now_ts()
     return {
         "empty": "",
@@ -705,8 +661,8 @@ def bad_tokens(public_id) -> dict[str, str]:
         "payload tampered": f"{head}.{tampered_body}.{sig}",
         "wrong secret": forge(good, secret="another-secret-that-is-long-enough-012345"),
         "alg none unsigned": jwt.encode(good, None, algorithm="none"),
-        "alg none with signature": hs256_sign({"typ": "JWT", "alg": "none"}, good),
-        "alg missing": hs256_sign({"typ": "JWT"}, good),
+        "alg none with signature": sign({"typ": "JWT", "alg": "none"}, good),
+        "alg missing": sign({"typ": "JWT"}, good),
         "HS512": forge(good, algorithm="HS512"),
         "HS384": forge(good, algorithm="HS384"),
         "no exp": forge(good, drop=("exp",)),

@@ -1,7 +1,7 @@
 """bin/bench must keep working: a short run prints its table with every scenario and no errors.
 
 Speed itself is not asserted here (a loaded CI machine says nothing about it): the full
-benchmark and its numbers are in the README.
+benchmark and its numbers are in the README and docs/benchmarks.md.
 """
 
 import re

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import API, PASSWORD
+from tests.helpers import API, PASSWORD
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.conftest import API, PASSWORD
+from tests.helpers import API, PASSWORD, REVOKED
 from tests.helpers_sql import run_sql
 from tests.live_http import call
 
@@ -22,7 +22,6 @@ OPS_PER_THREAD = 40
 TIME_LIMIT = 60.0  # seconds for the whole burst; it normally takes a few
 ADMIN = "admin@example.com"
 READER = "reader@example.com"
-REVOKED = "Token blacklisted. Please log in again."
 
 
 @dataclass

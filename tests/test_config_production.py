@@ -1,13 +1,19 @@
-"""Production refuses to start with a weak secret or cheap bcrypt (API.md §6)."""
+"""Production refuses to start with a weak secret or cheap bcrypt (docs/API.md §6): the one set
+of refusal tests, at both levels (the configuration, and the real ``bin/serve``)."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
-import sys
+import uuid
 
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
+from tests.helpers import free_port
+from tests.helpers_sql import TESTING_QUERIES
 from widgetsvc.config import Config, ConfigError
 from widgetsvc.localdb import REPO_ROOT
 
@@ -22,16 +28,22 @@ PRODUCTION_IDS = ["unset", "production", "Production", "blank"]
 REFUSED = [
     ({}, "SECRET_KEY is not set"),
     ({"SECRET_KEY": ""}, "SECRET_KEY is not set"),
+    ({"SECRET_KEY": "short"}, "SECRET_KEY must be at least 32 bytes in production"),
     ({"SECRET_KEY": "s" * 31}, "SECRET_KEY must be at least 32 bytes in production"),
     # 31 bytes however many characters: the rule counts bytes
     ({"SECRET_KEY": "é" * 15 + "s"}, "SECRET_KEY must be at least 32 bytes in production"),
     ({"SECRET_KEY": SECRET_32, "BCRYPT_ROUNDS": "11"},
      "BCRYPT_ROUNDS must be at least 12 in production"),
+    ({"SECRET_KEY": SECRET_32, "BCRYPT_ROUNDS": "10"},
+     "BCRYPT_ROUNDS must be at least 12 in production"),
     ({"SECRET_KEY": SECRET_32, "BCRYPT_ROUNDS": "4"},
      "BCRYPT_ROUNDS must be at least 12 in production"),
+    # both weak: the secret is reported
+    ({"SECRET_KEY": "too-short-secret", "BCRYPT_ROUNDS": "4"},
+     "SECRET_KEY must be at least 32 bytes in production"),
 ]
-REFUSED_IDS = ["no-secret", "empty-secret", "31-bytes", "31-bytes-multibyte", "rounds-11",
-               "rounds-4"]
+REFUSED_IDS = ["no-secret", "empty-secret", "5-bytes", "31-bytes", "31-bytes-multibyte",
+               "rounds-11", "rounds-10", "rounds-4", "short-secret-and-rounds-4"]
 
 
 def env(production: dict[str, str], **values: str) -> dict[str, str]:
@@ -60,12 +72,21 @@ def test_production_accepts_32_bytes_and_12_rounds(production, values):
     assert len(config.secret_key.encode()) >= 32
 
 
-def test_the_test_environment_may_use_a_short_secret_and_cheap_bcrypt():
+@pytest.mark.parametrize("environment", ["test", "development", "TEST"])
+def test_other_environments_allow_a_short_secret_and_a_low_cost(environment):
     """The control: the same weak values outside production are allowed (tests use them), so
     the refusals above really come from the production rules."""
-    config = Config.from_env(env({"WIDGETSVC_ENV": "test"}, SECRET_KEY="short",
+    config = Config.from_env(env({"WIDGETSVC_ENV": environment}, SECRET_KEY="x",
                                  BCRYPT_ROUNDS="4"))
-    assert not config.is_production and config.bcrypt_rounds == 4
+    assert not config.is_production
+    assert config.environment == environment.lower()
+    assert (config.secret_key, config.bcrypt_rounds) == ("x", 4)
+
+
+@pytest.mark.parametrize("environment", ["test", "development"])
+def test_no_secret_is_refused_in_every_environment(environment):
+    with pytest.raises(ConfigError, match="^SECRET_KEY is not set$"):
+        Config.from_env(env({"WIDGETSVC_ENV": environment}, SECRET_KEY=""))
 
 
 def test_the_secret_is_never_in_the_repr():
@@ -73,21 +94,50 @@ def test_the_secret_is_never_in_the_repr():
     assert "very-secret-value" not in repr(config)
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({}, "SECRET_KEY is not set"),
-    ({"SECRET_KEY": "s" * 31}, "SECRET_KEY must be at least 32 bytes in production"),
-    ({"SECRET_KEY": SECRET_32, "BCRYPT_ROUNDS": "11"},
-     "BCRYPT_ROUNDS must be at least 12 in production"),
-], ids=["no-secret", "31-bytes", "rounds-11"])
-def test_serve_refuses_to_start_with_one_clear_line(tmp_path, values, message):
-    """``bin/serve``'s entry point exits 1 with the reason before it touches anything."""
+# -- the real bin/serve ------------------------------------------------------------------------
+
+def table_exists(url: str, name: str) -> bool:
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        return conn.execute(TESTING_QUERIES["catalog_table_exists"],
+                            {"name": name}).fetchone()["present"]
+
+
+@pytest.fixture
+def untouched_db(pg_cluster):
+    """A fresh, unmigrated database: refusing to start must leave it as it is."""
+    name = f"serve_{uuid.uuid4().hex[:12]}"
+    url = pg_cluster.create_database(name)
+    yield url
+    pg_cluster.drop_database(name)
+
+
+def run_serve(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.Popen(
+        [str(REPO_ROOT / "bin" / "serve")], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        raise AssertionError(f"bin/serve did not refuse to start:\n{stderr[-2000:]}") from None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("values", "message"), REFUSED, ids=REFUSED_IDS)
+def test_serve_refuses_to_start_with_one_clear_line(untouched_db, values, message):
+    """``bin/serve`` (production by default) exits 1 with the reason as its last line, before
+    it migrates anything or starts gunicorn."""
     child_env = {k: v for k, v in os.environ.items()
                  if k not in ("SECRET_KEY", "BCRYPT_ROUNDS", "WIDGETSVC_ENV")}
-    child_env.update({"DATABASE_URL": DB, "HOST": "127.0.0.1", "PORT": "1", **values})
-    done = subprocess.run(
-        [sys.executable, "-m", "widgetsvc.cli", "serve", "--no-migrate"], env=child_env,
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-        check=False,
-    )
-    assert done.returncode == 1, (done.stdout, done.stderr)
-    assert done.stderr.strip() == f"widgetsvc: {message}"
+    child_env.update({"DATABASE_URL": untouched_db, "HOST": "127.0.0.1",
+                      "PORT": str(free_port()), "WEB_CONCURRENCY": "1", **values})
+    result = run_serve(child_env)
+
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stderr.splitlines()[-1] == f"widgetsvc: {message}"
+    assert "Booting worker" not in result.stderr  # gunicorn never started
+    assert not table_exists(untouched_db, "schema_migrations")  # nothing was done first
+    assert not table_exists(untouched_db, "users")

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import API, bearer
+from tests.helpers import API, bearer
 
 ACCESS_LOG = "widgetsvc.access"
 EXPOSED = {"link", "location", "total-count", "www-authenticate"}

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of every body field, path name and query parameter (API.md §1, §3).
+"""Property-based fuzzing of every body field, path name and query parameter (docs/API.md §1, §3).
 
 Whatever a client sends, the answer is a 2xx for valid input or a 4xx in one of the contract's
 shapes (``{"message": ...}`` with an optional ``errors`` dict of contract messages, or
@@ -22,12 +22,9 @@ from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.control import currently_in_test_context
 
-from tests.conftest import API, PASSWORD, bearer
+from tests.helpers import API, LOGIN, PASSWORD, REGISTER, WIDGETS, bearer
 from tests.helpers_sql import run_sql
 
-REGISTER = f"{API}/auth/register"
-LOGIN = f"{API}/auth/login"
-WIDGETS = f"{API}/widgets"
 FORM = "application/x-www-form-urlencoded"
 
 MISSING_BODY = "Missing required parameter in the post body"

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import API, PASSWORD, LiveServer
+from tests.helpers import API, PASSWORD, LiveServer
 from tests.live_http import call
 
 pytestmark = pytest.mark.e2e

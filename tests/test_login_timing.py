@@ -1,4 +1,4 @@
-"""A login for an unknown e-mail costs as much as one with a wrong password (API.md §4), at the
+"""A login for an unknown e-mail costs as much as one with a wrong password (docs/API.md §4), at the
 production bcrypt cost, so response times do not tell which e-mails are registered."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 import pytest
 import webtest
 
-from tests.conftest import API, PASSWORD, SECRET
+from tests.helpers import API, PASSWORD, SECRET
 from widgetsvc.app import create_app
 from widgetsvc.auth.users import Users
 from widgetsvc.config import Config

@@ -1,5 +1,5 @@
-"""GET /api/v1/openapi.json: a valid OpenAPI 3.1 document of every operation of API.md §2, whose
-request schemas are the very files the validators load."""
+"""GET /api/v1/openapi.json: a valid OpenAPI 3.1 document of every operation of docs/API.md §2,
+whose request schemas are the very files the validators load."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tests.conftest import API
+from tests.helpers import API
 from widgetsvc import validation
 from widgetsvc.docs.openapi import openapi_path
 
 SCHEMA_FILES = Path(__file__).resolve().parent.parent / "widgetsvc" / "schemas"
 FORMS = {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"}
 
-# API.md §2, row by row: (method, path) -> auth.
+# docs/API.md §2, row by row: (method, path) -> auth.
 CONTRACT = {
     ("post", f"{API}/auth/register"): "none",
     ("post", f"{API}/auth/login"): "none",
@@ -36,7 +36,7 @@ CONTRACT = {
     ("get", f"{API}/ui"): "none",
     ("get", f"{API}/health"): "none",
 }
-# Statuses every operation must document (API.md §2-§4), beyond which more are allowed.
+# Statuses every operation must document (docs/API.md §2-§4), beyond which more are allowed.
 STATUSES = {
     ("post", f"{API}/auth/register"): {"201", "400", "409", "413", "415"},
     ("post", f"{API}/auth/login"): {"200", "400", "401", "413", "415"},

@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import API, PASSWORD, LiveServer
+from tests.helpers import API, PASSWORD, LiveServer
 from tests.live_http import Reply, call
 from widgetsvc.localdb import VAR_DIR, LocalCluster
 from widgetsvc.migrate import migrate

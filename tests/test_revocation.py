@@ -1,4 +1,4 @@
-"""Revocations (API.md §6): expired ones are purged, by every logout (bounded) and by
+"""Revocations (docs/API.md §6): expired ones are purged, by every logout (bounded) and by
 ``bin/purge-revoked``; and the per-request auth query uses indexes, not a table scan."""
 
 from __future__ import annotations
@@ -8,13 +8,11 @@ import re
 import subprocess
 import uuid
 
-from tests.conftest import API, PASSWORD, bearer, login
+from tests.helpers import LOGOUT, PASSWORD, USER, bearer, login, plan_nodes
 from tests.helpers_sql import TESTING_QUERIES, run_sql
 from widgetsvc.db import load_queries
 from widgetsvc.localdb import REPO_ROOT
 
-LOGOUT = f"{API}/auth/logout"
-USER = f"{API}/auth/user"
 PURGE_PER_LOGOUT = 100
 
 
@@ -101,12 +99,6 @@ def test_bin_purge_revoked_removes_every_expired_revocation(db, database_url):
 
 
 # -- the auth query's plan ---------------------------------------------------------------------
-
-def plan_nodes(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from plan_nodes(child)
-
 
 def test_the_authenticate_query_uses_indexes(db, users):
     """Every authenticated request runs ``authenticate``: with a realistic number of users

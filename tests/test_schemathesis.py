@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from tests.conftest import API, PASSWORD, bearer
+from tests.helpers import API, PASSWORD, bearer
 from widgetsvc import timefmt
 
 # Hypothesis's fuzzing phase draws up to this many cases per operation; the examples and
@@ -61,7 +61,7 @@ def _future_dates() -> st.SearchStrategy[str]:
     return st.builds(lambda day, fmt: day.strftime(fmt), days, formats)
 
 
-# The schemas' custom formats (each a rule of API.md §3): mostly valid values, so that positive
+# The schemas' custom formats (each a rule of docs/API.md §3): mostly valid values, so that positive
 # cases get past validation to the database, and some arbitrary text, which must get a 400.
 _VALID = {
     "widget-name": st.from_regex(r"\A[\w-]{1,100}\Z"),

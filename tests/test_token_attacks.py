@@ -1,4 +1,4 @@
-"""Attacks on access tokens (RFC 8725, API.md §4 and §6): every one is a 401 in the contract's
+"""Attacks on access tokens (RFC 8725, docs/API.md §4 and §6): every one is a 401 in the contract's
 exact shape, never a 500, and never lets the attacker in.
 
 Tokens are built by hand (header, payload and signature) so that each attack is exactly the one
@@ -11,27 +11,37 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import http.client
 import json
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 
-from tests.conftest import API, PASSWORD, SECRET, bearer, login
+from tests.helpers import (
+    ADMIN_REALM,
+    DROP,
+    EXPIRED,
+    INVALID,
+    LOGOUT,
+    NOT_ADMIN,
+    PASSWORD,
+    REVOKED,
+    SECRET,
+    USER,
+    USER_REALM,
+    WIDGETS,
+    assert_no_token,
+    assert_token_error,
+    b64url,
+    bearer,
+    challenge,
+    claims_for,
+    login,
+    now_ts,
+    segment,
+    sign,
+)
 from tests.helpers_sql import run_sql
-
-USER = f"{API}/auth/user"
-LOGOUT = f"{API}/auth/logout"
-WIDGETS = f"{API}/widgets"
-
-USER_REALM = "registered_users@mydomain.com"
-ADMIN_REALM = "admin_users@mydomain.com"
-INVALID = "Invalid token. Please log in again."
-EXPIRED = "Access token expired. Please log in again."
-REVOKED = "Token blacklisted. Please log in again."
-NOT_ADMIN = "You are not an administrator"
 
 ADMIN_EMAIL = "admin@example.com"
 USER_EMAIL = "user@example.com"
@@ -54,46 +64,14 @@ ENDPOINT_IDS = ["token-endpoint", "admin-endpoint", "list-read", "item-read",
                 "item-impossible-name", "list-no-read", "item-no-read"]
 
 
-# -- the forgery kit ---------------------------------------------------------------------------
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def segment(value: dict | bytes) -> str:
-    """A JWT segment: a dict as compact JSON, or raw JSON text given as bytes."""
-    raw = value if isinstance(value, bytes) else json.dumps(value, separators=(",", ":")).encode()
-    return b64url(raw)
-
-
-def sign(header: dict | bytes, payload: dict | bytes, key: bytes = SECRET.encode(),
-         digest=hashlib.sha256) -> str:
-    signing_input = f"{segment(header)}.{segment(payload)}"
-    signature = hmac.new(key, signing_input.encode("ascii"), digest).digest()
-    return f"{signing_input}.{b64url(signature)}"
-
+# -- the forgery kit (sign, segment, claims_for and DROP are in tests/helpers.py) --------------
 
 HS256 = {"typ": "JWT", "alg": "HS256"}
 
 
-def now_ts() -> int:
-    return int(datetime.now(UTC).timestamp())
-
-
-DROP = object()  # a claim left out
-
-
-def claims(public_id, **overrides) -> dict:
-    now = now_ts()
-    values = {"exp": now + 900, "iat": now, "sub": str(public_id), "admin": False,
-              "jti": uuid.uuid4().hex}
-    values.update(overrides)
-    return {k: v for k, v in values.items() if v is not DROP}
-
-
 def raw_claims(public_id, **json_numbers: str) -> bytes:
     """The claims as JSON text with some values spelled literally (``1e400``, ``NaN``...)."""
-    values = claims(public_id)
+    values = claims_for(public_id)
     text = json.dumps(values)
     for name, literal in json_numbers.items():
         text = text.replace(f'"{name}": {values[name]}', f'"{name}": {literal}')
@@ -102,26 +80,6 @@ def raw_claims(public_id, **json_numbers: str) -> bytes:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-def challenge(realm: str, message: str | None = None, error: str = "invalid_token") -> str:
-    value = f'Bearer realm="{realm}"'
-    if message is not None:
-        value += f', error="{error}", error_description="{message}"'
-    return value
-
-
-def assert_token_error(resp, message: str, realm: str = USER_REALM) -> None:
-    assert resp.status_int == 401
-    assert resp.content_type == "application/json"
-    assert resp.json == {"message": message}
-    assert resp.headers["WWW-Authenticate"] == challenge(realm, message)
-
-
-def assert_no_token(resp, realm: str = USER_REALM) -> None:
-    assert resp.status_int == 401
-    assert resp.json == {"message": "Unauthorized"}
-    assert resp.headers["WWW-Authenticate"] == challenge(realm)
-
 
 def call(app, method: str, url: str, headers: dict[str, str], status):
     if method == "POST" and url == WIDGETS:
@@ -143,7 +101,7 @@ def plain(app, users) -> dict:
 # -- the control -------------------------------------------------------------------------------
 
 def test_the_forgery_kit_makes_valid_tokens(app, admin):
-    token = sign(HS256, claims(admin["public_id"]))
+    token = sign(HS256, claims_for(admin["public_id"]))
     assert app.get(USER, headers=bearer(token), status=200).json["email"] == ADMIN_EMAIL
     app.post_json(WIDGETS, NEW_WIDGET, headers=bearer(token), status=201)
 
@@ -163,7 +121,7 @@ ATTACKER_KEY = b"attacker-chosen-key-0123456789abcdef"
 
 
 def algorithm_attacks(public_id) -> dict[str, str]:
-    good = claims(public_id)
+    good = claims_for(public_id)
     head, body, _ = sign(HS256, good).split(".")
     return {
         # alg "none": no signature at all, or a signature the server should not even look at
@@ -206,7 +164,7 @@ def algorithm_attacks(public_id) -> dict[str, str]:
         "secret with a trailing newline": sign(HS256, good, key=SECRET.encode() + b"\n"),
         "signature stripped": f"{head}.{body}.",
         "signature of another token": f"{head}.{body}."
-                                      + sign(HS256, claims(public_id)).split(".")[2],
+                                      + sign(HS256, claims_for(public_id)).split(".")[2],
         "header JSON is a list": sign(b'["HS256"]', good),
     }
 
@@ -245,22 +203,22 @@ def test_a_payload_tampered_to_admin_keeps_its_old_signature_and_fails(
 def claim_attacks(public_id) -> dict[str, str]:
     now = now_ts()
     return {
-        "no exp": sign(HS256, claims(public_id, exp=DROP)),
-        "no iat": sign(HS256, claims(public_id, iat=DROP)),
-        "no sub": sign(HS256, claims(public_id, sub=DROP)),
-        "no jti": sign(HS256, claims(public_id, jti=DROP)),
-        "sub an int": sign(HS256, claims(public_id, sub=1)),
-        "sub a float": sign(HS256, claims(public_id, sub=1.5)),
-        "sub a list": sign(HS256, claims(public_id, sub=[str(public_id)])),
-        "sub an object": sign(HS256, claims(public_id, sub={"id": str(public_id)})),
-        "sub not a uuid": sign(HS256, claims(public_id, sub="admin@example.com")),
-        "sub a sql injection": sign(HS256, claims(public_id, sub="' OR '1'='1")),
-        "sub a uuid plus junk": sign(HS256, claims(public_id, sub=f"{public_id}' OR '1'='1")),
-        "jti an int": sign(HS256, claims(public_id, jti=7)),
-        "jti null": sign(HS256, claims(public_id, jti=None)),
-        "iat beyond the leeway": sign(HS256, claims(public_id, iat=now + 120, exp=now + 1000)),
-        "nbf beyond the leeway": sign(HS256, claims(public_id, nbf=now + 120)),
-        "nbf a string": sign(HS256, claims(public_id, nbf="soon")),
+        "no exp": sign(HS256, claims_for(public_id, exp=DROP)),
+        "no iat": sign(HS256, claims_for(public_id, iat=DROP)),
+        "no sub": sign(HS256, claims_for(public_id, sub=DROP)),
+        "no jti": sign(HS256, claims_for(public_id, jti=DROP)),
+        "sub an int": sign(HS256, claims_for(public_id, sub=1)),
+        "sub a float": sign(HS256, claims_for(public_id, sub=1.5)),
+        "sub a list": sign(HS256, claims_for(public_id, sub=[str(public_id)])),
+        "sub an object": sign(HS256, claims_for(public_id, sub={"id": str(public_id)})),
+        "sub not a uuid": sign(HS256, claims_for(public_id, sub="admin@example.com")),
+        "sub a sql injection": sign(HS256, claims_for(public_id, sub="' OR '1'='1")),
+        "sub a uuid plus junk": sign(HS256, claims_for(public_id, sub=f"{public_id}' OR '1'='1")),
+        "jti an int": sign(HS256, claims_for(public_id, jti=7)),
+        "jti null": sign(HS256, claims_for(public_id, jti=None)),
+        "iat beyond the leeway": sign(HS256, claims_for(public_id, iat=now + 120, exp=now + 1000)),
+        "nbf beyond the leeway": sign(HS256, claims_for(public_id, nbf=now + 120)),
+        "nbf a string": sign(HS256, claims_for(public_id, nbf="soon")),
         # huge JSON numbers: float overflow, NaN and integers no clock can hold
         "exp 1e400": sign(HS256, raw_claims(public_id, exp="1e400")),
         "exp -1e400": sign(HS256, raw_claims(public_id, exp="-1e400")),
@@ -274,7 +232,7 @@ def claim_attacks(public_id) -> dict[str, str]:
         "iat NaN": sign(HS256, raw_claims(public_id, iat="NaN")),
         "iat 10**30": sign(HS256, raw_claims(public_id, iat=str(10**30))),
         "iat -10**30": sign(HS256, raw_claims(public_id, iat=str(-(10**30)))),
-        "exp a numeric string": sign(HS256, claims(public_id, exp=str(now + 900))),
+        "exp a numeric string": sign(HS256, claims_for(public_id, exp=str(now + 900))),
     }
 
 
@@ -294,12 +252,12 @@ def test_iat_and_nbf_within_the_leeway_are_accepted(app, admin, config):
     future, inside ``config.token_leeway``, are clock skew, not an attack."""
     assert config.token_leeway >= 5
     soon = now_ts() + config.token_leeway - 3
-    for token in (sign(HS256, claims(admin["public_id"], iat=soon)),
-                  sign(HS256, claims(admin["public_id"], nbf=soon))):
+    for token in (sign(HS256, claims_for(admin["public_id"], iat=soon)),
+                  sign(HS256, claims_for(admin["public_id"], nbf=soon))):
         app.get(USER, headers=bearer(token), status=200)
     late = now_ts() + config.token_leeway + 30
-    for token in (sign(HS256, claims(admin["public_id"], iat=late, exp=late + 900)),
-                  sign(HS256, claims(admin["public_id"], nbf=late))):
+    for token in (sign(HS256, claims_for(admin["public_id"], iat=late, exp=late + 900)),
+                  sign(HS256, claims_for(admin["public_id"], nbf=late))):
         assert_token_error(app.get(USER, headers=bearer(token), status=401), INVALID)
 
 
@@ -307,7 +265,7 @@ def test_iat_and_nbf_within_the_leeway_are_accepted(app, admin, config):
 def test_an_expired_token_says_so(app, admin, config, method, url, realm):
     now = now_ts()
     past = now - config.token_leeway - 60
-    token = sign(HS256, claims(admin["public_id"], iat=past - 900, exp=past))
+    token = sign(HS256, claims_for(admin["public_id"], iat=past - 900, exp=past))
     assert_token_error(call(app, method, url, bearer(token), status=401), EXPIRED, realm)
 
 
@@ -434,7 +392,7 @@ def test_attacks_over_real_http(app, admin, live_server):
     """One server for all the header attacks that only a real HTTP parser can deliver."""
     token = login(app, ADMIN_EMAIL)
     good = f"Bearer {token}".encode()
-    forged = f"Bearer {sign(HS256, claims(uuid.uuid4()))}".encode()
+    forged = f"Bearer {sign(HS256, claims_for(uuid.uuid4()))}".encode()
 
     # control: the server is up and the token is good
     status, _, raw = raw_request(live_server, [(b"Authorization", good)])

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD, plan_nodes
 from tests.helpers_sql import TESTING_QUERIES, run_sql
 from widgetsvc.auth.users import Users
 from widgetsvc.db import MIGRATIONS_DIR, Database, load_queries
@@ -179,19 +179,13 @@ def test_a_deep_page_skips_less_than_one_block(db, owner):
     with db.pool.connection() as conn:
         plan = conn.execute(explain, {"subject": owner["public_id"], "token_id": "x",
                                       "limit": 10, "offset": 18_000}).fetchone()
-    nodes = list(walk(plan["QUERY PLAN"][0]["Plan"]))
+    nodes = list(plan_nodes(plan["QUERY PLAN"][0]["Plan"]))
     scans = [n for n in nodes if n.get("Relation Name") == "widgets"
              and n["Node Type"] in ("Index Only Scan", "Index Scan", "Seq Scan")]
     assert "Seq Scan" not in {n["Node Type"] for n in scans}
     walked = max(n["Actual Rows"] for n in scans)
     assert 10 <= walked < BLOCK + 10, scans
     assert page(db, owner, offset=18_000) == (20_000, plain_page(db, offset=18_000))
-
-
-def walk(plan: dict):
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from walk(child)
 
 
 @pytest.mark.parametrize("query", ["widget_by_name", "widget_page", "authenticate"])
@@ -203,7 +197,7 @@ def test_the_caller_check_is_inlined_into_each_query(db, owner, query):
               "offset": 0}
     with db.pool.connection() as conn:
         plan = conn.execute(explain, params).fetchone()["QUERY PLAN"][0]["Plan"]
-    nodes = list(walk(plan))
+    nodes = list(plan_nodes(plan))
     assert "Function Scan" not in {n["Node Type"] for n in nodes}
     indexes = {n.get("Index Name") for n in nodes}
     assert {"users_public_id_key", "revoked_tokens_pkey"} <= indexes, nodes

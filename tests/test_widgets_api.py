@@ -1,4 +1,5 @@
-"""The widget part of API.md (§2–§5) through the whole WSGI app (WebTest), on real PostgreSQL."""
+"""The widget part of docs/API.md (§2–§5) through the whole WSGI app (WebTest), on real
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,20 +8,24 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import API, PASSWORD, bearer, login
+from tests.helpers import (
+    ADMIN_REALM,
+    API,
+    MISSING,
+    NOT_ADMIN,
+    PASSWORD,
+    WIDGETS,
+    bearer,
+    challenge,
+    login,
+)
 from widgetsvc.db import SQL_DIR, load_queries
 
-WIDGETS = f"{API}/widgets"
 FUTURE = "2099-11-28"
 FUTURE_SHOWN = "11/28/99 11:59:59 PM UTC"
 URL = "https://www.fakesite.com"
 
-NOT_ADMIN = {"message": "You are not an administrator"}
-ADMIN_CHALLENGE = (
-    'Bearer realm="admin_users@mydomain.com", error="insufficient_scope", '
-    'error_description="You are not an administrator"'
-)
-MISSING = "Missing required parameter in the post body"
+ADMIN_CHALLENGE = challenge(ADMIN_REALM, NOT_ADMIN, error="insufficient_scope")
 WIDGET_KEYS = [
     "name", "info_url", "created_at", "created_at_iso8601", "created_at_rfc822", "deadline",
     "deadline_passed", "time_remaining", "owner", "link",
@@ -571,7 +576,7 @@ def test_user_token_is_403_before_validation(app, admin_token, user_token, kind,
                                              path, body):
     create(app, admin_token, "taken")
     resp = send(app, method, path, body, kind, headers=bearer(user_token), status=403)
-    assert resp.json == NOT_ADMIN
+    assert resp.json == {"message": NOT_ADMIN}
     assert resp.headers["WWW-Authenticate"] == ADMIN_CHALLENGE
     names = [item["name"] for item in app.get(WIDGETS, headers=bearer(user_token)).json["items"]]
     assert names == ["taken"]
@@ -582,7 +587,7 @@ def test_user_token_is_403_before_validation(app, admin_token, user_token, kind,
 def test_user_token_delete_is_403(app, admin_token, user_token, name):
     create(app, admin_token, "taken")
     resp = app.delete(f"{WIDGETS}/{name}", headers=bearer(user_token), status=403)
-    assert resp.json == NOT_ADMIN
+    assert resp.json == {"message": NOT_ADMIN}
     assert resp.headers["WWW-Authenticate"] == ADMIN_CHALLENGE
     app.get(f"{WIDGETS}/taken", headers=bearer(user_token), status=200)
 
@@ -599,13 +604,13 @@ def test_demoted_admin_is_refused_with_the_old_token(app, users, db, admin_token
     create(app, admin_token, "before-demotion")
     set_admin(db, "ADMIN@example.com", False)
     resp = app.post_json(WIDGETS, widget("after"), headers=bearer(admin_token), status=403)
-    assert resp.json == NOT_ADMIN
+    assert resp.json == {"message": NOT_ADMIN}
     assert resp.headers["WWW-Authenticate"] == ADMIN_CHALLENGE
     resp = app.put_json(f"{WIDGETS}/before-demotion", {"info_url": URL, "deadline": FUTURE},
                         headers=bearer(admin_token), status=403)
-    assert resp.json == NOT_ADMIN
+    assert resp.json == {"message": NOT_ADMIN}
     resp = app.delete(f"{WIDGETS}/before-demotion", headers=bearer(admin_token), status=403)
-    assert resp.json == NOT_ADMIN
+    assert resp.json == {"message": NOT_ADMIN}
     # Still a valid user: reads work.
     app.get(f"{WIDGETS}/before-demotion", headers=bearer(admin_token), status=200)
     assert app.get(f"{API}/auth/user", headers=bearer(admin_token)).json["admin"] is False

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests import live_http
-from tests.conftest import API, PASSWORD, LiveServer
+from tests.helpers import API, PASSWORD, LiveServer
 
 pytestmark = pytest.mark.e2e
 

@@ -8,13 +8,12 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 import webtest
 
-from tests.conftest import API, PASSWORD, bearer, login
+from tests.helpers import API, PASSWORD, WIDGETS, bearer, login
 from widgetsvc import timefmt
 from widgetsvc.app import create_app
 from widgetsvc.timefmt import FixedClock
 from widgetsvc.widgets.representation import Page, link_header
 
-WIDGETS = f"{API}/widgets"
 URL = "https://www.fakesite.com"
 # Any date ahead of the real one works: only the fixed clock decides "today" for widgets.
 DAY = datetime.now(UTC).date() + timedelta(days=40)

@@ -1,6 +1,6 @@
 """Input validation: the JSON Schema files in ``schemas/`` plus one rule per custom ``format``.
 
-Each rule owns one rule of the contract (API.md §3), its exact message and the value it
+Each rule owns one rule of the contract (docs/API.md §3), its exact message and the value it
 normalises to (a page number as an int, a deadline as the end of its day, a widget name
 lower-cased); the schema keywords beside it (``maxLength``, ``enum``, ``pattern``, ...) say the
 same thing for the OpenAPI document. All failing fields are reported at once and no Python

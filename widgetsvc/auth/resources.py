@@ -1,4 +1,4 @@
-"""The /auth resources: register, login, user, logout (API.md §2, §4, §5)."""
+"""The /auth resources: register, login, user, logout (docs/API.md §2, §4, §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rows to JSON: the widget body, the page body and its links (API.md §5)."""
+"""Rows to JSON: the widget body, the page body and its links (docs/API.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The widget collection and the widget item (API.md §2): parse, call, respond.
+"""The widget collection and the widget item (docs/API.md §2): parse, call, respond.
 
 The middleware verifies the token before any responder runs. Every method then checks its
 caller (user still there, token not revoked, an admin for writes) in the same statement as it

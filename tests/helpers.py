@@ -1,0 +1,205 @@
+"""Plain helpers the test files share: the contract's paths and messages, logging in, the real
+``bin/serve`` on a free port, forging tokens, asserting 401 answers, walking query plans.
+
+Fixtures live in conftest.py; this module holds no fixture. The messages are written out here,
+not imported from the service, so that a test fails when the service's wording drifts from
+docs/API.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from widgetsvc.localdb import REPO_ROOT
+
+SECRET = "test-secret-key-that-is-long-enough-0123456789"
+PASSWORD = "Secret-pass-1"
+
+# -- paths (docs/API.md §2) --------------------------------------------------------------------
+
+API = "/api/v1"
+REGISTER = f"{API}/auth/register"
+LOGIN = f"{API}/auth/login"
+USER = f"{API}/auth/user"
+LOGOUT = f"{API}/auth/logout"
+WIDGETS = f"{API}/widgets"
+
+# -- messages (docs/API.md §3, §4) -------------------------------------------------------------
+
+USER_REALM = "registered_users@mydomain.com"
+ADMIN_REALM = "admin_users@mydomain.com"
+INVALID = "Invalid token. Please log in again."
+EXPIRED = "Access token expired. Please log in again."
+REVOKED = "Token blacklisted. Please log in again."
+NOT_ADMIN = "You are not an administrator"
+VALIDATION_FAILED = "Input payload validation failed"
+MISSING = "Missing required parameter in the post body"
+
+
+# -- clients -----------------------------------------------------------------------------------
+
+def login(app, email: str, password: str = PASSWORD) -> str:
+    """An access token for ``email`` through the WebTest ``app``."""
+    resp = app.post_json(LOGIN, {"email": email, "password": password})
+    return resp.json["access_token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveServer:
+    """The real ``bin/serve`` (gunicorn) on a free port, against the test database."""
+
+    def __init__(self, database_url: str, log_path: Path, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "SECRET_KEY": SECRET,
+            "WIDGETSVC_ENV": "test",
+            "BCRYPT_ROUNDS": "4",
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "WEB_CONCURRENCY": "2",
+            **env,
+        }
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> LiveServer:
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [str(REPO_ROOT / "bin" / "serve")], env=self.env, stdout=self._log,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"bin/serve exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"bin/serve did not listen: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+# -- forging tokens (docs/API.md §6) -----------------------------------------------------------
+
+DROP = object()  # a claim given this value is left out
+
+
+def now_ts() -> int:
+    return int(datetime.now(UTC).timestamp())
+
+
+def claims_for(public_id, **overrides: Any) -> dict[str, Any]:
+    """The claims of a valid 15-minute token for ``public_id``; ``overrides`` replace or add
+    claims, and a claim set to ``DROP`` is left out."""
+    now = now_ts()
+    values = {"exp": now + 900, "iat": now, "sub": str(public_id), "admin": False,
+              "jti": uuid.uuid4().hex}
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not DROP}
+
+
+def forge(claims: dict[str, Any], *, secret: str = SECRET, algorithm: str = "HS256",
+          drop: tuple[str, ...] = ()) -> str:
+    """A token signed by PyJWT, as the service signs them (without the ``drop`` claims)."""
+    payload = {k: v for k, v in claims.items() if k not in drop}
+    return jwt.encode(payload, secret, algorithm=algorithm, headers={"typ": "JWT"})
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def segment(value: dict | bytes) -> str:
+    """A JWT segment: a dict as compact JSON, or raw JSON text given as bytes."""
+    raw = value if isinstance(value, bytes) else json.dumps(value, separators=(",", ":")).encode()
+    return b64url(raw)
+
+
+def sign(header: dict | bytes, payload: dict | bytes, key: bytes = SECRET.encode(),
+         digest=hashlib.sha256) -> str:
+    """A token built by hand: any header, any payload, an HMAC signature over both."""
+    signing_input = f"{segment(header)}.{segment(payload)}"
+    signature = hmac.new(key, signing_input.encode("ascii"), digest).digest()
+    return f"{signing_input}.{b64url(signature)}"
+
+
+def segment_json(token: str, index: int) -> dict:
+    """Segment ``index`` of a token, decoded (0: header, 1: payload)."""
+    part = token.split(".")[index]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+# -- 401 and 403 answers (docs/API.md §4) ------------------------------------------------------
+
+def challenge(realm: str, message: str | None = None, error: str = "invalid_token") -> str:
+    """The ``WWW-Authenticate`` value: the bare challenge, or one with an error."""
+    value = f'Bearer realm="{realm}"'
+    if message is not None:
+        value += f', error="{error}", error_description="{message}"'
+    return value
+
+
+def assert_token_error(resp, message: str, realm: str = USER_REALM) -> None:
+    """A WebTest response is the 401 of a bad, expired or revoked token, exactly."""
+    assert resp.status_int == 401
+    assert resp.headers["Content-Type"] == "application/json"
+    assert resp.json == {"message": message}
+    assert resp.headers["WWW-Authenticate"] == challenge(realm, message)
+
+
+def assert_no_token(resp, realm: str = USER_REALM) -> None:
+    """A WebTest response is the 401 for no credentials, exactly."""
+    assert resp.status_int == 401
+    assert resp.headers["Content-Type"] == "application/json"
+    assert resp.json == {"message": "Unauthorized"}
+    assert resp.headers["WWW-Authenticate"] == challenge(realm)
+
+
+# -- query plans -------------------------------------------------------------------------------
+
+def plan_nodes(plan: dict):
+    """Every node of an ``EXPLAIN (FORMAT JSON)`` plan, depth first."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from plan_nodes(child)
