@@ -1,12 +1,23 @@
--- wrk script: POST a new widget per request (unique names: BENCH_PREFIX-1, -2, ...).
--- Reads TOKEN (an admin's) and PREFIX from the environment; one wrk thread keeps names unique.
+-- wrk script: each pair of requests creates a fresh widget (POST) and deletes it again
+-- (DELETE), so the collection keeps its size. Names are unique per run (BENCH_RUN) and per
+-- request. Reads the admin's token from BENCH_TOKEN.
 local token = os.getenv("BENCH_TOKEN") or ""
-local prefix = os.getenv("BENCH_PREFIX") or "bench-create"
+local run = os.getenv("BENCH_RUN") or "r"
+local auth = {["Authorization"] = "Bearer " .. token}
 local i = 0
+local pending = nil
 request = function()
+  if pending then
+    local name = pending
+    pending = nil
+    return wrk.format("DELETE", "/api/v1/widgets/" .. name, auth)
+  end
   i = i + 1
-  local body = '{"name": "' .. prefix .. '-' .. i .. '", "info_url": "https://example.com", '
-    .. '"deadline": "2099-01-01"}'
-  return wrk.format("POST", "/api/v1/widgets", {["Authorization"] = "Bearer " .. token,
-    ["Content-Type"] = "application/json"}, body)
+  local name = "bc-" .. run .. "-" .. i
+  pending = name
+  return wrk.format("POST", "/api/v1/widgets", {
+    ["Authorization"] = "Bearer " .. token,
+    ["Content-Type"] = "application/json",
+  }, '{"name": "' .. name .. '", "info_url": "https://www.example.com/new", '
+     .. '"deadline": "2099-12-31"}')
 end

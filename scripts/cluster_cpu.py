@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     token = login(front)
     paths = {"user": ("/api/v1/auth/user", None), "widget": ("/", "widgets.lua"),
              "list": ("/api/v1/widgets?page=1&per_page=10", None),
-             "create": ("/", "create.lua")}
+             "create": ("/", "insert.lua")}
     print(f"instances={cluster.state['instances']} pgbouncer={cluster.state['pgbouncer']} "
           f"connections={args.connections} duration={args.duration}s cores={os.cpu_count()}")
     for scenario in args.scenarios.split(","):

@@ -1,9 +1,10 @@
--- Used only by bin/bench: fill the widget table fast, in one statement.
+-- Used only by bin/bench: fill the widget table fast, a chunk of ids per statement (so that a
+-- million widgets can report progress as they go).
 -- name: bench_seed_widgets
 INSERT INTO widgets (name, info_url, deadline, owner_id)
 SELECT 'widget-' || g, 'https://www.example.com/widgets/' || g,
        now() + interval '30 days', %(owner_id)s
-FROM generate_series(1, %(count)s) AS g;
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g;
 
 -- name: bench_vacuum_analyze
 -- Fresh statistics and visibility map, as a long-running database would have.

@@ -1,18 +1,38 @@
 -- name: insert_widget
--- Returns nothing when the name is taken: the unique constraint decides, even under races.
-INSERT INTO widgets (name, info_url, deadline, owner_id)
-VALUES (%(name)s, %(info_url)s, %(deadline)s, %(owner_id)s)
-ON CONFLICT (name) DO NOTHING
-RETURNING id;
+-- POST, in one statement with its caller check (see token_caller, migration 0003): no row
+-- when the token's user is gone, else one row with the caller's `revoked` and `admin` and the
+-- new widget's id. The insert happens only for an admin whose token is not revoked; widget_id
+-- is NULL when it did not, or when the name is taken (the unique constraint decides, even
+-- under races).
+WITH c AS (
+    SELECT id, admin, revoked FROM token_caller(%(subject)s, %(token_id)s)
+), inserted AS (
+    INSERT INTO widgets (name, info_url, deadline, owner_id)
+    SELECT %(name)s, %(info_url)s, %(deadline)s, c.id FROM c
+    WHERE c.admin AND NOT c.revoked
+    ON CONFLICT (name) DO NOTHING
+    RETURNING id
+)
+SELECT c.revoked, c.admin, (SELECT id FROM inserted) AS widget_id
+FROM c;
 
 -- name: upsert_widget
 -- PUT: update the widget, or create it (owned by the caller) when it does not exist, in one
--- race-free statement. xmax = 0 only on a freshly inserted row version.
-INSERT INTO widgets (name, info_url, deadline, owner_id)
-VALUES (%(name)s, %(info_url)s, %(deadline)s, %(owner_id)s)
-ON CONFLICT (name) DO UPDATE
-    SET info_url = EXCLUDED.info_url, deadline = EXCLUDED.deadline, updated_at = now()
-RETURNING (xmax = 0) AS created;
+-- race-free statement that also checks the caller like insert_widget: `created` is NULL when
+-- nothing was written (a refused caller), else true on a freshly inserted row version
+-- (xmax = 0 only there).
+WITH c AS (
+    SELECT id, admin, revoked FROM token_caller(%(subject)s, %(token_id)s)
+), written AS (
+    INSERT INTO widgets (name, info_url, deadline, owner_id)
+    SELECT %(name)s, %(info_url)s, %(deadline)s, c.id FROM c
+    WHERE c.admin AND NOT c.revoked
+    ON CONFLICT (name) DO UPDATE
+        SET info_url = EXCLUDED.info_url, deadline = EXCLUDED.deadline, updated_at = now()
+    RETURNING (xmax = 0) AS created
+)
+SELECT c.revoked, c.admin, w.created
+FROM c LEFT JOIN written w ON true;
 
 -- name: widget_by_name
 -- Also checks the caller, in the same statement (see token_caller, migration 0003): no row
@@ -25,7 +45,18 @@ FROM token_caller(%(subject)s, %(token_id)s) c
 LEFT JOIN (widgets w JOIN users u ON u.id = w.owner_id) ON w.name = %(name)s;
 
 -- name: delete_widget
-DELETE FROM widgets WHERE name = %(name)s;
+-- DELETE, in one statement with its caller check like insert_widget: `deleted` counts the
+-- rows removed (0 when there is no such widget, or for a refused caller).
+WITH c AS (
+    SELECT admin, revoked FROM token_caller(%(subject)s, %(token_id)s)
+), deleted AS (
+    DELETE FROM widgets w
+    USING c
+    WHERE w.name = %(name)s AND c.admin AND NOT c.revoked
+    RETURNING w.id
+)
+SELECT c.revoked, c.admin, (SELECT count(*) FROM deleted) AS deleted
+FROM c;
 
 -- name: widget_page
 -- One page in creation order plus the exact total, in one statement (one snapshot), which
