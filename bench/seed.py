@@ -1,8 +1,10 @@
 """The benchmarks' database: a fresh database in a private cluster, migrated, with one user
-and N widgets (one INSERT ... generate_series, then VACUUM ANALYZE)."""
+and N widgets (INSERT ... generate_series in chunks, then VACUUM ANALYZE)."""
 
 from __future__ import annotations
 
+import sys
+import time
 from typing import Any
 
 from widgetsvc.auth.sessions import new_refresh_token
@@ -11,20 +13,33 @@ from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.localdb import LocalCluster
 from widgetsvc.migrate import migrate
 
+CHUNK = 100_000  # widgets per statement: a progress line each, for large seeds
+
 
 def seeded_database(cluster: LocalCluster, *, widgets: int, email: str, password: str,
-                    bcrypt_rounds: int, admin: bool) -> tuple[str, dict[str, Any]]:
+                    bcrypt_rounds: int, admin: bool,
+                    dbname: str = "bench") -> tuple[str, dict[str, Any]]:
     """(database URL, the user) in a started ``cluster``."""
-    url = cluster.create_database("bench")
+    url = cluster.create_database(dbname)
     migrate(url, log=lambda _m: None)
     db = Database(url, min_size=1, max_size=1)
     db.pool.open(wait=True, timeout=10)
     try:
         user = Users(db, bcrypt_rounds).create(email, password, admin=admin)
         seed = load_queries(SQL_DIR / "bench")
+        started = time.monotonic()
         with db.pool.connection() as conn:
-            conn.execute(seed["bench_seed_widgets"], {"owner_id": user["id"], "count": widgets})
+            for first in range(1, widgets + 1, CHUNK):
+                last = min(first + CHUNK - 1, widgets)
+                conn.execute(seed["bench_seed_widgets"],
+                             {"owner_id": user["id"], "first": first, "last": last})
+                if widgets >= CHUNK:
+                    print(f"seeding: {last:,}/{widgets:,} widgets "
+                          f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
             conn.execute(seed["bench_vacuum_analyze"])
+        if widgets >= CHUNK:
+            print(f"seeding: done, vacuumed ({time.monotonic() - started:.0f} s)",
+                  file=sys.stderr, flush=True)
     finally:
         db.close()
     return url, user
@@ -42,3 +57,23 @@ def fresh_refresh_tokens(url: str, user_id: int, count: int) -> list[str]:
     finally:
         db.close()
     return [token for token, _ in made]
+def seed_existing(url: str, *, widgets: int, email: str, password: str,
+                  bcrypt_rounds: int) -> None:
+    """Seed a running service's (migrated) database once: the bench user and widget-1..N
+    (``bin/bench --url``). A second run finds them and adds nothing."""
+    db = Database(url, min_size=1, max_size=1)
+    db.pool.open(wait=True, timeout=10)
+    try:
+        user = Users(db, bcrypt_rounds).create(email, password, admin=True)
+        seed = load_queries(SQL_DIR / "bench")
+        with db.pool.connection() as conn:
+            if conn.execute(seed["bench_seeded_widgets"], {"count": widgets}).fetchone()["n"]:
+                return
+            if user is None:
+                raise SystemExit(f"bench: {email} exists but widget-{widgets} does not: "
+                                 "seed a fresh database, or pass the --widgets it was seeded with")
+            conn.execute(seed["bench_seed_widgets"],
+                         {"owner_id": user["id"], "first": 1, "last": widgets})
+            conn.execute(seed["bench_vacuum_analyze"])
+    finally:
+        db.close()

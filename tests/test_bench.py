@@ -11,14 +11,16 @@ import pytest
 
 from widgetsvc.localdb import REPO_ROOT
 
-SCENARIOS = ("user", "widget", "list", "list-deep", "login", "mixed", "refresh")
+SCENARIOS = ("user", "widget", "list", "list-deep", "create", "update", "login", "mixed",
+             "refresh")
 
 
 @pytest.mark.slow
-def test_short_bench_prints_every_scenario_without_errors():
+def test_short_bench_prints_every_scenario_without_errors(tmp_path):
+    plot = tmp_path / "bench.png"
     result = subprocess.run(
         [str(REPO_ROOT / "bin" / "bench"), "--short", "--widgets", "300",
-         "--bcrypt-rounds", "4", "--connections", "4"],
+         "--bcrypt-rounds", "4", "--connections", "4", "--plot", str(plot)],
         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
@@ -30,7 +32,34 @@ def test_short_bench_prints_every_scenario_without_errors():
         assert req_per_s > 0
         assert errors == 0
         assert rows[name][-1] in ("met", "MISSED"), rows[name]  # each target is judged
-    assert re.search(r"widgets=300 ", result.stdout)
+    assert re.search(r"widgets=300 .* through nginx", result.stdout)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # --plot drew the chart
+
+
+@pytest.mark.slow
+def test_a_large_collection_judges_list_against_its_small_rate_in_the_same_run():
+    result = subprocess.run(
+        [str(REPO_ROOT / "bin" / "bench"), "--short", "--widgets", "100000",
+         "--bcrypt-rounds", "4", "--connections", "4", "--scenarios", "list,list-deep"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    assert "of list@1k" in rows["list"] and rows["list"].split()[-1] in ("met", "MISSED")
+    assert float(rows["list@1k"].split()[1]) > 0
+    assert ">= 0.30 of floor" in rows["list-deep"]
+    assert "seeding: 100,000/100,000 widgets" in result.stderr  # progress, not silence
+
+
+@pytest.mark.slow
+def test_bench_memory_reports_every_worker_under_the_limit():
+    result = subprocess.run(
+        [str(REPO_ROOT / "bin" / "bench-memory"), "--short"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert re.search(r"after 3,000 distinct tokens +worker RSS MB +\d+: [\d.]+", result.stdout)
+    assert re.search(r"max worker RSS [\d.]+ MB, limit 80 MB: met", result.stdout)
 
 
 @pytest.mark.slow

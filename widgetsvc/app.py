@@ -50,6 +50,7 @@ def create_app(
             max_size=config.pool_max_size,
             timeout=config.pool_timeout,
             statement_timeout_ms=config.statement_timeout_ms,
+            pgbouncer=config.pgbouncer,
         )
         db.open()
     validator = Validator(clock)

@@ -71,6 +71,7 @@ class Config:
     pool_max_size: int = 4
     pool_timeout: float = 3.0
     statement_timeout_ms: int = 5000
+    pgbouncer: bool = False
     max_body_bytes: int = 65536
     user_realm: str = "registered_users@mydomain.com"
     admin_realm: str = "admin_users@mydomain.com"
@@ -106,6 +107,7 @@ class Config:
             pool_max_size=_int(env, "DB_POOL_MAX", 4),
             pool_timeout=float(_int(env, "DB_POOL_TIMEOUT_MS", 3000)) / 1000,
             statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 5000),
+            pgbouncer=env.get("DB_PGBOUNCER", "").strip().lower() in ("1", "true", "yes"),
             user_realm=env.get("USER_REALM", "registered_users@mydomain.com"),
             admin_realm=env.get("ADMIN_REALM", "admin_users@mydomain.com"),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),

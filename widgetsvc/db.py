@@ -96,6 +96,7 @@ class Database:
         statement_timeout_ms: int = 5000,
         queries: dict[str, str] | None = None,
         check_after_idle: float = 1.0,
+        pgbouncer: bool = False,
     ):
         self.queries = load_queries() if queries is None else queries
         self.check_after_idle = check_after_idle
@@ -110,6 +111,11 @@ class Database:
             "-c jit=off",
             "-c plan_cache_mode=force_generic_plan",
         ])
+        # Through PgBouncer in transaction mode (DB_PGBOUNCER=1) a connection may land on another
+        # server connection for each transaction: no server-side prepared statements, and no
+        # "options" (PgBouncer refuses them); the same settings are then the database role's
+        # own (ALTER ROLE ... SET, done by bin/cluster).
+        session = {"prepare_threshold": None} if pgbouncer else {"options": options}
         self.pool = ConnectionPool(
             url,
             min_size=min_size,
@@ -130,7 +136,7 @@ class Database:
                 "keepalives_idle": 10,
                 "keepalives_interval": 5,
                 "keepalives_count": 3,
-                "options": options,
+                **session,
                 "application_name": "widgetsvc",
             },
             name="widgetsvc",

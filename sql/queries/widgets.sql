@@ -1,36 +1,63 @@
 -- name: insert_widget
--- Returns nothing when the name is taken: the unique constraint decides, even under races.
-INSERT INTO widgets (name, info_url, deadline, owner_id)
-VALUES (%(name)s, %(info_url)s, %(deadline)s, %(owner_id)s)
-ON CONFLICT (name) DO NOTHING
-RETURNING etag;
+-- POST, in one statement with its caller check (see token_caller, migration 0006): no row
+-- when the token's user is gone, else one row with the caller's `revoked` and `admin` and the
+-- new widget's ETag. The insert happens only for an admin whose token and session are alive;
+-- etag is NULL when it did not, or when the name is taken (the unique constraint decides,
+-- even under races).
+WITH c AS (
+    SELECT id, admin, revoked FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s)
+), inserted AS (
+    INSERT INTO widgets (name, info_url, deadline, owner_id)
+    SELECT %(name)s, %(info_url)s, %(deadline)s, c.id FROM c
+    WHERE c.admin AND NOT c.revoked
+    ON CONFLICT (name) DO NOTHING
+    RETURNING etag
+)
+SELECT c.revoked, c.admin, (SELECT etag FROM inserted) AS etag
+FROM c;
 
 -- name: upsert_widget
 -- PUT without If-Match: update the widget, or create it (owned by the caller) when it does
--- not exist, in one race-free statement. xmax = 0 only on a freshly inserted row version.
--- If-None-Match is decided in the same statement: with %(none_match_any)s (`*`) an existing
--- widget is left alone, as is one whose ETag is in %(none_match)s; then no row comes back
--- (412). A new ETag on every update.
-INSERT INTO widgets (name, info_url, deadline, owner_id)
-VALUES (%(name)s, %(info_url)s, %(deadline)s, %(owner_id)s)
-ON CONFLICT (name) DO UPDATE
-    SET info_url = EXCLUDED.info_url, deadline = EXCLUDED.deadline, updated_at = now(),
-        etag = gen_random_uuid()
-    WHERE NOT %(none_match_any)s AND widgets.etag <> ALL (%(none_match)s::uuid[])
-RETURNING (xmax = 0) AS created, etag;
+-- not exist, in one race-free statement that also checks the caller like insert_widget.
+-- xmax = 0 only on a freshly inserted row version. If-None-Match is decided in the same
+-- statement: with %(none_match_any)s (`*`) an existing widget is left alone, as is one whose
+-- ETag is in %(none_match)s. `created` and `etag` are NULL when nothing was written: a
+-- refused caller, else the precondition failed (412). A new ETag on every update.
+WITH c AS (
+    SELECT id, admin, revoked FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s)
+), written AS (
+    INSERT INTO widgets (name, info_url, deadline, owner_id)
+    SELECT %(name)s, %(info_url)s, %(deadline)s, c.id FROM c
+    WHERE c.admin AND NOT c.revoked
+    ON CONFLICT (name) DO UPDATE
+        SET info_url = EXCLUDED.info_url, deadline = EXCLUDED.deadline, updated_at = now(),
+            etag = gen_random_uuid()
+        WHERE NOT %(none_match_any)s AND widgets.etag <> ALL (%(none_match)s::uuid[])
+    RETURNING (xmax = 0) AS created, etag
+)
+SELECT c.revoked, c.admin, w.created, w.etag
+FROM c LEFT JOIN written w ON true;
 
 -- name: update_widget_if_match
--- PUT with If-Match: update only an existing widget whose ETag is one of %(match)s (or any,
--- with %(match_any)s for `*`), and not in %(none_match)s. Concurrent PUTs with the same
--- If-Match: the second waits for the first's row lock, re-checks the ETag on the new row
--- version and updates nothing. No row: the precondition failed (412).
-UPDATE widgets
-SET info_url = %(info_url)s, deadline = %(deadline)s, updated_at = now(),
-    etag = gen_random_uuid()
-WHERE name = %(name)s
-  AND (%(match_any)s OR etag = ANY (%(match)s::uuid[]))
-  AND etag <> ALL (%(none_match)s::uuid[])
-RETURNING etag;
+-- PUT with If-Match, checking the caller like insert_widget: update only an existing widget
+-- whose ETag is one of %(match)s (or any, with %(match_any)s for `*`), and not in
+-- %(none_match)s. Concurrent PUTs with the same If-Match: the second waits for the first's
+-- row lock, re-checks the ETag on the new row version and updates nothing. `etag` NULL for a
+-- caller who passes: the precondition failed (412).
+WITH c AS (
+    SELECT admin, revoked FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s)
+), updated AS (
+    UPDATE widgets w
+    SET info_url = %(info_url)s, deadline = %(deadline)s, updated_at = now(),
+        etag = gen_random_uuid()
+    FROM c
+    WHERE w.name = %(name)s AND c.admin AND NOT c.revoked
+      AND (%(match_any)s OR w.etag = ANY (%(match)s::uuid[]))
+      AND w.etag <> ALL (%(none_match)s::uuid[])
+    RETURNING w.etag
+)
+SELECT c.revoked, c.admin, (SELECT etag FROM updated) AS etag
+FROM c;
 
 -- name: widget_by_name
 -- Also checks the caller, in the same statement (see token_caller, migration 0006): no row
@@ -43,22 +70,27 @@ FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
 LEFT JOIN (widgets w JOIN users u ON u.id = w.owner_id) ON w.name = %(name)s;
 
 -- name: delete_widget
--- DELETE, with its preconditions decided in the same statement: `found` tells 404 from 412.
--- %(check_match)s says If-Match was sent (%(match_any)s: `*`, else the ETags %(match)s);
--- %(none_match_any)s / %(none_match)s are If-None-Match. A concurrent update or delete
--- makes the DELETE re-check the conditions on the new row version (or find it gone).
-WITH target AS (
+-- DELETE, in one statement with its caller check like insert_widget and its preconditions:
+-- `found` tells 404 from 412. %(check_match)s says If-Match was sent (%(match_any)s: `*`,
+-- else the ETags %(match)s); %(none_match_any)s / %(none_match)s are If-None-Match. A
+-- concurrent update or delete makes the DELETE re-check the conditions on the new row
+-- version (or find it gone). Nothing is deleted for a refused caller.
+WITH c AS (
+    SELECT admin, revoked FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s)
+), target AS (
     SELECT id FROM widgets WHERE name = %(name)s
 ), deleted AS (
     DELETE FROM widgets w
-    USING target t
-    WHERE w.id = t.id
+    USING target t, c
+    WHERE w.id = t.id AND c.admin AND NOT c.revoked
       AND (NOT %(check_match)s OR %(match_any)s OR w.etag = ANY (%(match)s::uuid[]))
       AND NOT %(none_match_any)s
       AND w.etag <> ALL (%(none_match)s::uuid[])
     RETURNING w.id
 )
-SELECT EXISTS (SELECT 1 FROM target) AS found, EXISTS (SELECT 1 FROM deleted) AS deleted;
+SELECT c.revoked, c.admin,
+       EXISTS (SELECT 1 FROM target) AS found, EXISTS (SELECT 1 FROM deleted) AS deleted
+FROM c;
 
 -- name: widget_page
 -- One page in creation order plus the exact total, in one statement (one snapshot), which

@@ -6,9 +6,9 @@ refused at startup (see ``check_declarations``), so nothing is public by acciden
 The token itself (signature, claims, expiry) is verified here, without I/O. Whether its user
 still exists, is an admin now and has not revoked it is a database question (``caller.py``):
 asked here, before the responder, unless the resource lists the method in
-``reads_check_caller``; then the responder's read asks it in the same statement, and a
-responder that answers without reading asks ``req.context.reads.check_unread()`` first.
-Nothing is checked after a responder: the flow goes one way.
+``caller_in_statement``; then the responder's one statement (read or write) asks it, through
+``req.context.caller``, and a responder that answers without it asks ``caller.check()``
+first. Nothing is checked after a responder: the flow goes one way.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ def check_declarations(resource: object) -> None:
             method = declared_method(name[3:].split("_", 1)[0].upper())
             if declared.get(method) not in LEVELS:
                 raise TypeError(f"{type(resource).__name__}.{name} declares no auth level")
-    for method in getattr(resource, "reads_check_caller", ()):
-        if declared.get(method) != TOKEN:
-            raise TypeError(f"{type(resource).__name__}: only a TOKEN method's reads can "
-                            f"check the caller, not {method}")
+    for method in getattr(resource, "caller_in_statement", ()):
+        if declared.get(method) not in (TOKEN, ADMIN):
+            raise TypeError(f"{type(resource).__name__}: only a TOKEN or ADMIN method's "
+                            f"statement can check the caller, not {method}")
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -78,8 +78,9 @@ class AuthMiddleware:
             return
         realm = self.admin_realm if level == ADMIN else self.user_realm
         claims = self.verify(req.get_header("Authorization"), realm)
-        if method in getattr(resource, "reads_check_caller", ()):
-            req.context.reads = caller.CallerReads(self.db, claims, realm)
+        if method in getattr(resource, "caller_in_statement", ()):
+            req.context.caller = caller.CallerStatements(
+                self.db, claims, realm, self.admin_realm if level == ADMIN else None)
             return
         req.context.user = caller.lookup(self.db, claims, realm)
         if level == ADMIN and not req.context.user.admin:

@@ -1,10 +1,11 @@
 """The widget collection and the widget item (docs/API.md §2): parse, call, respond.
 
-The middleware verifies the token before any responder runs. For writes it has also checked
-the caller (an admin) in the database; a read checks its caller in the same statement as it
-reads, through ``req.context.reads`` (see auth/caller.py), and a read that answers without
-reading (a 400, a name that cannot exist) asks ``reads.check_unread()`` first. Either way, 401
-and 403 come before validation errors and 404s.
+The middleware verifies the token before any responder runs. Every method then checks its
+caller (user still there, token not revoked, an admin for writes) in the same statement as it
+reads or writes, through ``req.context.caller`` (see auth/caller.py): one round trip per
+request. Input is handled inside ``caller.refusals_first()``, so a refused caller gets its 401
+or 403 before any validation error, and a name that cannot exist asks ``caller.check()``
+before its 404.
 """
 
 from __future__ import annotations
@@ -72,18 +73,15 @@ class _WidgetResource(Resource):
 
 class WidgetCollection(_WidgetResource):
     auth = {"GET": TOKEN, "POST": ADMIN}
-    reads_check_caller = frozenset({"GET"})
+    caller_in_statement = frozenset({"GET", "POST"})
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        try:
+        with req.context.caller.refusals_first():
             query = self.validator.validate(
                 "pagination", _first_values(req.params), where="query string")
-        except errors.APIError:
-            req.context.reads.check_unread()  # a refused caller gets the 401, not the 400
-            raise
         number, per_page = query["page"], query["per_page"]
         offset = min((number - 1) * per_page, _MAX_OFFSET)
-        rows = req.context.reads.all("widget_page", limit=per_page, offset=offset)
+        rows = req.context.caller.all("widget_page", limit=per_page, offset=offset)
         now = self.clock.now()
         page = Page(number, per_page, rows[0]["total_items"])
         items = [widget_body(row, now) for row in rows if row["name"] is not None]
@@ -93,13 +91,12 @@ class WidgetCollection(_WidgetResource):
         resp.media = body
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        values = self.validator.validate(
-            "widget_create", read_object(req, self.config.max_body_bytes))
+        with req.context.caller.refusals_first():
+            values = self.validator.validate(
+                "widget_create", read_object(req, self.config.max_body_bytes))
         name = values["name"]
-        row = self.db.one(
-            "insert_widget", name=name, owner_id=req.context.user.id, **self._fields(values)
-        )
-        if row is None:
+        row = req.context.caller.one("insert_widget", name=name, **self._fields(values))
+        if row["etag"] is None:
             raise errors.fail(
                 falcon.HTTP_409, f"Widget name: {name} already exists, must be unique."
             )
@@ -108,13 +105,13 @@ class WidgetCollection(_WidgetResource):
 
 class WidgetItem(_WidgetResource):
     auth = {"GET": TOKEN, "PUT": ADMIN, "DELETE": ADMIN}
-    reads_check_caller = frozenset({"GET"})
+    caller_in_statement = frozenset({"GET", "PUT", "DELETE"})
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: PathName) -> None:
         if not name.can_exist:
-            req.context.reads.check_unread()  # a refused caller gets the 401, not the 404
+            req.context.caller.check()  # a refused caller gets the 401, not the 404
             raise errors.fail(falcon.HTTP_404, f"{name.name} not found in database.")
-        row = req.context.reads.one("widget_by_name", name=name.name)
+        row = req.context.caller.one("widget_by_name", name=name.name)
         if row["name"] is None:
             raise errors.fail(falcon.HTTP_404, f"{name.name} not found in database.")
         resp.set_header("ETag", etag(row["etag"]))
@@ -124,24 +121,25 @@ class WidgetItem(_WidgetResource):
         resp.media = widget_body(row, self.clock.now())
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, name: PathName) -> None:
-        body = read_object(req, self.config.max_body_bytes)
-        # The path names the widget (a body "name" is ignored). It must be a valid name for
-        # the create case, and every stored name is valid, so it is checked every time, with
-        # the body's fields, so that all errors are reported at once.
-        values = self.validator.validate("widget_create", {**body, "name": name.sent})
-        widget = values["name"]
-        conditions = Preconditions.of(req)
+        with req.context.caller.refusals_first():
+            body = read_object(req, self.config.max_body_bytes)
+            # The path names the widget (a body "name" is ignored). It must be a valid name
+            # for the create case, and every stored name is valid, so it is checked every
+            # time, with the body's fields, so that all errors are reported at once.
+            values = self.validator.validate("widget_create", {**body, "name": name.sent})
+            widget = values["name"]
+            conditions = Preconditions.of(req)
+            if conditions.match is not None and conditions.params()["none_match_any"]:
+                raise failed(widget)  # If-Match with If-None-Match: * can never both hold
         fields = {"name": widget, **self._fields(values), **conditions.params()}
         if conditions.match is not None:
             # If-Match: only an existing widget is updated, never created.
-            if conditions.params()["none_match_any"]:
-                raise failed(widget)  # "exists" and "does not exist" at once
-            row = self.db.one("update_widget_if_match", **fields)
+            row = req.context.caller.one("update_widget_if_match", **fields)
             created = False
         else:
-            row = self.db.one("upsert_widget", owner_id=req.context.user.id, **fields)
-            created = row is not None and row["created"]
-        if row is None:
+            row = req.context.caller.one("upsert_widget", **fields)
+            created = bool(row["created"])
+        if row["etag"] is None:
             raise failed(widget)
         if created:
             self._created(req, resp, widget, row["etag"])
@@ -151,9 +149,10 @@ class WidgetItem(_WidgetResource):
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, name: PathName) -> None:
         if not name.can_exist:
+            req.context.caller.check()  # a refused caller gets the 401 or 403, not the 404
             raise errors.fail(falcon.HTTP_404, f"{name.name} not found in database.")
         conditions = Preconditions.of(req)
-        row = self.db.one("delete_widget", name=name.name, **conditions.params())
+        row = req.context.caller.one("delete_widget", name=name.name, **conditions.params())
         if not row["deleted"]:
             if row["found"] and conditions.given:
                 raise failed(name.name)

@@ -1,0 +1,86 @@
+"""``bin/cluster up|down|status|env``: the command line over :mod:`widgetsvc.cluster.topology`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+from widgetsvc.cluster.packages import MissingPackages
+from widgetsvc.cluster.topology import Cluster, ClusterError, Options
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bin/cluster",
+        description="etcd, PostgreSQL x 2 under Patroni, HAProxy, PgBouncer, N instances and "
+                    "nginx on this machine (README: Running a cluster).")
+    parser.add_argument("--dir", help="the cluster's directory (default: var/cluster, or "
+                                      "WIDGETSVC_CLUSTER_DIR)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start (first time: create) every part; idempotent")
+    up.add_argument("--instances", type=int, default=2, help="widgetsvc instances (default 2)")
+    up.add_argument("--no-pgbouncer", action="store_true",
+                    help="instances connect to HAProxy directly")
+    down = sub.add_parser("down", help="stop every process the cluster started")
+    down.add_argument("--purge", action="store_true", help="also delete its data")
+    status = sub.add_parser("status", help="what runs where; Patroni's roles")
+    status.add_argument("--json", action="store_true")
+    sub.add_parser("env", help="print export lines for bin/migrate, bin/add-user, psql")
+    args = parser.parse_args(argv)
+
+    from pathlib import Path
+
+    cluster = Cluster(Path(args.dir).resolve() if args.dir else None)
+    try:
+        if args.command == "up":
+            if args.instances < 1:
+                parser.error("--instances must be at least 1")
+            cluster.up(Options(instances=args.instances, pgbouncer=not args.no_pgbouncer),
+                       log=_log)
+            print(cluster.front_url)
+        elif args.command == "down":
+            cluster.down(purge=args.purge, log=_log)
+        elif args.command == "status":
+            return _status(cluster, as_json=args.json)
+        elif args.command == "env":
+            if not cluster.exists:
+                _log("cluster: no cluster here; run bin/cluster up first")
+                return 1
+            print(f"export DATABASE_URL={shlex.quote(cluster.leader_url())}")
+            print(f"export SECRET_KEY={shlex.quote(cluster.state['secrets']['secret_key'])}")
+            print(f"export WIDGETSVC_URL={shlex.quote(cluster.front_url)}")
+    except (ClusterError, MissingPackages, RuntimeError) as exc:
+        _log(f"cluster: {exc}")
+        return 1
+    return 0
+
+
+def _status(cluster: Cluster, *, as_json: bool) -> int:
+    info = cluster.status()
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return 0 if info.get("running") else 3
+    if not cluster.exists:
+        print(f"no cluster in {cluster.root}")
+        return 3
+    print(f"front      {info['front']}  ({'running' if info['running'] else 'stopped'})")
+    for index, instance in enumerate(info["instances"], 1):
+        print(f"instance {index} {instance['url']}  pid {instance['pid'] or '-'}")
+    for node in info["postgres"]:
+        print(f"{node['name']:<10} port {node['port']}  {node['role'] or '?':<12} "
+              f"{node['state'] or '-':<10} postmaster {node['postmaster_pid'] or '-'}  "
+              f"timeline {node['timeline'] or '-'}")
+    for part in ("haproxy", "pgbouncer", "etcd"):
+        if info.get(part):
+            print(f"{part:<10} {info[part]['url']}  pid {info[part]['pid'] or '-'}")
+    return 0 if info["running"] else 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""The configuration files under ``deploy/``, filled in for one cluster (``string.Template``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+
+DEPLOY_DIR = Path(__file__).resolve().parent.parent.parent / "deploy"
+
+
+class _Braced(Template):
+    """Only ``${lower_case}`` is a placeholder: nginx's own ``$variables`` stay as they are."""
+
+    pattern = (r"\$(?:(?P<escaped>(?!))|\{(?P<braced>[a-z_][a-z0-9_]*)\}"
+               r"|(?P<named>(?!))|(?P<invalid>(?!)))")
+
+
+def render(template: str, **values: object) -> str:
+    """``deploy/<template>`` with every ``${name}`` replaced; a missing value is an error."""
+    text = (DEPLOY_DIR / template).read_text(encoding="utf-8")
+    return _Braced(text).substitute({k: str(v) for k, v in values.items()})
+
+
+def write(path: Path, text: str, mode: int = 0o600) -> bool:
+    """Write ``text`` to ``path`` (private); True when the content changed."""
+    old = path.read_text(encoding="utf-8") if path.exists() else None
+    if old == text:
+        return False
+    path.write_text(text, encoding="utf-8")
+    path.chmod(mode)
+    return True
