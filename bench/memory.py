@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,8 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.run import EMAIL, PASSWORD, free_port, wait_ready  # noqa: E402
-from bench.seed import seeded_database  # noqa: E402
+from bench.seed import fresh_session, seeded_database  # noqa: E402
 from widgetsvc.auth import tokens  # noqa: E402
+from widgetsvc.auth.keys import hmac_keyring  # noqa: E402
 from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
 
 LIMIT_MB = 80.0
@@ -106,16 +108,20 @@ def walk_pages(port: int, token: str, widgets: int, clients: int) -> int:
     return sum(seen)
 
 
-def verify_tokens(port: int, user: dict, secret: str, count: int, clients: int) -> int:
-    """GET /auth/user with ``count`` distinct, freshly signed tokens of the user."""
+def verify_tokens(port: int, user: dict, secret: str, count: int, clients: int,
+                  session_id: uuid.UUID) -> int:
+    """GET /auth/user with ``count`` distinct, freshly signed tokens of the user (all of one
+    live session)."""
+    keys = hmac_keyring(secret)
     done = [0] * clients
     failures: list[str] = []
 
     def work(index: int) -> None:
         client = Client(port)
         for _ in range(index, count, clients):
-            token, _claims = tokens.issue(user["public_id"], user["admin"], secret=secret,
-                                          lifetime=3600, now=datetime.now(UTC))
+            token, _claims = tokens.issue(user["public_id"], user["admin"],
+                                          session_id=session_id, keys=keys, lifetime=3600,
+                                          now=datetime.now(UTC))
             status, body = client.get("/api/v1/auth/user", token)
             if status != 200:
                 failures.append(f"{status} {body[:200]!r}")
@@ -164,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
                                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         wait_ready(port, "/api/v1/health", proc)
-        token, _ = tokens.issue(user["public_id"], user["admin"], secret=secret,
-                                lifetime=3600, now=datetime.now(UTC))
+        session_id = fresh_session(url, user["id"])
+        token, _ = tokens.issue(user["public_id"], user["admin"], session_id=session_id,
+                                keys=hmac_keyring(secret), lifetime=3600, now=datetime.now(UTC))
         before = gunicorn_workers(proc.pid)
         show("after start", before)
 
@@ -178,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         show(f"after walking {args.widgets:,} widgets", gunicorn_workers(proc.pid))
 
         started = time.monotonic()
-        verified = verify_tokens(port, user, secret, args.tokens, args.clients)
+        verified = verify_tokens(port, user, secret, args.tokens, args.clients, session_id)
         print(f"verified {verified:,} distinct tokens ({time.monotonic() - started:.0f} s)",
               file=sys.stderr, flush=True)
         after = gunicorn_workers(proc.pid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from typing import Any
 
 from widgetsvc.auth.sessions import new_refresh_token
@@ -43,6 +44,19 @@ def seeded_database(cluster: LocalCluster, *, widgets: int, email: str, password
     finally:
         db.close()
     return url, user
+
+
+def fresh_session(url: str, user_id: int) -> uuid.UUID:
+    """The id of a new live session of the user (tokens signed for it name it in ``sid``)."""
+    db = Database(url, min_size=1, max_size=1)
+    db.pool.open(wait=True, timeout=10)
+    try:
+        with db.pool.connection() as conn:
+            return conn.execute(load_queries(SQL_DIR / "bench")["bench_seed_sessions"],
+                                {"user_id": user_id,
+                                 "hashes": [new_refresh_token()[1]]}).fetchone()["id"]
+    finally:
+        db.close()
 
 
 def fresh_refresh_tokens(url: str, user_id: int, count: int) -> list[str]:

@@ -15,7 +15,8 @@ VACUUM ANALYZE widgets;
 -- starts each run with fresh ones, one per connection).
 INSERT INTO sessions (id, user_id, refresh_hash, expires_at)
 SELECT gen_random_uuid(), %(user_id)s, h, now() + interval '30 days'
-FROM unnest(%(hashes)s::bytea[]) AS h;
+FROM unnest(%(hashes)s::bytea[]) AS h
+RETURNING id;
 -- name: bench_seeded_widgets
 -- bin/bench --url: is a running service's database seeded already (the last widget exists)?
 SELECT count(*) AS n FROM widgets WHERE name = 'widget-' || %(count)s;
