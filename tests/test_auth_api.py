@@ -797,9 +797,8 @@ def test_logout_purges_expired_revocations(app, db, users):
     users.create("user@example.com", PASSWORD, admin=False)
     first, second = login(app, "user@example.com"), login(app, "user@example.com")
     app.post(LOGOUT, headers=bearer(first), status=200)
-    past = datetime.now(UTC) - timedelta(hours=1)
-    db.execute("revoke_token", jti="long-expired", expires_at=past, session_id=uuid.uuid4())
-    assert "long-expired" in [r["jti"] for r in run_sql(db, "auth_revoked_tokens")]
+    run_sql(db, "attacks_insert_expired_revocations", prefix="long-expired-", count=1)
+    assert "long-expired-1" in [r["jti"] for r in run_sql(db, "auth_revoked_tokens")]
     app.post(LOGOUT, headers=bearer(second), status=200)
     jtis = {r["jti"] for r in run_sql(db, "auth_revoked_tokens")}
     assert jtis == {jwt.decode(t, SECRET, algorithms=["HS256"])["jti"] for t in (first, second)}

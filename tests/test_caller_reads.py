@@ -139,7 +139,7 @@ def _statements(db: CountingDatabase, request) -> list[str]:
     return list(db.ran)
 
 
-def test_every_widget_request_is_one_statement(counted, admin_token):
+def test_every_widget_request_and_a_logout_is_one_statement(counted, admin_token):
     app, db = counted
     auth = bearer(admin_token)
     url = f"{API}/widgets"
@@ -161,6 +161,10 @@ def test_every_widget_request_is_one_statement(counted, admin_token):
     # answering without the statement (bad input), the caller is checked on its own first
     assert _statements(db, lambda: app.post_json(url, {}, headers=auth, status=400)) \
         == ["authenticate"]
+    logout = f"{API}/auth/logout"
+    assert _statements(db, lambda: app.post(logout, headers=auth, status=200)) == ["revoke_token"]
+    # the second logout of that token is refused by the same one statement
+    assert _statements(db, lambda: app.post(logout, headers=auth, status=401)) == ["revoke_token"]
 
 
 def _widget_count(db) -> int:

@@ -74,9 +74,22 @@ WITH spent AS (
 SELECT EXISTS (SELECT 1 FROM spent) AS reused;
 
 -- name: revoke_user_sessions
--- Logout-all and disabling a user: every live session of the user.
+-- Disabling a user: every live session of the user.
 UPDATE sessions SET revoked_at = now()
 WHERE user_id = %(user_id)s AND revoked_at IS NULL;
+
+-- name: logout_all
+-- Logout-all, in one statement with its caller check (see token_caller, migration 0006): no
+-- row when the token's user is gone, else the caller's `revoked` (and `admin`); only for a
+-- caller who passes, every live session of the caller is revoked.
+WITH c AS (
+    SELECT id, admin, revoked FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s)
+), revoked_sessions AS (
+    UPDATE sessions s SET revoked_at = now()
+    FROM c
+    WHERE s.user_id = c.id AND NOT c.revoked AND s.revoked_at IS NULL
+)
+SELECT c.revoked, c.admin FROM c;
 
 -- name: password_hash_by_id
 SELECT password_hash FROM users WHERE id = %(user_id)s;

@@ -84,6 +84,11 @@ class CallerStatements:
         self._realm = realm
         self._admin_realm = admin_realm
 
+    @property
+    def claims(self) -> tokens.Claims:
+        """The verified token's claims (what a statement may need besides its caller)."""
+        return self._claims
+
     def _passes(self, row: dict[str, Any] | None) -> None:
         check(row, self._realm)
         if self._admin_realm is not None and not row["admin"]:

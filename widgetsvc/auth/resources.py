@@ -132,19 +132,20 @@ class UserResource(_AuthResource):
 
 class LogoutResource(_AuthResource):
     auth = {"POST": TOKEN}
+    caller_in_statement = frozenset({"POST"})  # one round trip: checked where it revokes
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        claims = req.context.user.token
-        self.db.execute("revoke_token", jti=claims.jti, expires_at=claims.expires_at,
-                        session_id=claims.sid)
+        caller = req.context.caller
+        caller.one("revoke_token", expires_at=caller.claims.expires_at)
         resp.media = {"status": "success", "message": "successfully logged out"}
 
 
 class LogoutAllResource(_AuthResource):
     auth = {"POST": TOKEN}
+    caller_in_statement = frozenset({"POST"})  # one round trip: checked where it revokes
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.db.execute("revoke_user_sessions", user_id=req.context.user.id)
+        req.context.caller.one("logout_all")
         resp.media = {"status": "success", "message": "successfully logged out of all sessions"}
 
 
