@@ -6,6 +6,7 @@ End-to-end versions (real sockets, nginx, two instances) are in tests/test_front
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -222,7 +223,10 @@ def test_two_slots_in_one_process_allow_two_holders_not_three():
         pass
 
 
-def test_default_slots_are_workers_minus_one(database_url):
-    assert make_config(database_url, WEB_CONCURRENCY="3").hash_slots == 2
+def test_default_slots_leave_a_worker_and_a_core_free(database_url, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert make_config(database_url, WEB_CONCURRENCY="3").hash_slots == 1  # cores - 1
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert make_config(database_url, WEB_CONCURRENCY="3").hash_slots == 2  # workers - 1
     assert make_config(database_url, WEB_CONCURRENCY="1").hash_slots == 1
     assert make_config(database_url, WEB_CONCURRENCY="3", HASH_SLOTS="5").hash_slots == 5

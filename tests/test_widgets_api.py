@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -184,6 +185,20 @@ def test_a_name_is_checked_as_sent_then_lower_cased(app, admin_token, kind):
                 headers=bearer(admin_token), status=400)
     assert resp.json == validation(name=invalid_name("i\u0307-x"))
     app.delete(f"{WIDGETS}/%C4%B0-widget", headers=bearer(admin_token), status=204)
+
+
+@pytest.mark.parametrize("method", ["post", "put"])
+def test_a_name_that_lower_cases_past_100_characters_is_too_long(app, admin_token, method):
+    """51 "İ" are 51 characters as sent but 102 stored: a 400, never the table's CHECK (500)."""
+    name = "İ" * 51
+    if method == "post":
+        resp = app.post_json(WIDGETS, widget(name), headers=bearer(admin_token), status=400)
+    else:
+        resp = app.put_json(f"{WIDGETS}/{quote(name)}", widget("ignored"),
+                            headers=bearer(admin_token), status=400)
+    assert resp.json == validation(name="Widget name must be at most 100 characters.")
+    ok = app.post_json(WIDGETS, widget("İ" * 50), headers=bearer(admin_token), status=201)
+    assert ok.json["message"] == "New widget added: " + "i\u0307" * 50 + "."  # 100 stored
 
 
 @pytest.mark.parametrize("kind", BODY_KINDS)

@@ -102,8 +102,9 @@ def check_password(value: str) -> str:
 def check_widget_name(value: str) -> str:
     """The name as stored: checked as sent, then lower-cased (``İ`` becomes two code points,
     ``i`` and a combining dot, which no name could be sent with). Messages quote it lower-cased,
-    like every message about a widget."""
-    if len(value) > MAX_NAME_CHARS:
+    like every message about a widget. The length rule holds for the stored name too (the
+    table's CHECK), so a name that grows past it when lower-cased is too long."""
+    if len(value) > MAX_NAME_CHARS or len(value.lower()) > MAX_NAME_CHARS:
         raise InvalidValue(f"Widget name must be at most {MAX_NAME_CHARS} characters.")
     if not _WIDGET_NAME.match(value) or _CONTROL.search(value):
         raise InvalidValue(
