@@ -375,7 +375,7 @@ def test_cors_preflight_is_answered_without_a_token(app, url, method):
         "Access-Control-Request-Headers": "Authorization, Content-Type",
     }, status=200)
     assert resp.headers["Access-Control-Allow-Origin"] == "*"
-    # a GET route also answers HEAD (API.md §8.2)
+    # a GET route also answers HEAD (docs/API.md §8.2)
     assert resp.headers["Access-Control-Allow-Methods"] == (
         "GET, HEAD" if method == "GET" else method)
     assert resp.headers["Access-Control-Allow-Headers"] == "Authorization, Content-Type"

@@ -1,4 +1,4 @@
-"""The front door under attack (issue 10, API.md §8.1): the real ``bin/serve`` (nginx in front
+"""The front door under attack (issue 10, docs/API.md §8.1): the real ``bin/serve`` (nginx in front
 of gunicorn) over real sockets.
 
 - 200 idle connections and 20 slowloris connections held for 30 s: every health probe answered

@@ -1,4 +1,4 @@
-"""HTTP hygiene (API.md §8.2) and the rows of issue 10's probe table: HEAD, Host, headers,
+"""HTTP hygiene (docs/API.md §8.2) and the rows of issue 10's probe table: HEAD, Host, headers,
 duplicate JSON keys, broken chunked bodies, and JSON from every layer (app, gunicorn, nginx)."""
 
 from __future__ import annotations

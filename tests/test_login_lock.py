@@ -1,4 +1,4 @@
-"""The per-account lock of failed logins and the hashing slots (API.md §8.1), through the app.
+"""The per-account lock of failed logins and the hashing slots (docs/API.md §8.1), through the app.
 
 End-to-end versions (real sockets, nginx, two instances) are in tests/test_front_door.py.
 """
@@ -171,7 +171,7 @@ def test_no_free_slot_is_a_503_for_login_and_register(app, users_fixture_email):
             resp = app.post_json(path, {"email": email, "password": PASSWORD}, status=503)
             assert resp.json == BUSY
             assert resp.headers["Retry-After"] == "1"
-        # a locked e-mail gets its 429 first, and a bad input its 400 (API.md §8's order)
+        # a locked e-mail gets its 429 first, and a bad input its 400 (docs/API.md §8's order)
         app.post_json(LOGIN, {"email": locked, "password": PASSWORD}, status=429)
         app.post_json(LOGIN, {"email": locked, "password": "short"}, status=400)
     app.post_json(LOGIN, {"email": users_fixture_email, "password": PASSWORD}, status=200)

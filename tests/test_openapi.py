@@ -138,7 +138,7 @@ def test_every_route_of_the_app_is_documented_and_nothing_else(app, doc):
             if not method.internal:  # Falcon's default OPTIONS and 405 responders
                 routed.add((method.method.lower(), openapi_path(route.path)))
     assert routed, "no route found: inspection broke"
-    # HEAD is GET without the body (API.md §8.2): every GET route has it, and it is not
+    # HEAD is GET without the body (docs/API.md §8.2): every GET route has it, and it is not
     # documented separately.
     gets = {(method, path) for method, path in routed if method == "get"}
     assert {("head", path) for _, path in gets} == {r for r in routed if r[0] == "head"}

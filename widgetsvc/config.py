@@ -37,7 +37,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _hosts(env: Mapping[str, str]) -> dict[str, Any]:
-    """PUBLIC_URL and ALLOWED_HOSTS (API.md §8.2), checked."""
+    """PUBLIC_URL and ALLOWED_HOSTS (docs/API.md §8.2), checked."""
     try:
         public_url = hygiene.parse_public_url(env.get("PUBLIC_URL", ""))
         return {"public_url": public_url,

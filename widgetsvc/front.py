@@ -26,7 +26,7 @@ from widgetsvc import localdb
 from widgetsvc.localdb import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "deploy" / "nginx" / "widgetsvc.conf.template"
-DEFAULT_AUTH_RATE_LIMIT = 30  # login + register per minute per client address (API.md §8.1)
+DEFAULT_AUTH_RATE_LIMIT = 30  # login + register per minute per client address (docs/API.md §8.1)
 AUTH_BURST = 10
 _SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")

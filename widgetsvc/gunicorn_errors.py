@@ -1,5 +1,5 @@
 """gunicorn's own error answers (a request it cannot parse, before the app sees it) as JSON in
-API.md §4's shape instead of its HTML page. Installed by gunicorn.conf.py; matters in direct
+docs/API.md §4's shape instead of its HTML page. Installed by gunicorn.conf.py; matters in direct
 mode (``bin/serve --direct``), since behind nginx only complete, valid requests reach gunicorn.
 """
 

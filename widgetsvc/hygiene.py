@@ -1,4 +1,4 @@
-"""HTTP hygiene (API.md §8.2): the Host check, the base of absolute URLs, and the headers every
+"""HTTP hygiene (docs/API.md §8.2): the Host check, the base of absolute URLs, and the headers every
 response carries (``nosniff``, ``Cache-Control: no-store``, the UI page's CSP)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 -- Failed logins, one row each, per lower-cased e-mail (registered or not), for the per-account
--- lock of API.md §8.1: 5 failures within 15 minutes lock that e-mail until the oldest of them
+-- lock of docs/API.md §8.1: 5 failures within 15 minutes lock that e-mail until the oldest of them
 -- leaves the window. Rows older than the window are purged in bounded batches by every failed
 -- login (and all at once by bin/purge-revoked).
 CREATE TABLE login_failures (

@@ -11,9 +11,9 @@ FROM users
 WHERE lower(email) = lower(%(email)s);
 
 -- name: authenticate
--- The caller of a request that is not a caller-checking read (see token_caller, migration
--- 0006): does the user still exist, is it an admin now, has this token or its session been
--- revoked (or the user disabled).
+-- The caller of a request whose statement does not check its caller itself (see
+-- token_caller, migration 0006): does the user still exist, is it an admin now, has this
+-- token or its session been revoked (or the user disabled).
 SELECT id, public_id, email, admin, registered_on, revoked
 FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s);
 

@@ -1,4 +1,4 @@
-"""Hashing slots: at most N password hashes at once per instance, never a wait (API.md §8.1).
+"""Hashing slots: at most N password hashes at once per instance, never a wait (docs/API.md §8.1).
 
 A bcrypt hash holds a CPU core and a sync worker for a quarter of a second at cost 12; if every
 worker could be hashing, a login flood would starve every other request. A request that needs a

@@ -1,4 +1,4 @@
-"""The per-account lock of failed logins (API.md §8.1), counted in PostgreSQL so every worker
+"""The per-account lock of failed logins (docs/API.md §8.1), counted in PostgreSQL so every worker
 and every instance sees the same count.
 
 A failure is a well-formed login whose e-mail and password do not match. ``failures`` of them

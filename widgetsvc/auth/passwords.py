@@ -2,7 +2,7 @@
 
 Hashes run on a helper thread at a lower CPU priority (Linux nice values are per thread; bcrypt
 releases the GIL while it works): when logins and other requests compete for the cores, the
-other requests win, and a login waits a little longer instead (API.md §8.1).
+other requests win, and a login waits a little longer instead (docs/API.md §8.1).
 """
 
 from __future__ import annotations
