@@ -83,6 +83,15 @@ class Client:
         return resp.status, resp.read()
 
 
+def in_parallel(work, clients: int) -> None:
+    """``work(index)`` for each of ``clients`` indexes, each on its own thread; until all end."""
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def walk_pages(port: int, token: str, widgets: int, clients: int) -> int:
     """Every page of the collection, split between ``clients`` connections; items seen."""
     pages = -(-widgets // PER_PAGE)
@@ -98,11 +107,7 @@ def walk_pages(port: int, token: str, widgets: int, clients: int) -> int:
                 return
             seen[index] += len(json.loads(body)["items"])
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_parallel(work, clients)
     if failures:
         sys.exit(f"bench-memory: {failures[0]}")
     return sum(seen)
@@ -128,11 +133,7 @@ def verify_tokens(port: int, user: dict, secret: str, count: int, clients: int,
                 return
             done[index] += 1
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    in_parallel(work, clients)
     if failures:
         sys.exit(f"bench-memory: a token was refused: {failures[0]}")
     return sum(done)

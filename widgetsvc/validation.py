@@ -282,8 +282,9 @@ class Validator:
         key = None
         if schema_name in _REMEMBERED_SCHEMAS and all(isinstance(v, str) for v in data.values()):
             key = (schema_name, tuple(sorted(data.items())))
-            if key in self._passed:
-                return dict(self._passed[key])
+            remembered = self._passed.get(key)  # one look-up: another thread may clear()
+            if remembered is not None:
+                return dict(remembered)
         values = self._check(schema_name, data, where)
         if key is not None:
             if len(self._passed) >= _REMEMBER_AT_MOST:
