@@ -15,14 +15,12 @@ import os
 import pwd
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from widgetsvc import localdb
+from widgetsvc import apt, localdb
 from widgetsvc.localdb import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "deploy" / "nginx" / "widgetsvc.conf.template"
@@ -206,13 +204,7 @@ def ensure_nginx() -> str:
             "nginx was not found. Install it (e.g. 'sudo apt-get install nginx'), or serve "
             "without it for debugging: bin/serve --direct (WIDGETSVC_DIRECT=1)."
         )
-    print("widgetsvc: installing nginx with apt-get ...", file=sys.stderr)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    wait = ["-o", "DPkg::Lock::Timeout=300"]
-    for cmd in (["apt-get", *wait, "update", "-q"],
-                ["apt-get", *wait, "install", "-y", "-q", "nginx"]):
-        subprocess.run(cmd, check=True, env=env, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL)
+    apt.install(["nginx"])
     found = find_nginx()
     if not found:
         raise FrontError("apt-get installed nginx but it is still not found")

@@ -25,6 +25,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
 
+from widgetsvc import apt
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = REPO_ROOT / "var"
 SUPERUSER = "widgetsvc"
@@ -60,10 +62,7 @@ def ensure_bindir() -> Path:
             "PostgreSQL server binaries (initdb, pg_ctl) were not found. Install them, e.g. "
             "'sudo apt-get install postgresql', or set DATABASE_URL to an existing database."
         )
-    print("widgetsvc: installing PostgreSQL with apt-get ...", file=sys.stderr)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "postgresql"]):
-        subprocess.run(cmd, check=True, env=env, stdin=subprocess.DEVNULL)
+    apt.install(["postgresql"])
     bindir = find_bindir()
     if not bindir:
         raise LocalDBError("apt-get installed postgresql but initdb is still not found")

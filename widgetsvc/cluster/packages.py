@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
+
+from widgetsvc import apt
 
 # program -> Debian package providing it
 PROGRAMS = {
@@ -19,7 +20,6 @@ PROGRAMS = {
 # Patroni's etcd3 client is built on python3-etcd (a Recommends, not a Depends).
 PYTHON_MODULES = {"etcd": "python3-etcd"}
 _SBIN = ("/usr/sbin", "/usr/bin", "/sbin", "/bin")
-_POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 
 
 class MissingPackages(RuntimeError):
@@ -61,22 +61,7 @@ def ensure_packages() -> None:
             "bin/cluster needs " + ", ".join(missing) + ": install them "
             f"(sudo apt-get install {' '.join(missing)}) or run bin/cluster as root"
         )
-    print(f"cluster: installing {' '.join(missing)} with apt-get ...", file=sys.stderr)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    made_policy = False
-    if not _POLICY_RC_D.exists():
-        _POLICY_RC_D.write_text("#!/bin/sh\n# bin/cluster: no service starts during install\n"
-                                "exit 101\n")
-        _POLICY_RC_D.chmod(0o755)
-        made_policy = True
-    try:
-        for cmd in (["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]):
-            subprocess.run(cmd, check=True, env=env, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL)
-    finally:
-        if made_policy:
-            _POLICY_RC_D.unlink(missing_ok=True)
+    apt.install(["--no-install-recommends", *missing])
     still = missing_packages()
     if still:
         raise MissingPackages("apt-get ran, but still missing: " + ", ".join(still))
