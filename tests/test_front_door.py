@@ -35,7 +35,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 HOLD_SECONDS = float(os.environ.get("FRONT_DOOR_SECONDS", "30"))
 P99_LIMIT = 0.100
-NO_RATE_LIMIT_P99_BOUND = 0.400
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "front-door.json"
 
 RATE_LIMITED = "Too many requests. Try again in {n} seconds."
@@ -239,13 +238,26 @@ def _expected_flood_answer(status: int, headers, body: dict) -> bool:
     return False
 
 
+def _lower_priority(nice: int) -> None:
+    """Run this process (and its threads) at a lower CPU priority than the service. With
+    Linux's autogroup scheduling (on by default in Debian kernels), a nice value only orders
+    tasks inside their own session's group, and CPU is otherwise shared equally between
+    sessions: the flooders get a session of their own and lower that session's weight too."""
+    os.setsid()
+    try:
+        Path("/proc/self/autogroup").write_text(str(nice))
+    except OSError:
+        pass  # no autogroup scheduling here: the nice value below is all there is
+    os.nice(nice)
+
+
 def _flood_process(port: int, index: int, threads: int, distinct: bool, seconds: float,
                    results) -> None:
     """One flooding process (``threads`` clients), apart from the reader's process so that the
     reader's figures do not include waiting for this GIL. An attacker's CPU is not the
     service's: on this shared machine the load generator runs at a lower priority, so the
     figures measure the service (its nginx, gunicorn and bcrypt), not the generator."""
-    os.nice(10)
+    _lower_priority(10)
     stop = threading.Event()
     statuses: Counter = Counter()
     unexpected: list = []
@@ -403,13 +415,7 @@ def test_a_login_flood_does_not_slow_down_readers(front_server, db, mode):
     else:
         assert figures["flood_statuses"].get("401", 0) > 0, figures
     assert "Traceback" not in server.log()
-    if mode == "default":
-        assert figures["reader"]["p99_ms"] <= P99_LIMIT * 1000, figures
-    else:
-        # Known gap: with no per-address limit, 32 flooding clients on the same 2 cores push
-        # the reader's p99 past the 100 ms target (measured 110-231 ms; see docs/benchmarks.md,
-        # front-door section). This bound only guards against it getting worse.
-        assert figures["reader"]["p99_ms"] <= NO_RATE_LIMIT_P99_BOUND * 1000, figures
+    assert figures["reader"]["p99_ms"] <= P99_LIMIT * 1000, figures
 
 
 # -- the per-account lock, end to end ----------------------------------------------------------
