@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import logging
@@ -9,10 +10,11 @@ import re
 import uuid
 
 import pytest
+import webtest
 
 from tests.helpers import API, bearer
+from widgetsvc.app import create_app
 
-ACCESS_LOG = "widgetsvc.access"
 EXPOSED = {"link", "location", "total-count", "www-authenticate"}
 URL_ATTRIBUTE = re.compile(r"""(?:src|href|url)\s*[=:]\s*["']([^"']*)["']""", re.IGNORECASE)
 
@@ -99,21 +101,35 @@ def test_preflight_is_answered_without_authentication(app, method, path):
 
 # -- request log ------------------------------------------------------------------------------
 
+class CapturedLogs:
+    """What the app wrote: the request log's lines (straight to stderr, file descriptor 2) and
+    every logging record."""
+
+    def __init__(self, caplog, capfd):
+        self._caplog, self._capfd = caplog, capfd
+        self._stderr = ""
+
+    def clear(self) -> None:
+        self._capfd.readouterr()
+        self._caplog.clear()
+        self._stderr = ""
+
+    def stderr_lines(self) -> list[str]:
+        self._stderr += self._capfd.readouterr().err
+        return self._stderr.splitlines()
+
+    def access_lines(self) -> list[dict]:
+        return [json.loads(line) for line in self.stderr_lines() if line.startswith("{")]
+
+    def all_lines(self) -> list[str]:
+        return self.stderr_lines() + [self._caplog.handler.format(r)
+                                      for r in self._caplog.records]
+
+
 @pytest.fixture
-def access_log(caplog):
-    """Every record of every logger (the access logger may not propagate once configured)."""
-    logger = logging.getLogger(ACCESS_LOG)
-    attach = not logger.propagate
-    if attach:
-        logger.addHandler(caplog.handler)
+def access_log(caplog, capfd):
     with caplog.at_level(logging.DEBUG):
-        yield caplog
-    if attach:
-        logger.removeHandler(caplog.handler)
-
-
-def _access_lines(caplog) -> list[dict]:
-    return [json.loads(r.getMessage()) for r in caplog.records if r.name == ACCESS_LOG]
+        yield CapturedLogs(caplog, capfd)
 
 
 def test_one_json_line_per_request_with_the_fields(app, user_token, access_log):
@@ -122,7 +138,7 @@ def test_one_json_line_per_request_with_the_fields(app, user_token, access_log):
     app.get(f"{API}/widgets", status=401)
     app.get(f"{API}/no-such-thing", status=404)
     app.delete(f"{API}/health", status=405)
-    lines = _access_lines(access_log)
+    lines = access_log.access_lines()
     assert [(e["method"], e["path"], e["status"]) for e in lines] == [
         ("GET", f"{API}/widgets", 200),  # no query string: the path only
         ("GET", f"{API}/widgets", 401),
@@ -134,6 +150,17 @@ def test_one_json_line_per_request_with_the_fields(app, user_token, access_log):
         assert isinstance(entry["duration_ms"], int | float) and entry["duration_ms"] >= 0
         assert re.fullmatch(r"[0-9a-f]{32}", entry["request_id"])
     assert len({e["request_id"] for e in lines}) == len(lines)
+
+
+def test_no_request_log_above_info_but_the_request_id_stays(config, db, access_log):
+    quiet = webtest.TestApp(create_app(dataclasses.replace(config, log_level="WARNING"), db=db))
+    access_log.clear()
+    resp = quiet.get(f"{API}/health", headers={"X-Request-ID": "quiet-1"})
+    assert resp.headers["X-Request-ID"] == "quiet-1"
+    assert access_log.access_lines() == []
+    loud = webtest.TestApp(create_app(dataclasses.replace(config, log_level="DEBUG"), db=db))
+    loud.get(f"{API}/health", headers={"X-Request-ID": "loud-1"})
+    assert [e["request_id"] for e in access_log.access_lines()] == ["loud-1"]
 
 
 def test_request_id_is_taken_when_sane_else_generated(app, access_log):
@@ -150,7 +177,7 @@ def test_request_id_is_taken_when_sane_else_generated(app, access_log):
     # An error response carries it too.
     assert app.get(f"{API}/auth/user", headers={"X-Request-ID": "err-1"},
                    status=401).headers["X-Request-ID"] == "err-1"
-    ids = [e["request_id"] for e in _access_lines(access_log)]
+    ids = [e["request_id"] for e in access_log.access_lines()]
     assert ids[0] == given and ids[1] == generated and ids[-1] == "err-1"
     assert len(ids) == 8
 
@@ -192,8 +219,8 @@ def test_no_password_token_or_hash_in_the_log_in_process(app, access_log):
         return app.get(path, headers=bearer(token)).json
 
     secrets = _secrets_flow(post, get, "logcheck@example.com")
-    lines = [access_log.handler.format(r) for r in access_log.records]
-    assert len(_access_lines(access_log)) == 5
+    lines = access_log.all_lines()
+    assert len(access_log.access_lines()) == 5
     _assert_no_secret(lines, secrets)
 
 

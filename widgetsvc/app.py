@@ -59,7 +59,7 @@ def create_app(
     app = falcon.App(
         middleware=[
             HygieneMiddleware(config.allowed_hosts, config.public_url, UI_SCRIPT_HASHES),
-            RequestLogMiddleware(),
+            RequestLogMiddleware(enabled=config.log_level in ("DEBUG", "INFO")),
             falcon.CORSMiddleware(
                 allow_origins="*",
                 expose_headers=["Link", "Location", "Total-Count", "WWW-Authenticate", "ETag",

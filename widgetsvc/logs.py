@@ -1,5 +1,5 @@
-"""Logging set-up: records on stderr (where gunicorn's own logs go); the request log is bare
-JSON lines."""
+"""Logging set-up: records on stderr (where gunicorn's own logs go). The request log is not a
+logging record: widgetsvc/requestlog.py writes its JSON lines to stderr itself."""
 
 from __future__ import annotations
 
@@ -17,8 +17,3 @@ def configure_logging(level: str = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level)
 
-    access = logging.getLogger("widgetsvc.access")
-    access_handler = logging.StreamHandler(sys.stderr)
-    access_handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(access_handler)
-    access.propagate = False
