@@ -150,6 +150,9 @@ def live_schema(live_server, users):
         allow_extra_parameters=False,
     )
     loaded.config.phases.update(phases=["examples", "coverage", "fuzzing"])
+    # A URL or header line too long for the front is refused there (414, 431): a rejection.
+    rejection = loaded.config.checks.negative_data_rejection
+    rejection.expected_statuses = [*rejection.expected_statuses, "414", "431"]
     return loaded
 
 

@@ -93,6 +93,14 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(code): table[code] for code in codes}
 
 
+def _front_errors() -> dict[str, Any]:
+    """What the front (nginx) answers for any operation before the app sees the request."""
+    return {
+        "414": _json("Message", "Request line (the URL) over 16 KiB: answered by the front"),
+        "431": _json("Message", "A header line over 16 KiB: answered by the front"),
+    }
+
+
 def _body(schema_name: str) -> dict[str, Any]:
     return {
         "required": True,
@@ -289,6 +297,7 @@ def build_document(routes: Mapping[str, object]) -> dict[str, Any]:
                              f"{sorted(declared[path])}")
         for method in methods:
             _secure(item[method], declared[path][method.upper()])
+            item[method]["responses"].update(_front_errors())
     return {
         "openapi": "3.1.0",
         "info": {
