@@ -23,7 +23,15 @@ from pathlib import Path
 from widgetsvc import apt, localdb
 from widgetsvc.localdb import REPO_ROOT
 
-TEMPLATE = REPO_ROOT / "deploy" / "nginx" / "widgetsvc.conf.template"
+
+def _template() -> Path:
+    """The nginx template: ``widgetsvc/deploy/nginx`` in an installed package (setup.py ships
+    the repository's ``deploy/nginx`` template there), else the checkout's ``deploy/nginx``."""
+    installed = Path(__file__).resolve().parent / "deploy" / "nginx" / "widgetsvc.conf.template"
+    return installed if installed.is_file() else REPO_ROOT / "deploy" / "nginx" / installed.name
+
+
+TEMPLATE = _template()
 DEFAULT_AUTH_RATE_LIMIT = 30  # login + register per minute per client address (docs/API.md §8.1)
 AUTH_BURST = 10
 _SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes
