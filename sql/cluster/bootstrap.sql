@@ -22,3 +22,7 @@ FROM (VALUES ('statement_timeout', %(statement_timeout)s::text),
              ('TimeZone', 'UTC'),
              ('jit', 'off'),
              ('plan_cache_mode', 'force_generic_plan')) AS settings (name, value);
+
+-- name: is_primary
+-- bin/cluster waits until HAProxy routes to the leader: a connection through it that can write.
+SELECT NOT pg_is_in_recovery() AS primary;

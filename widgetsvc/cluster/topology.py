@@ -389,7 +389,8 @@ class Cluster:
                 return False
             with psycopg.connect(self.leader_url(SUPERUSER, "postgres"), connect_timeout=2,
                                  autocommit=True) as conn:
-                return conn.execute("SHOW transaction_read_only").fetchone()[0] == "off"
+                is_primary = load_queries(SQL_DIR / "cluster")["is_primary"]
+                return conn.execute(is_primary).fetchone()[0]
 
         procs.wait_until(primary, timeout=timeout, what="the leader through HAProxy",
                          log=self.root / "haproxy.log", record=self.pids.get("haproxy"))
