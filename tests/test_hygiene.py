@@ -395,3 +395,17 @@ def test_render_takes_several_upstreams_and_refuses_injection(tmp_path):
         front.listen_address("127.0.0.1; evil", 80)
     with pytest.raises(front.FrontError):
         front.parse_trusted_proxies("10.0.0.1, evil")
+
+
+@pytest.mark.parametrize(("env", "gate"), [
+    ({}, "limit_conn widgetsvc_auth_all 4;"),  # the hashing slots given
+    ({"AUTH_IN_FLIGHT": "2"}, "limit_conn widgetsvc_auth_all 2;"),
+    ({"AUTH_IN_FLIGHT": "0"}, None),  # no gate
+])
+def test_the_login_gate_is_the_hashing_slots_unless_set(tmp_path, env, gate):
+    settings = front.FrontSettings.from_env({"AUTH_RATE_LIMIT": "12", **env})
+    text = front.render(["unix:/run/a.sock"], "127.0.0.1:80", tmp_path, **settings.limits(4))
+    gates = [line.strip() for line in text.splitlines() if "widgetsvc_auth_all" in line
+             and line.strip().startswith("limit_conn ")]
+    assert gates == ([gate] if gate else [])
+    assert "rate=12r/m;" in text

@@ -89,14 +89,8 @@ def serve(argv: list[str]) -> int:
     try:
         conf = runtime / "nginx.conf"
         if settings is not None:
-            conf.write_text(front.render(
-                [f"unix:{sock}"], listen, runtime,
-                auth_rate_limit=settings.auth_rate_limit,
-                auth_conn_limit=settings.auth_conn_limit,
-                auth_in_flight=(config.hash_slots if settings.auth_in_flight is None
-                                else settings.auth_in_flight),
-                trusted_proxies=settings.trusted_proxies,
-            ))
+            conf.write_text(front.render([f"unix:{sock}"], listen, runtime,
+                                         **settings.limits(config.hash_slots)))
         supervisor.spawn(
             "gunicorn", [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"), *argv], env=env
         )

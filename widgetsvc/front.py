@@ -64,6 +64,16 @@ class FrontSettings:
                             if env.get("AUTH_IN_FLIGHT", "").strip() else None),
         )
 
+    def limits(self, hash_slots: int) -> dict:
+        """``render()``'s limit arguments; ``hash_slots``: the upstreams' hashing slots in all,
+        the login gate's size unless ``AUTH_IN_FLIGHT`` sets it."""
+        return {
+            "auth_rate_limit": self.auth_rate_limit,
+            "auth_conn_limit": self.auth_conn_limit,
+            "auth_in_flight": hash_slots if self.auth_in_flight is None else self.auth_in_flight,
+            "trusted_proxies": self.trusted_proxies,
+        }
+
 
 def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()

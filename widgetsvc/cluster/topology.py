@@ -481,18 +481,11 @@ class Cluster:
         """The shared front template (``widgetsvc.front``) for all instances, with the
         cluster's retry rule for reads (``deploy/nginx/cluster-locations.conf``)."""
         settings = front.FrontSettings.from_env()
-        extra = {}
-        if hasattr(settings, "auth_in_flight"):
-            # The login gate: every instance's hashing slots together, unless set.
-            slots = getattr(Config.from_env(self.instance_env(0)), "hash_slots", 1)
-            extra["auth_in_flight"] = (self.state["instances"] * slots
-                                       if settings.auth_in_flight is None
-                                       else settings.auth_in_flight)
+        # The login gate: every instance's hashing slots together, unless AUTH_IN_FLIGHT is set.
+        slots = self.state["instances"] * Config.from_env(self.instance_env(0)).hash_slots
         text = front.render(
             [f"{HOST}:{port}" for port in self.ports["instances"][: self.state["instances"]]],
-            front.listen_address(HOST, self.ports["front"]), run_dir,
-            auth_rate_limit=settings.auth_rate_limit, auth_conn_limit=settings.auth_conn_limit,
-            trusted_proxies=settings.trusted_proxies, **extra)
+            front.listen_address(HOST, self.ports["front"]), run_dir, **settings.limits(slots))
         plain = "        location / {\n            proxy_pass http://widgetsvc;\n        }\n"
         listen = f"        listen {front.listen_address(HOST, self.ports['front'])};\n"
         if text.count(plain) != 1 or text.count(listen) != 1:
