@@ -11,8 +11,8 @@ import webtest
 from tests.helpers import API, PASSWORD, WIDGETS, bearer, login
 from widgetsvc import timefmt
 from widgetsvc.app import create_app
+from widgetsvc.paging import Page, link_header
 from widgetsvc.timefmt import FixedClock
-from widgetsvc.widgets.representation import Page, link_header
 
 URL = "https://www.fakesite.com"
 # Any date ahead of the real one works: only the fixed clock decides "today" for widgets.
@@ -223,11 +223,11 @@ C = "/api/v1/widgets"
      (100, 100, 1), (101, 100, 2)],
 )
 def test_page_total_pages(total_items, per_page, total_pages):
-    assert Page(1, per_page, total_items).total_pages == total_pages
+    assert Page(1, per_page, total_items, WIDGETS).total_pages == total_pages
 
 
 def test_empty_page_last_is_page_1():
-    page = Page(1, 10, 0)
+    page = Page(1, 10, 0, WIDGETS)
     assert page.links() == {
         "self": f"{C}?page=1&per_page=10",
         "first": f"{C}?page=1&per_page=10",
@@ -248,7 +248,7 @@ def test_empty_page_last_is_page_1():
     ],
 )
 def test_page_links_presence_and_order(number, rels):
-    page = Page(number, 5, 22)
+    page = Page(number, 5, 22, WIDGETS)
     links = page.links()
     assert list(links) == rels
     assert links["self"] == f"{C}?page={number}&per_page=5"
@@ -263,7 +263,7 @@ def test_page_links_presence_and_order(number, rels):
 
 
 def test_link_header_keeps_order_and_uris():
-    links = Page(2, 5, 22).links()
+    links = Page(2, 5, 22, WIDGETS).links()
     assert link_header(links) == (
         f'<{C}?page=2&per_page=5>; rel="self", <{C}?page=1&per_page=5>; rel="first", '
         f'<{C}?page=1&per_page=5>; rel="prev", <{C}?page=3&per_page=5>; rel="next", '

@@ -8,18 +8,15 @@ from typing import Any
 
 import falcon
 
-from widgetsvc import errors, timefmt
+from widgetsvc import errors, paging, timefmt
 from widgetsvc.auth.caller import CurrentUser
 from widgetsvc.auth.middleware import ADMIN
 from widgetsvc.bodies import is_form, read_object
 from widgetsvc.resource import Resource
-from widgetsvc.widgets.representation import Page, link_header, page_body
 
 COLLECTION_PATH = "/api/v1/users"
 FLAGS = ("admin", "disabled")
 SELF_CHANGE = "Administrators cannot demote or disable themselves."
-# PostgreSQL's OFFSET is a bigint; any page past this is simply past the end.
-_MAX_OFFSET = 2**62
 
 
 def user_item(row: dict[str, Any]) -> dict[str, Any]:
@@ -45,17 +42,10 @@ class UserCollection(Resource):
     auth = {"GET": ADMIN}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        query = self.validator.validate(
-            "pagination", {k: (v[0] if isinstance(v, list) else v) for k, v in req.params.items()},
-            where="query string")
-        number, per_page = query["page"], query["per_page"]
-        offset = min((number - 1) * per_page, _MAX_OFFSET)
-        rows = self.db.all("users_page", limit=per_page, offset=offset)
-        page = Page(number, per_page, rows[0]["total_items"], path=COLLECTION_PATH)
-        body = page_body(page, [user_item(r) for r in rows if r["public_id"] is not None])
-        resp.set_header("Link", link_header(body["links"]))
-        resp.set_header("Total-Count", str(page.total_items))
-        resp.media = body
+        wanted = paging.requested(self.validator, req)
+        rows = self.db.all("users_page", limit=wanted.limit, offset=wanted.offset)
+        page = paging.Page(wanted.number, wanted.per_page, rows[0]["total_items"], COLLECTION_PATH)
+        paging.respond(resp, page, [user_item(r) for r in rows if r["public_id"] is not None])
 
 
 class UserItem(Resource):

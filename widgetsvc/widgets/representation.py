@@ -1,8 +1,7 @@
-"""Rows to JSON: the widget body, the page body and its links (docs/API.md §5)."""
+"""Rows to JSON: the widget body (docs/API.md §5); pages are widgetsvc/paging.py."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -55,56 +54,3 @@ def widget_body(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "owner": owner,
         "link": link,
     }
-
-
-@dataclass(frozen=True)
-class Page:
-    """A page of a collection: widgets, or (``path``) any other paged exactly like them."""
-
-    number: int
-    per_page: int
-    total_items: int
-    path: str = COLLECTION_PATH
-
-    @property
-    def total_pages(self) -> int:
-        return -(-self.total_items // self.per_page)
-
-    @property
-    def has_prev(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.number < self.total_pages
-
-    def uri(self, number: int) -> str:
-        return f"{self.path}?page={number}&per_page={self.per_page}"
-
-    def links(self) -> dict[str, str]:
-        """self, first, prev (when has_prev), next (when has_next), last: in that order."""
-        links = {"self": self.uri(self.number), "first": self.uri(1)}
-        if self.has_prev:
-            links["prev"] = self.uri(self.number - 1)
-        if self.has_next:
-            links["next"] = self.uri(self.number + 1)
-        links["last"] = self.uri(max(self.total_pages, 1))
-        return links
-
-
-def page_body(page: Page, items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "links": page.links(),
-        "has_prev": page.has_prev,
-        "has_next": page.has_next,
-        "page": page.number,
-        "total_pages": page.total_pages,
-        "items_per_page": page.per_page,
-        "total_items": page.total_items,
-        "items": items,
-    }
-
-
-def link_header(links: dict[str, str]) -> str:
-    """RFC 8288 ``Link`` header with exactly the body's URIs, in the body's order."""
-    return ", ".join(f'<{uri}>; rel="{rel}"' for rel, uri in links.items())

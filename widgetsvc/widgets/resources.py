@@ -15,21 +15,12 @@ from typing import Any, NamedTuple
 import falcon
 from falcon.routing import BaseConverter
 
-from widgetsvc import errors
+from widgetsvc import errors, paging
 from widgetsvc.auth.middleware import ADMIN, TOKEN
 from widgetsvc.bodies import read_object
 from widgetsvc.resource import Resource
 from widgetsvc.widgets.conditions import Preconditions, etag, failed
-from widgetsvc.widgets.representation import (
-    Page,
-    link_header,
-    page_body,
-    widget_body,
-    widget_path,
-)
-
-# PostgreSQL's OFFSET is a bigint; any page past this is simply past the end.
-_MAX_OFFSET = 2**62
+from widgetsvc.widgets.representation import COLLECTION_PATH, widget_body, widget_path
 
 
 class PathName(NamedTuple):
@@ -53,10 +44,6 @@ class WidgetNameConverter(BaseConverter):
         return PathName(value, value.lower())
 
 
-def _first_values(params: dict[str, Any]) -> dict[str, str]:
-    return {k: (v[0] if isinstance(v, list) else v) for k, v in params.items()}
-
-
 class _WidgetResource(Resource):
     @staticmethod
     def _fields(values: dict[str, Any]) -> dict[str, Any]:
@@ -77,18 +64,12 @@ class WidgetCollection(_WidgetResource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         with req.context.caller.refusals_first():
-            query = self.validator.validate(
-                "pagination", _first_values(req.params), where="query string")
-        number, per_page = query["page"], query["per_page"]
-        offset = min((number - 1) * per_page, _MAX_OFFSET)
-        rows = req.context.caller.all("widget_page", limit=per_page, offset=offset)
+            wanted = paging.requested(self.validator, req)
+        rows = req.context.caller.all("widget_page", limit=wanted.limit, offset=wanted.offset)
         now = self.clock.now()
-        page = Page(number, per_page, rows[0]["total_items"])
-        items = [widget_body(row, now) for row in rows if row["name"] is not None]
-        body = page_body(page, items)
-        resp.set_header("Link", link_header(body["links"]))
-        resp.set_header("Total-Count", str(page.total_items))
-        resp.media = body
+        page = paging.Page(wanted.number, wanted.per_page, rows[0]["total_items"], COLLECTION_PATH)
+        paging.respond(resp, page, [widget_body(row, now) for row in rows
+                                    if row["name"] is not None])
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         with req.context.caller.refusals_first():
