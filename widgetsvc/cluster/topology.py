@@ -381,6 +381,8 @@ class Cluster:
     def _wait_leader_reachable(self, timeout: float) -> None:
         """Until HAProxy routes to the leader alone. It starts with every server up, until the
         first checks of the replica fail: a connection then could reach the replica."""
+        is_primary = load_queries(SQL_DIR / "cluster")["is_primary"]
+
         def primary() -> bool:
             leader = next((m["name"] for m in self.members() if m.get("role") == "leader"), None)
             servers = self.haproxy_servers()
@@ -389,7 +391,6 @@ class Cluster:
                 return False
             with psycopg.connect(self.leader_url(SUPERUSER, "postgres"), connect_timeout=2,
                                  autocommit=True) as conn:
-                is_primary = load_queries(SQL_DIR / "cluster")["is_primary"]
                 return conn.execute(is_primary).fetchone()[0]
 
         procs.wait_until(primary, timeout=timeout, what="the leader through HAProxy",
