@@ -177,19 +177,24 @@ def test_a_non_admin_write_is_403_and_writes_nothing(app, db, admin_token, user_
                   status=201)
     before = app.get(f"{API}/widgets/keep", headers=bearer(admin_token)).json
     auth = bearer(user_token)
-    if method == "post":
-        resp = app.post_json(f"{API}/widgets", {**BODY, "name": "new"}, headers=auth,
-                             status=403)
-    elif method == "put":
-        resp = app.put_json(f"{API}/widgets/keep", {**BODY, "info_url": "https://x.example.com"},
-                            headers=auth, status=403)
-    else:
-        resp = app.delete(f"{API}/widgets/keep", headers=auth, status=403)
+    resp = _write_keep(app, method, auth, 403, post_name="new")
     assert resp.json == {"message": NOT_ADMIN}
     assert 'realm="admin_users@mydomain.com", error="insufficient_scope"' \
         in resp.headers["WWW-Authenticate"]
     assert app.get(f"{API}/widgets/keep", headers=bearer(admin_token)).json == before
     assert _widget_count(db) == 1
+
+
+def _write_keep(app, method: str, auth: dict, status: int, post_name: str):
+    """A write that would touch the widget "keep" (POST creates ``post_name``)."""
+    if method == "post":
+        return app.post_json(f"{API}/widgets", {**BODY, "name": post_name}, headers=auth,
+                             status=status)
+    if method == "put":
+        return app.put_json(f"{API}/widgets/keep",
+                            {**BODY, "info_url": "https://x.example.com"},
+                            headers=auth, status=status)
+    return app.delete(f"{API}/widgets/keep", headers=auth, status=status)
 
 
 @pytest.mark.parametrize("method", ["post", "put", "delete"])
@@ -201,15 +206,8 @@ def test_a_revoked_admin_write_is_401_and_writes_nothing(app, db, users, method)
     token = login(app, "a2@example.com")
     app.post(f"{API}/auth/logout", headers=bearer(token), status=200)
     auth = bearer(token)
-    if method == "post":
-        # a taken name: the 401 comes before the 409
-        resp = app.post_json(f"{API}/widgets", {**BODY, "name": "keep"}, headers=auth,
-                             status=401)
-    elif method == "put":
-        resp = app.put_json(f"{API}/widgets/keep", {**BODY, "info_url": "https://x.example.com"},
-                            headers=auth, status=401)
-    else:
-        resp = app.delete(f"{API}/widgets/keep", headers=auth, status=401)
+    # POST with a taken name: the 401 comes before the 409
+    resp = _write_keep(app, method, auth, 401, post_name="keep")
     assert resp.json == {"message": REVOKED}
     kept = app.get(f"{API}/widgets/keep", headers=bearer(keeper)).json
     assert kept["info_url"] == BODY["info_url"]
