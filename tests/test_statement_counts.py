@@ -112,8 +112,10 @@ def test_statements_per_request(app, users, statements):
         "DELETE /widgets/{name}": Counter(["delete_widget"]),
         "GET /users": Counter(["authenticate", "users_page"]),
         "PATCH /users/{id} (admin)": Counter(["authenticate", "update_user_flags"]),
+        # the revocation is a later statement of the change's transaction, so that it sees
+        # the session of a login the change waited for (sql/queries/sessions.sql)
         "PUT /auth/password": Counter(["authenticate", "password_hash_by_id",
-                                       "change_password"]),
+                                       "change_password", "revoke_other_sessions"]),
         "POST /auth/logout-all": Counter(["logout_all"]),
         "PATCH /users/{id} (disable)": Counter(["authenticate", "update_user_flags",
                                                 "revoke_user_sessions"]),

@@ -16,11 +16,16 @@ SELECT u.id, u.public_id, u.email, u.admin, u.registered_on
 FROM new_user u, new_session;
 
 -- name: start_session
--- Login: a session for a user who is (still) enabled, plus a bounded purge of expired
--- sessions. FOR SHARE makes a concurrent disable wait for this insert (or this insert wait
--- for the disable, and then find the user disabled): see disable_user.
+-- Login: a session for a user who is (still) enabled and whose password hash is still the one
+-- the login verified (%(password_hash)s), plus a bounded purge of expired sessions. FOR SHARE
+-- makes a concurrent disable or password change wait for this insert, or this insert wait for
+-- it and then re-check the row's latest version (READ COMMITTED re-evaluates a locked row's
+-- condition): a password changed since the check means no session (see disable_user and
+-- change_password).
 WITH owner AS (
-    SELECT id FROM users WHERE id = %(user_id)s AND NOT disabled FOR SHARE
+    SELECT id FROM users
+    WHERE id = %(user_id)s AND NOT disabled AND password_hash = %(password_hash)s
+    FOR SHARE
 ), purged AS (
     DELETE FROM sessions
     WHERE id IN (SELECT id FROM sessions WHERE expires_at < now()
@@ -96,17 +101,21 @@ SELECT password_hash FROM users WHERE id = %(user_id)s;
 
 -- name: change_password
 -- The new hash, only if the stored one is still the hash the current password was checked
--- against (a concurrent change wins, this one reports changed = false); and, in the same
--- statement, every other live session of the user revoked.
+-- against (a concurrent change wins, this one reports changed = false). Run in one
+-- transaction with revoke_other_sessions: this UPDATE waits for any login holding the row
+-- FOR SHARE (start_session), so the next statement, with a newer snapshot, sees that login's
+-- session too, and every login after it finds the new hash and starts none.
 WITH changed AS (
     UPDATE users SET password_hash = %(new_hash)s
     WHERE id = %(user_id)s AND password_hash = %(old_hash)s
     RETURNING id
-), revoked AS (
-    UPDATE sessions SET revoked_at = now()
-    WHERE user_id IN (SELECT id FROM changed) AND id <> %(session_id)s AND revoked_at IS NULL
 )
 SELECT EXISTS (SELECT 1 FROM changed) AS changed;
+
+-- name: revoke_other_sessions
+-- After change_password, in its transaction: every other live session of the user.
+UPDATE sessions SET revoked_at = now()
+WHERE user_id = %(user_id)s AND id <> %(session_id)s AND revoked_at IS NULL;
 
 -- name: purge_sessions
 -- bin/purge-revoked: every expired session and spent refresh token.

@@ -81,9 +81,10 @@ class LoginResource(_AuthResource):
         with self.slots.hold():
             user = self.users.check_login(email, password)
         session = sessions.new_session()
-        # A user disabled since the password was checked gets no session: the same 401.
+        # A user disabled, or whose password changed, since the password was checked gets no
+        # session: the same 401.
         if user is None or not self.users.start_session(
-                user["id"], session, self.config.refresh_token_lifetime):
+                user, session, self.config.refresh_token_lifetime):
             self.lock.record_failure(email)
             raise errors.fail(falcon.HTTP_401, LOGIN_FAILED)
         self.lock.reset(email)
