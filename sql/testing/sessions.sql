@@ -3,7 +3,7 @@
 
 -- name: sess_rows
 -- The sessions of one user, oldest first.
-SELECT s.id, s.refresh_hash, s.created_at, s.expires_at, s.revoked_at
+SELECT s.id, s.refresh_hash, s.refresh_generation, s.created_at, s.expires_at, s.revoked_at
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE lower(u.email) = lower(%(email)s)
 ORDER BY s.created_at, s.id;
