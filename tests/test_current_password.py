@@ -5,6 +5,7 @@ Both orders of the race are forced with the real database's row locks, not timin
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -38,10 +39,16 @@ def store(db, config) -> Users:
     return Users(db, config.bcrypt_rounds)
 
 
-def new_session(config):
-    from widgetsvc.auth import keys
+def new_session() -> sessions.NewSession:
+    """A session to insert directly (its refresh token plays no part here)."""
+    return sessions.NewSession(uuid.uuid4(), "unused", os.urandom(32))
 
-    return sessions.new_session(keys.refresh_keys_for_config(config))
+
+def start_session(db, user: dict, session: sessions.NewSession) -> bool:
+    """The login's inserting statement, as Users.start_session runs it."""
+    return db.one("start_session", user_id=user["id"], password_hash=user["password_hash"],
+                  session_id=session.id, refresh_hash=session.refresh_hash,
+                  lifetime=LIFETIME) is not None
 
 
 def session_ids(db) -> set[str]:
@@ -70,8 +77,7 @@ def test_a_login_whose_check_preceded_a_password_change_gets_the_login_401(
     app.get(USER, headers=bearer(token["access_token"]), status=200)
 
 
-def test_a_login_waiting_for_an_uncommitted_change_starts_no_session(db, config, store,
-                                                                    account):
+def test_a_login_waiting_for_an_uncommitted_change_starts_no_session(db, store, account):
     """The change holds the user's row (uncommitted) when the login's insert runs: the insert
     waits for it, then finds the hash it verified gone."""
     checked = store.check_login(EMAIL, PASSWORD)
@@ -81,19 +87,19 @@ def test_a_login_waiting_for_an_uncommitted_change_starts_no_session(db, config,
         changed = change.one("change_password", user_id=checked["id"],
                              old_hash=checked["password_hash"], new_hash="$2b$04$" + "x" * 53)
         assert changed["changed"]
-        started = pool.submit(store.start_session, checked, new_session(config), LIFETIME)
+        started = pool.submit(start_session, db, checked, new_session())
         assert wait_for_lock_waiters(db, 1), "the login's insert never waited for the change"
         assert not started.done()
     assert started.result(timeout=30) is False  # the change committed as the block ended
     assert session_ids(db) == before
 
 
-def test_a_change_revokes_the_session_of_a_login_it_waited_for(db, config, store, account):
+def test_a_change_revokes_the_session_of_a_login_it_waited_for(db, store, account):
     """The other order: the login's insert holds the row (uncommitted) when the change's
     UPDATE runs. The change waits, and its revocation still reaches that new session."""
     checked = store.check_login(EMAIL, PASSWORD)
     mine = uuid.uuid4()  # the changing caller's own session (none here: all others go)
-    session = new_session(config)
+    session = new_session()
     with ThreadPoolExecutor(1) as pool:
         with db.transaction() as login:
             assert login.one("start_session", user_id=checked["id"],
