@@ -158,6 +158,11 @@ def refresh_keys_for_config(config: Config) -> RefreshKeys:
     return refresh_mac_keys(config)
 
 
+def refresh_keys_from_secrets(*secrets: str) -> RefreshKeys:
+    """The refresh MAC keys of an HS256 configuration with these secrets (the first signs)."""
+    return RefreshKeys(tuple(_refresh_key(secret.encode("utf-8")) for secret in secrets))
+
+
 def refresh_mac_keys(config: Config) -> RefreshKeys:
     """The refresh tokens' MAC keys (docs/API.md §8.4): derived from ``SECRET_KEY`` (which signs)
     and ``PREVIOUS_SECRET_KEYS`` (which still verify), so rotating the secret as for access
