@@ -8,7 +8,8 @@ import time
 import uuid
 from typing import Any
 
-from widgetsvc.auth.sessions import new_refresh_token
+from widgetsvc.auth import sessions
+from widgetsvc.auth.keys import refresh_keys_from_secrets
 from widgetsvc.auth.users import Users
 from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.localdb import LocalCluster
@@ -53,24 +54,27 @@ def fresh_session(url: str, user_id: int) -> uuid.UUID:
     try:
         with db.pool.connection() as conn:
             return conn.execute(load_queries(SQL_DIR / "bench")["bench_seed_sessions"],
-                                {"user_id": user_id,
-                                 "hashes": [new_refresh_token()[1]]}).fetchone()["id"]
+                                {"user_id": user_id, "ids": [uuid.uuid4()],
+                                 "hashes": [sessions.new_secret().hash]}).fetchone()["id"]
     finally:
         db.close()
 
 
-def fresh_refresh_tokens(url: str, user_id: int, count: int) -> list[str]:
-    """``count`` new sessions of the user: their refresh tokens (only the hashes are stored)."""
-    made = [new_refresh_token() for _ in range(count)]
+def fresh_refresh_tokens(url: str, user_id: int, count: int, secret_key: str) -> list[str]:
+    """``count`` new sessions of the user: their generation-0 refresh tokens, MAC'd as the
+    service with ``secret_key`` does (only the hashes of their random parts are stored)."""
+    keys = refresh_keys_from_secrets(secret_key)
+    made = [sessions.new_session(keys) for _ in range(count)]
     db = Database(url, min_size=1, max_size=1)
     db.pool.open(wait=True, timeout=10)
     try:
         with db.pool.connection() as conn:
             conn.execute(load_queries(SQL_DIR / "bench")["bench_seed_sessions"],
-                         {"user_id": user_id, "hashes": [digest for _, digest in made]})
+                         {"user_id": user_id, "ids": [s.id for s in made],
+                          "hashes": [s.refresh_hash for s in made]})
     finally:
         db.close()
-    return [token for token, _ in made]
+    return [s.refresh_token for s in made]
 def seed_existing(url: str, *, widgets: int, email: str, password: str,
                   bcrypt_rounds: int) -> None:
     """Seed a running service's (migrated) database once: the bench user and widget-1..N

@@ -872,8 +872,9 @@ def assert_token_body(resp, status: int, message: str, lifetime: int = 900) -> d
     assert type(body["expires_in"]) is int and body["expires_in"] == lifetime
     assert isinstance(body["access_token"], str)
     assert re.fullmatch(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", body["access_token"])
-    # §8.4: 32 random bytes, unpadded base64url; 30 days by default
-    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", body["refresh_token"])
+    # §8.4: session, generation, 16 random bytes and a MAC in unpadded base64url; 30 days by
+    # default
+    assert re.fullmatch(r"[A-Za-z0-9_-]{75}", body["refresh_token"])
     assert type(body["refresh_expires_in"]) is int and body["refresh_expires_in"] == 30 * 86400
     return body
 

@@ -52,6 +52,9 @@ EXPECTED_INDEXES = {
     "spent_refresh_tokens_expires_at_idx":
         "CREATE INDEX spent_refresh_tokens_expires_at_idx ON public.spent_refresh_tokens "
         "USING btree (expires_at)",
+    "users_enabled_admins_idx":
+        "CREATE INDEX users_enabled_admins_idx ON public.users USING btree (id) "
+        "WHERE (admin AND (NOT disabled))",
     "schema_migrations_pkey":
         "CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations "
         "USING btree (version)",

@@ -4,6 +4,7 @@ expired sessions and spent refresh tokens are purged with a bounded cost."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -16,7 +17,7 @@ import pytest
 import webtest
 
 from tests.helpers import API, PASSWORD, SECRET, bearer, claims_for, forge, forged_sid
-from tests.helpers_sql import run_sql
+from tests.helpers_sql import legacy_session, run_sql
 from widgetsvc.app import create_app
 from widgetsvc.auth import users as users_module
 from widgetsvc.config import Config, ConfigError
@@ -73,6 +74,17 @@ def claims(token: str) -> dict:
     return jwt.decode(token, SECRET, algorithms=["HS256"])
 
 
+def decode_refresh(token: str) -> tuple[uuid.UUID, int, bytes, bytes]:
+    """session id, generation, random part and MAC of a current-format refresh token."""
+    assert re.fullmatch(r"[A-Za-z0-9_-]{75}", token), token
+    raw = base64.urlsafe_b64decode(token + "=")
+    return uuid.UUID(bytes=raw[:16]), int.from_bytes(raw[16:24], "big"), raw[24:40], raw[40:]
+
+
+def random_part_hash(token: str) -> bytes:
+    return hashlib.sha256(decode_refresh(token)[2]).digest()
+
+
 def assert_fail(resp, status: int, body: dict) -> None:
     assert resp.status_int == status
     assert resp.headers["Content-Type"] == "application/json"
@@ -92,10 +104,10 @@ def test_login_starts_a_session_stored_only_as_a_hash(app, db, account):
     fixture_session, *started = rows  # the users fixture's own session comes first
     assert len(started) == 2
     for body, row in zip((first, second), started, strict=True):
-        assert re.fullmatch(r"[A-Za-z0-9_-]{43}", body["refresh_token"])
-        assert claims(body["access_token"])["sid"] == str(row["id"])
-        assert bytes(row["refresh_hash"]) == hashlib.sha256(
-            body["refresh_token"].encode()).digest()
+        session_id, generation, _, _ = decode_refresh(body["refresh_token"])
+        assert claims(body["access_token"])["sid"] == str(row["id"]) == str(session_id)
+        assert generation == row["refresh_generation"] == 0
+        assert bytes(row["refresh_hash"]) == random_part_hash(body["refresh_token"])
         assert row["revoked_at"] is None
         # the token itself is nowhere in the database
         assert run_sql(db, "sess_text_holds", needle=body["refresh_token"])[0]["rows"] == 0
@@ -128,17 +140,17 @@ def test_refresh_rotates_within_the_same_session(app, db, account, kind):
     assert body["status"] == "success" and body["message"] == "successfully refreshed"
     assert body["token_type"] == "bearer" and body["expires_in"] == 900
     assert body["refresh_expires_in"] == 30 * 24 * 3600
-    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", body["refresh_token"])
     assert body["refresh_token"] != login["refresh_token"]
     old, new = claims(login["access_token"]), claims(body["access_token"])
     assert new["sid"] == old["sid"] and new["sub"] == old["sub"] and new["jti"] != old["jti"]
     assert app.get(USER, headers=bearer(body["access_token"])).json["email"] == EMAIL
-    # the session's current hash is the new token's, the old one is spent
+    # the new token names the same session, one generation on; the row holds only its hash
+    session_id, generation, _, _ = decode_refresh(body["refresh_token"])
+    assert (str(session_id), generation) == (old["sid"], 1)
     row = run_sql(db, "sess_rows", email=EMAIL)[-1]
-    assert bytes(row["refresh_hash"]) == hashlib.sha256(body["refresh_token"].encode()).digest()
-    (spent,) = run_sql(db, "sess_spent")
-    assert bytes(spent["hash"]) == hashlib.sha256(login["refresh_token"].encode()).digest()
-    assert str(spent["session_id"]) == old["sid"]
+    assert bytes(row["refresh_hash"]) == random_part_hash(body["refresh_token"])
+    assert row["refresh_generation"] == 1
+    assert run_sql(db, "sess_spent") == []  # nothing kept per refresh
     # and a chain of refreshes keeps going
     again = refresh(app, body["refresh_token"]).json
     assert claims(again["access_token"])["sid"] == old["sid"]
@@ -174,11 +186,11 @@ def test_an_expired_refresh_token_is_invalid(app, db, account):
     assert_fail(refresh(app, login["refresh_token"], status=401), 401, INVALID_REFRESH)
 
 
-def test_a_spent_token_past_its_own_expiry_is_invalid_not_reused(app, db, account):
-    login = log_in(app)
-    rotated = refresh(app, login["refresh_token"]).json
-    run_sql(db, "sess_expire_spent", session_id=claims(login["access_token"])["sid"])
-    assert_fail(refresh(app, login["refresh_token"], status=401), 401, INVALID_REFRESH)
+def test_a_spent_legacy_token_past_its_own_expiry_is_invalid_not_reused(app, db, account):
+    session_id, legacy = legacy_session(db, EMAIL)
+    rotated = refresh(app, legacy).json
+    run_sql(db, "sess_expire_spent", session_id=session_id)
+    assert_fail(refresh(app, legacy, status=401), 401, INVALID_REFRESH)
     refresh(app, rotated["refresh_token"], status=200)  # and the session was not revoked
 
 
@@ -366,14 +378,18 @@ def test_a_login_purges_at_most_100_expired_sessions(app, db, account):
     assert counts(db)["live_sessions"] == 3  # the fixture's and the two logins'
 
 
-def test_a_refresh_purges_at_most_100_expired_spent_tokens(app, db, account):
+def test_a_legacy_refresh_purges_at_most_100_expired_spent_tokens(app, db, account):
+    """Only legacy tokens still leave a spent row (one per session), and their refreshes
+    purge: a current-format refresh writes and purges nothing there."""
     run_sql(db, "sess_insert_expired", email=EMAIL, prefix="old-", count=3, spent=50)
     assert counts(db)["expired_spent"] == 150
     login = log_in(app)  # also purges the 3 expired sessions, not their spent tokens
     assert counts(db)["expired_sessions"] == 0 and counts(db)["expired_spent"] == 150
-    rotated = refresh(app, login["refresh_token"]).json
+    refresh(app, login["refresh_token"])
+    assert counts(db)["expired_spent"] == 150 and counts(db)["live_spent"] == 0
+    refresh(app, legacy_session(db, EMAIL)[1])
     assert counts(db)["expired_spent"] == 50 and counts(db)["live_spent"] == 1
-    refresh(app, rotated["refresh_token"])
+    refresh(app, legacy_session(db, EMAIL)[1])
     assert counts(db)["expired_spent"] == 0 and counts(db)["live_spent"] == 2
 
 
@@ -382,6 +398,7 @@ def test_bin_purge_revoked_also_purges_sessions_and_spent_tokens(app, db, databa
     run_sql(db, "sess_insert_expired", email=EMAIL, prefix="old-", count=120, spent=3)
     login = log_in(app)
     refresh(app, login["refresh_token"])
+    refresh(app, legacy_session(db, EMAIL)[1])  # a legacy token's last hash is kept as spent
     before = counts(db)
     env = {**os.environ, "DATABASE_URL": database_url, "WIDGETSVC_ENV": "test"}
     env.pop("SECRET_KEY", None)

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from tests.helpers import API, PASSWORD, bearer
+from tests.helpers_sql import legacy_session
 from widgetsvc.db import Session
 
 
@@ -26,7 +27,7 @@ def statements(monkeypatch):
     return seen
 
 
-def test_statements_per_request(app, users, statements):
+def test_statements_per_request(app, db, users, statements):
     users.create("admin@example.com", PASSWORD, admin=True)
     users.create("member@example.com", PASSWORD, admin=False)
     member_id = None
@@ -57,6 +58,11 @@ def test_statements_per_request(app, users, statements):
     _, counts["POST /auth/refresh (spent: 401)"] = run(
         "POST", f"{API}/auth/refresh", body={"refresh_token": member["refresh_token"]},
         status=401)
+    _, legacy = legacy_session(db, "member@example.com")
+    _, counts["POST /auth/refresh (legacy token)"] = run(
+        "POST", f"{API}/auth/refresh", body={"refresh_token": legacy}, status=200)
+    _, counts["POST /auth/refresh (spent legacy: 401)"] = run(
+        "POST", f"{API}/auth/refresh", body={"refresh_token": legacy}, status=401)
     member = app.post_json(f"{API}/auth/login", {"email": "member@example.com",
                                                  "password": PASSWORD}).json
     token = member["access_token"]
@@ -99,9 +105,12 @@ def test_statements_per_request(app, users, statements):
         "POST /auth/login": Counter(["login_lock", "user_by_email", "start_session",
                                      "reset_login_failures"]),
         "POST /auth/register": Counter(["register_user"]),
-        "POST /auth/refresh": Counter(["rotate_refresh_token"]),
-        "POST /auth/refresh (spent: 401)": Counter(["rotate_refresh_token",
-                                                    "refresh_token_reused"]),
+        # rotation and reuse are one statement (refresh_session); legacy tokens keep theirs
+        "POST /auth/refresh": Counter(["refresh_session"]),
+        "POST /auth/refresh (spent: 401)": Counter(["refresh_session"]),
+        "POST /auth/refresh (legacy token)": Counter(["rotate_legacy_refresh_token"]),
+        "POST /auth/refresh (spent legacy: 401)": Counter(["rotate_legacy_refresh_token",
+                                                           "legacy_refresh_token_reused"]),
         "GET /auth/user": Counter(["authenticate"]),
         "GET /widgets": Counter(["widget_page"]),
         "POST /widgets": Counter(["insert_widget"]),
@@ -112,8 +121,10 @@ def test_statements_per_request(app, users, statements):
         "DELETE /widgets/{name}": Counter(["delete_widget"]),
         "GET /users": Counter(["authenticate", "users_page"]),
         "PATCH /users/{id} (admin)": Counter(["authenticate", "update_user_flags"]),
+        # the revocation is a later statement of the change's transaction, so that it sees
+        # the session of a login the change waited for (sql/queries/sessions.sql)
         "PUT /auth/password": Counter(["authenticate", "password_hash_by_id",
-                                       "change_password"]),
+                                       "change_password", "revoke_other_sessions"]),
         "POST /auth/logout-all": Counter(["logout_all"]),
         "PATCH /users/{id} (disable)": Counter(["authenticate", "update_user_flags",
                                                 "revoke_user_sessions"]),

@@ -11,11 +11,11 @@ FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g;
 VACUUM ANALYZE widgets;
 
 -- name: bench_seed_sessions
--- Sessions of the bench user whose refresh tokens hash to %(hashes)s (the refresh scenario
--- starts each run with fresh ones, one per connection).
+-- Sessions %(ids)s of the bench user whose refresh tokens' random parts hash to %(hashes)s
+-- (the refresh scenario starts each run with fresh ones, one per connection).
 INSERT INTO sessions (id, user_id, refresh_hash, expires_at)
-SELECT gen_random_uuid(), %(user_id)s, h, now() + interval '30 days'
-FROM unnest(%(hashes)s::bytea[]) AS h
+SELECT id, %(user_id)s, h, now() + interval '30 days'
+FROM unnest(%(ids)s::uuid[], %(hashes)s::bytea[]) AS t (id, h)
 RETURNING id;
 -- name: bench_seeded_widgets
 -- bin/bench --url: is a running service's database seeded already (the last widget exists)?

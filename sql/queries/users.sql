@@ -34,10 +34,46 @@ LEFT JOIN LATERAL (
 ORDER BY p.registered_on, p.id;
 
 -- name: update_user_flags
--- PATCH /users/{public_id}: a NULL leaves that flag as it is. Run in one transaction with
--- revoke_user_sessions when disabling: this UPDATE waits for any login that holds the row
--- FOR SHARE (start_session), so the next statement sees that login's session too.
-UPDATE users
-SET admin = coalesce(%(admin)s, admin), disabled = coalesce(%(disabled)s, disabled)
-WHERE public_id = %(public_id)s
-RETURNING id, email, public_id, admin, disabled, registered_on;
+-- PATCH /users/{public_id}: a NULL leaves that flag as it is. One row: `found` (the user
+-- exists) and, when the change was made, the user's columns; found with NULL columns: refused,
+-- since it would leave no enabled administrator (docs/API.md §8.5).
+--
+-- The last-administrator rule is decided here, in the statement that changes the row: a
+-- demotion or disable first locks every enabled administrator FOR NO KEY UPDATE in id order
+-- (users_enabled_admins_idx, migration 0010), the whole set before the target row is touched
+-- (an aggregate over it), and changes an enabled administrator only if another one is among
+-- them. Under READ COMMITTED a locked row that a concurrent transaction changed is re-checked
+-- on its newest version once that transaction commits, and dropped if it is no longer an
+-- enabled administrator: two administrators demoting each other at once therefore take turns
+-- on the first lock, and the second finds only itself left. (A plain EXISTS would read the
+-- statement's snapshot and let both through.) The fixed order means no deadlock; NO KEY UPDATE
+-- does not wait for logins' session inserts (their foreign-key checks take KEY SHARE). A
+-- change that can demote or disable nobody (%(admin)s not false, %(disabled)s not true)
+-- locks nothing.
+--
+-- Run in one transaction with revoke_user_sessions when disabling: this UPDATE waits for any
+-- login that holds the row FOR SHARE (start_session), so the next statement sees that
+-- login's session too.
+WITH admins AS MATERIALIZED (
+    SELECT id FROM users
+    WHERE admin AND NOT disabled
+      AND (%(admin)s::boolean IS FALSE OR %(disabled)s::boolean IS TRUE)
+    ORDER BY id
+    FOR NO KEY UPDATE
+), others AS (
+    SELECT count(*) AS n FROM admins a
+    WHERE a.id IS DISTINCT FROM (SELECT id FROM users WHERE public_id = %(public_id)s)
+), changed AS (
+    UPDATE users u
+    SET admin = coalesce(%(admin)s, u.admin), disabled = coalesce(%(disabled)s, u.disabled)
+    FROM others o
+    WHERE u.public_id = %(public_id)s
+      AND (o.n > 0
+           OR NOT (u.admin AND NOT u.disabled)
+           OR (coalesce(%(admin)s, u.admin) AND NOT coalesce(%(disabled)s, u.disabled)))
+    RETURNING u.id, u.email, u.public_id, u.admin, u.disabled, u.registered_on
+)
+SELECT EXISTS (SELECT 1 FROM users WHERE public_id = %(public_id)s) AS found,
+       c.id, c.email, c.public_id, c.admin, c.disabled, c.registered_on
+FROM (SELECT 1) AS one
+LEFT JOIN changed c ON true;

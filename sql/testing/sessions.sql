@@ -3,7 +3,7 @@
 
 -- name: sess_rows
 -- The sessions of one user, oldest first.
-SELECT s.id, s.refresh_hash, s.created_at, s.expires_at, s.revoked_at
+SELECT s.id, s.refresh_hash, s.refresh_generation, s.created_at, s.expires_at, s.revoked_at
 FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE lower(u.email) = lower(%(email)s)
 ORDER BY s.created_at, s.id;
@@ -16,6 +16,20 @@ SELECT hash, session_id, expires_at FROM spent_refresh_tokens ORDER BY expires_a
 SELECT (SELECT count(*) FROM sessions s WHERE strpos(s::text, %(needle)s) > 0)
      + (SELECT count(*) FROM spent_refresh_tokens t WHERE strpos(t::text, %(needle)s) > 0)
        AS rows;
+
+-- name: sess_insert_legacy
+-- A session as the code before migration 0009 made it: generation 0, refresh_hash the SHA-256
+-- of the refresh token's text (%(token_hash)s).
+INSERT INTO sessions (id, user_id, refresh_hash, expires_at)
+SELECT %(session_id)s, u.id, %(token_hash)s, now() + interval '30 days'
+FROM users u WHERE lower(u.email) = lower(%(email)s);
+
+-- name: sess_table_rows
+-- Every row of the tables a refresh reads or writes (and the other token tables).
+SELECT (SELECT count(*) FROM sessions) AS sessions,
+       (SELECT count(*) FROM spent_refresh_tokens) AS spent_refresh_tokens,
+       (SELECT count(*) FROM users) AS users,
+       (SELECT count(*) FROM revoked_tokens) AS revoked_tokens;
 
 -- name: sess_expire
 -- Make a session's current refresh token (and the session) expired.
@@ -53,3 +67,24 @@ SELECT admin, disabled, password_hash FROM users WHERE lower(email) = lower(%(em
 
 -- name: sess_widget_etag
 SELECT etag, info_url FROM widgets WHERE name = %(widget)s;
+
+-- name: sess_lock_waiters
+-- How many other backends of this database wait for a lock (a row lock, here): lets a test
+-- know that the statement it started in a thread has reached the lock it must wait for.
+SELECT count(*) AS waiting FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid();
+
+-- name: sess_set_flags
+UPDATE users SET admin = %(admin)s, disabled = %(disabled)s
+WHERE lower(email) = lower(%(email)s);
+
+-- name: sess_enabled_admins
+SELECT email FROM users WHERE admin AND NOT disabled ORDER BY id;
+
+-- name: sess_lock_first_admin
+-- Held in a test's transaction: the first row every demotion or disable must lock (the
+-- enabled administrators are locked in id order), so that racing PATCHes queue behind it.
+SELECT id FROM users WHERE admin AND NOT disabled ORDER BY id LIMIT 1 FOR UPDATE;
+
+-- name: sess_lock_all_admins
+SELECT id FROM users WHERE admin ORDER BY id FOR UPDATE;

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 from dataclasses import dataclass, field
 from functools import cache
@@ -20,7 +21,12 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from widgetsvc.auth.sessions import RefreshKeys
 from widgetsvc.config import EDDSA, HS256, Config, ConfigError
+
+# Refresh tokens are MAC'd under keys derived from the configured secrets with this label, never
+# under the secrets themselves: an HS256 access-token key and a refresh MAC key are never equal.
+REFRESH_MAC_LABEL = b"widgetsvc refresh-token MAC v1"
 
 
 def _b64url(data: bytes) -> str:
@@ -140,3 +146,36 @@ def _keyring(current: VerifyKey, signing: Any, verifiers: list[VerifyKey]) -> Ke
     for key in verifiers:
         by_kid.setdefault(key.kid, key)
     return Keyring(current.kid, current.algorithm, signing, by_kid)
+
+
+def _refresh_key(secret: bytes) -> bytes:
+    return hmac.new(secret, REFRESH_MAC_LABEL, hashlib.sha256).digest()
+
+
+@cache
+def refresh_keys_for_config(config: Config) -> RefreshKeys:
+    """``refresh_mac_keys``, once per configuration."""
+    return refresh_mac_keys(config)
+
+
+def refresh_keys_from_secrets(*secrets: str) -> RefreshKeys:
+    """The refresh MAC keys of an HS256 configuration with these secrets (the first signs)."""
+    return RefreshKeys(tuple(_refresh_key(secret.encode("utf-8")) for secret in secrets))
+
+
+def refresh_mac_keys(config: Config) -> RefreshKeys:
+    """The refresh tokens' MAC keys (docs/API.md §8.4): derived from ``SECRET_KEY`` (which signs)
+    and ``PREVIOUS_SECRET_KEYS`` (which still verify), so rotating the secret as for access
+    tokens keeps refresh tokens valid. With ``TOKEN_ALGORITHM=EdDSA`` the Ed25519 signing key
+    also yields one: it signs when no ``SECRET_KEY`` is set (then retiring that Ed25519 key
+    ends the refresh tokens it signed, since a public key cannot verify a MAC)."""
+    derived = [_refresh_key(config.secret_key.encode("utf-8"))] if config.secret_key else []
+    if config.token_algorithm == EDDSA and config.signing_key_file:
+        seed = _private_key(config.signing_key_file).private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+            serialization.NoEncryption())
+        derived.append(_refresh_key(seed))
+    derived += [_refresh_key(secret.encode("utf-8")) for secret in config.previous_secret_keys]
+    if not derived:
+        raise ConfigError("refresh tokens need SECRET_KEY (or, with EdDSA, SIGNING_KEY_FILE)")
+    return RefreshKeys(tuple(dict.fromkeys(derived)))

@@ -27,6 +27,7 @@ class _AuthResource(Resource):
         super().__init__(*args)
         self.users = Users(self.db, self.config.bcrypt_rounds)
         self.keys = keys.for_config(self.config)
+        self.refresh_keys = keys.refresh_keys_for_config(self.config)
         # Shared by every resource that hashes (create_app passes one per instance).
         self.slots = slots or HashSlots(self.config.hash_slots)
         self.lock = LoginLock(self.db, self.config.login_lock_failures,
@@ -61,7 +62,7 @@ class RegisterResource(_AuthResource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         email, password = self._credentials(req)
-        session = sessions.new_session()
+        session = sessions.new_session(self.refresh_keys)
         with self.slots.hold():
             user = self.users.register(email, password, session,
                                        self.config.refresh_token_lifetime)
@@ -80,10 +81,11 @@ class LoginResource(_AuthResource):
         self.lock.check(email)  # order (docs/API.md §8): 400, then the lock's 429, then the 503
         with self.slots.hold():
             user = self.users.check_login(email, password)
-        session = sessions.new_session()
-        # A user disabled since the password was checked gets no session: the same 401.
+        session = sessions.new_session(self.refresh_keys)
+        # A user disabled, or whose password changed, since the password was checked gets no
+        # session: the same 401.
         if user is None or not self.users.start_session(
-                user["id"], session, self.config.refresh_token_lifetime):
+                user, session, self.config.refresh_token_lifetime):
             self.lock.record_failure(email)
             raise errors.fail(falcon.HTTP_401, LOGIN_FAILED)
         self.lock.reset(email)
@@ -92,24 +94,36 @@ class LoginResource(_AuthResource):
 
 
 class RefreshResource(_AuthResource):
-    """Rotation: the presented refresh token is spent, a new one (same session) returned; a
-    spent one presented again revokes its whole session. SHA-256 only: no hashing slot."""
+    """Rotation: the presented refresh token is spent, the next generation's returned (same
+    session); an older generation presented again revokes its whole session. One statement,
+    SHA-256 and an HMAC only: no hashing slot, and no row written per refresh."""
 
     auth = {"POST": NONE}
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_object(req, self.config.max_body_bytes)
         self.validator.validate("refresh", body)
-        presented = body["refresh_token"]
-        if not sessions.could_be_refresh_token(presented):
+        presented = sessions.parse(self.refresh_keys, body["refresh_token"])
+        if presented is None:  # not one of ours: no lookup
             raise errors.fail(falcon.HTTP_401, REFRESH_INVALID)
-        digest = sessions.refresh_hash(presented)
-        new_token, new_digest = sessions.new_refresh_token()
-        row = self.db.one("rotate_refresh_token", hash=digest, new_hash=new_digest,
-                          lifetime=self.config.refresh_token_lifetime)
-        if row is None:
-            reused = self.db.one("refresh_token_reused", hash=digest)["reused"]
-            raise errors.fail(falcon.HTTP_401, REFRESH_REUSED if reused else REFRESH_INVALID)
+        secret = sessions.new_secret()
+        lifetime = self.config.refresh_token_lifetime
+        if isinstance(presented, sessions.PresentedLegacy):
+            row = self.db.one("rotate_legacy_refresh_token", hash=presented.hash,
+                              new_hash=secret.hash, lifetime=lifetime)
+            if row is None:
+                reused = self.db.one("legacy_refresh_token_reused",
+                                     hash=presented.hash)["reused"]
+                raise errors.fail(falcon.HTTP_401, REFRESH_REUSED if reused else REFRESH_INVALID)
+        else:
+            row = self.db.one("refresh_session", session_id=presented.session_id,
+                              generation=presented.generation, hash=presented.hash,
+                              new_hash=secret.hash, lifetime=lifetime)
+            if row is None:
+                raise errors.fail(falcon.HTTP_401, REFRESH_INVALID)
+            if not row["rotated"]:
+                raise errors.fail(falcon.HTTP_401, REFRESH_REUSED)
+        new_token = sessions.token(self.refresh_keys, row["session_id"], row["generation"], secret)
         self._respond_with_token(resp, row, row["session_id"], new_token,
                                  "successfully refreshed")
 

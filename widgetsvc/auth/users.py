@@ -48,9 +48,11 @@ class Users:
         matches = check_password(password, stored)
         return user if (user is not None and matches and not user["disabled"]) else None
 
-    def start_session(self, user_id: int, session: NewSession, lifetime: int) -> bool:
-        """False when the user was disabled (or removed) since the password was checked."""
-        return self.db.one("start_session", user_id=user_id, session_id=session.id,
+    def start_session(self, user: dict[str, Any], session: NewSession, lifetime: int) -> bool:
+        """False when the user was disabled (or removed), or their password changed, since
+        ``user["password_hash"]`` was checked: decided in the inserting statement itself."""
+        return self.db.one("start_session", user_id=user["id"],
+                           password_hash=user["password_hash"], session_id=session.id,
                            refresh_hash=session.refresh_hash, lifetime=lifetime) is not None
 
     def change_password(self, user_id: int, session_id: uuid.UUID, current: str,
@@ -60,6 +62,12 @@ class Users:
         row = self.db.one("password_hash_by_id", user_id=user_id)
         if row is None or not check_password(current, row["password_hash"]):
             return False
-        return self.db.one("change_password", user_id=user_id, session_id=session_id,
-                           old_hash=row["password_hash"],
-                           new_hash=hash_password(new, self.rounds))["changed"]
+        new_hash = hash_password(new, self.rounds)
+        with self.db.transaction() as tx:
+            changed = tx.one("change_password", user_id=user_id, old_hash=row["password_hash"],
+                             new_hash=new_hash)["changed"]
+            if changed:
+                # A later statement than the change, which waited for any login holding the
+                # row: it sees that login's session too (see change_password).
+                tx.execute("revoke_other_sessions", user_id=user_id, session_id=session_id)
+        return changed

@@ -229,7 +229,8 @@ def build_document(routes: Mapping[str, object]) -> dict[str, Any]:
                  **_errors(400, 401, 403),
                  "404": _json("StatusMessage", "No user with that public_id"),
                  "409": _json("StatusMessage", "Administrators cannot demote or disable "
-                                               "themselves"),
+                                               "themselves, nor the last enabled "
+                                               "administrator"),
                  **_errors(413, 415, 503)},
                 requestBody=_form_patch_body(),
                 description="Disabling revokes all of the user's sessions at once."),

@@ -17,6 +17,7 @@ from widgetsvc.resource import Resource
 COLLECTION_PATH = "/api/v1/users"
 FLAGS = ("admin", "disabled")
 SELF_CHANGE = "Administrators cannot demote or disable themselves."
+LAST_ADMIN = "The last administrator cannot be demoted or disabled."
 
 
 def user_item(row: dict[str, Any]) -> dict[str, Any]:
@@ -67,11 +68,15 @@ class UserItem(Resource):
         if target == caller.public_id and (admin is False or disabled is True):
             raise errors.fail(falcon.HTTP_409, SELF_CHANGE)
         with self.db.transaction() as tx:
+            # One statement decides the last-administrator rule as it changes the row (see
+            # update_user_flags): concurrent demotions can never leave no administrator.
             row = tx.one("update_user_flags", public_id=target, admin=admin, disabled=disabled)
-            if row is not None and disabled:
+            if row["id"] is not None and disabled:
                 # After the UPDATE above: it waited for any login holding the user's row, so
                 # this statement sees that login's session too (see start_session).
                 tx.execute("revoke_user_sessions", user_id=row["id"])
-        if row is None:
+        if not row["found"]:
             raise errors.fail(falcon.HTTP_404, f"{public_id} not found in database.")
+        if row["id"] is None:
+            raise errors.fail(falcon.HTTP_409, LAST_ADMIN)
         resp.media = user_item(row)
