@@ -200,6 +200,17 @@ def test_a_string_over_its_max_length_is_never_matched_against_its_pattern(monke
     assert len(URL) in seen  # a value within its length is matched (by RE2)
 
 
+def test_junk_query_parameters_are_neither_remembered_nor_sorted_with_the_page():
+    """The remembered pagination results are keyed by ``page`` and ``per_page`` alone: 64 KiB
+    of other parameters, different on every request, leave one small entry."""
+    checker = validation.Validator(timefmt.Clock())
+    for i in range(20):
+        junk = {f"junk{i}-{j}": "é" * 3000 for j in range(20)}
+        values = checker.validate("pagination", {"page": "2", **junk}, "query string")
+        assert values == {"page": 2, "per_page": 10}
+    assert list(checker._passed) == [("pagination", (("page", "2"),))]
+
+
 # -- through the real front --------------------------------------------------------------------
 
 ISSUE_INFO_URL = "http://a." + "é" * 32600 + "!"  # issue 18: 65 KB, 30 s per request before

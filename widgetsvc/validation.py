@@ -323,8 +323,15 @@ class Validator:
         """The schema's fields, normalised by their rules (a missing field with a default gets
         its default's value); any other key of ``data`` is left out."""
         key = None
-        if schema_name in _REMEMBERED_SCHEMAS and all(isinstance(v, str) for v in data.values()):
-            key = (schema_name, tuple(sorted(data.items())))
+        if schema_name in _REMEMBERED_SCHEMAS:
+            # Keyed by the schema's own fields only: no other key changes the outcome (these
+            # schemas allow any), and a query string padded with junk parameters would
+            # otherwise be sorted on every request and remembered whole (up to 1024 of them).
+            fields = self._forms[schema_name].fields
+            known = tuple(sorted((k, v) for k, v in data.items() if k in fields))
+            if all(isinstance(v, str) for _, v in known):
+                key = (schema_name, known)
+        if key is not None:
             remembered = self._passed.get(key)  # one look-up: another thread may clear()
             if remembered is not None:
                 return dict(remembered)
