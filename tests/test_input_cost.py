@@ -181,6 +181,25 @@ def test_a_pathological_whole_body_gets_its_4xx_at_once(app, tokens_by_role, pat
                       text.encode()[:BODY_LIMIT], content_type, tokens_by_role[role])
 
 
+@pytest.mark.parametrize(("header", "status"), [
+    ("Authorization", 401), ("Host", 400), ("X-Request-ID", 404), ("If-None-Match", 404)])
+def test_a_pathological_header_gets_its_answer_at_once(app, user_token, header, status):
+    """Headers are text too (ASCII shapes: a header is Latin-1): the token, Host, request id
+    and ETag checks are linear string code. GET of a widget that does not exist: 404."""
+    for shape, unit in UNITS.items():
+        if not unit.isascii():
+            continue
+        value = fill("Bearer " if header == "Authorization" else "", unit, BODY_LIMIT)
+        headers = {"Authorization": f"Bearer {user_token}", header: value}
+        cpu, wall = time.thread_time(), time.perf_counter()
+        resp = app.get(f"{API}/widgets/w", headers=headers, expect_errors=True)
+        cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+        assert cpu < CPU_LIMIT and wall < WALL_LIMIT, (header, shape, cpu, wall)
+        assert resp.status_int == status, (header, shape, resp.status, resp.text[:200])
+        assert_contract_4xx(resp, f"{header}: {shape}")
+        assert len(resp.headers["X-Request-ID"]) == 32  # never the 64 KiB one echoed
+
+
 def test_a_string_over_its_max_length_is_never_matched_against_its_pattern(monkeypatch):
     """Length first: the pattern (and with it any engine) never sees a value its field's
     maxLength already refuses; the answer is the rule's message as before."""
