@@ -5,14 +5,18 @@ normalises to (a page number as an int, a deadline as the end of its day, a widg
 lower-cased); the schema keywords beside it (``maxLength``, ``enum``, ``pattern``, ...) say the
 same thing for the OpenAPI document. All failing fields are reported at once and no Python
 error text ever reaches a client.
+
+Cost is bounded by size (docs/API.md §8.1): no backtracking regular expression sees client
+input. The schemas' ``pattern``s run on RE2 (``linear_re``), and only on a string within the
+field's ``maxLength``; every rule checks its length limit before anything else reads the value,
+and the rules' character checks are RE2 or plain string methods.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from functools import cache
 from pathlib import Path
@@ -20,10 +24,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dateutil.parser
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
 
-from widgetsvc import timefmt
+from widgetsvc import linear_re, timefmt
 from widgetsvc.errors import validation_failed
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
@@ -36,11 +40,10 @@ MAX_NAME_CHARS = 100
 MAX_INTEGER_CHARS = 100
 _MAX_DATE_CHARS = 100
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_WIDGET_NAME = re.compile(r"^[\w-]+$")
-_INTEGER = re.compile(r"^[+-]?[0-9]+$")
-_DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_EMAIL_LOCAL = re.compile(r"^[^\s@\"(),:;<>\[\]\\]+$")
+_CONTROL = linear_re.compile(r"[\x00-\x1f\x7f]")
+_SPACE = linear_re.compile(r"\s")
+_EMAIL_LOCAL = linear_re.compile(r"^[^\s@\"(),:;<>\[\]\\]+$")
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 
 class InvalidValue(ValueError):
@@ -58,10 +61,32 @@ def _is_domain(host: str) -> bool:
     labels = ascii_host.rstrip(".").split(".")
     if len(labels) < 2 or len(ascii_host) > 253:
         return False
-    if not all(_DOMAIN_LABEL.match(label) for label in labels):
+    if not all(_is_label(label) for label in labels):
         return False
     tld = labels[-1]
     return tld.isalpha() or tld.startswith("xn--")
+
+
+def _is_label(label: str) -> bool:
+    """1 to 63 of ``a-z0-9-``, no hyphen first or last (a final newline aside: what
+    ``^(?!-)[a-z0-9-]{1,63}(?<!-)$`` accepted)."""
+    if label.endswith("\n"):
+        label = label[:-1]
+    return (0 < len(label) <= 63 and not label.startswith("-") and not label.endswith("-")
+            and _LABEL_CHARS.issuperset(label))
+
+
+def _is_widget_name(value: str) -> bool:
+    """Letters and digits of any script (Python's ``\\w`` less ``_``), ``-`` and ``_``: one
+    at least. (``str.isalnum`` is exactly what ``re``'s Unicode ``\\w`` admits besides ``_``.)"""
+    rest = value.replace("-", "").replace("_", "")
+    return bool(value) and (not rest or rest.isalnum())
+
+
+def _is_integer(value: str) -> bool:
+    """An optional sign, then ASCII digits (what ``re.fullmatch(r"[+-]?[0-9]+")`` accepts)."""
+    digits = value[1:] if value.startswith(("+", "-")) else value
+    return digits.isascii() and digits.isdigit()
 
 
 def _is_localhost(host: str) -> bool:
@@ -82,7 +107,7 @@ def check_email(value: str) -> str:
     if len(value) > MAX_EMAIL_CHARS or _CONTROL.search(value) or value.count("@") != 1:
         raise bad
     local, domain = value.split("@")
-    if not local or not _EMAIL_LOCAL.match(local) or ".." in value:
+    if not local or not _EMAIL_LOCAL.search(local) or ".." in value:
         raise bad
     if local.startswith(".") or local.endswith("."):
         raise bad
@@ -106,7 +131,7 @@ def check_widget_name(value: str) -> str:
     table's CHECK), so a name that grows past it when lower-cased is too long."""
     if len(value) > MAX_NAME_CHARS or len(value.lower()) > MAX_NAME_CHARS:
         raise InvalidValue(f"Widget name must be at most {MAX_NAME_CHARS} characters.")
-    if not _WIDGET_NAME.match(value) or _CONTROL.search(value):
+    if not _is_widget_name(value):
         raise InvalidValue(
             f"'{value.lower()}' contains one or more invalid characters. Widget name must "
             "contain only letters, numbers, hyphen and underscore characters."
@@ -116,7 +141,7 @@ def check_widget_name(value: str) -> str:
 
 def _url_problem(value: str) -> str | None:
     """None when ``value`` is an acceptable URL, else the reason ('' for no specific one)."""
-    if len(value) > MAX_URL_CHARS or _CONTROL.search(value) or re.search(r"\s", value):
+    if len(value) > MAX_URL_CHARS or _CONTROL.search(value) or _SPACE.search(value):
         return ""
     try:
         parts = urlsplit(value)
@@ -188,7 +213,7 @@ def _parse_positive_int(value: str, field: str) -> int:
         # 19 digits is past the end anyway) keeps the longest valid query string well inside a
         # request line (gunicorn takes 4094 bytes) and below int()'s own limit of 4300 digits;
         # the schema's maxLength says the same.
-        if len(value) > MAX_INTEGER_CHARS or not _INTEGER.fullmatch(value):
+        if len(value) > MAX_INTEGER_CHARS or not _is_integer(value):
             raise ValueError(value)
         number = int(value)
     except ValueError:
@@ -231,11 +256,27 @@ _REMEMBERED_SCHEMAS = frozenset({"pagination"})
 _REMEMBER_AT_MOST = 1024
 
 
+def _linear_pattern(validator: Any, pattern: str, instance: Any,
+                    schema: dict[str, Any]) -> Iterator[ValidationError]:
+    """The ``pattern`` keyword on RE2 (jsonschema's own runs Python's ``re``, which backtracks),
+    and only on a string within the schema's ``maxLength``: a longer one already fails that
+    keyword, with the same message, and is never matched."""
+    if not validator.is_type(instance, "string"):
+        return
+    if len(instance) > schema.get("maxLength", len(instance)):
+        return
+    if not linear_re.compile(pattern).search(instance):
+        yield ValidationError(f"does not match {pattern!r}")  # never shown: see _describe
+
+
+_SchemaValidator = validators.extend(Draft202012Validator, {"pattern": _linear_pattern})
+
+
 class _Form:
     """One schema compiled: the jsonschema validator for its keywords, and for each property
     the rule its ``format`` names (None: no rule) and its default."""
 
-    def __init__(self, validator: Draft202012Validator, fields: dict[str, tuple[Any, Any]]):
+    def __init__(self, validator: Any, fields: dict[str, tuple[Any, Any]]):
         self.validator = validator
         self.fields = fields
 
@@ -269,7 +310,9 @@ class Validator:
                     spec = resolver.lookup(spec["$ref"]).contents
                 fields[field] = (rules.get(spec.get("format")), spec.get("default"))
             # No format checker: the rules run below, once, keeping what they return.
-            self._forms[name] = _Form(Draft202012Validator(schema, registry=registry), fields)
+            self._forms[name] = _Form(_SchemaValidator(schema, registry=registry), fields)
+            for pattern in _patterns(schema):
+                linear_re.compile(pattern)  # one RE2 cannot read stops the start, not a request
 
     def _deadline(self, value: str) -> datetime:
         """The deadline as stored: the end of the day it names (today or later)."""
@@ -280,8 +323,15 @@ class Validator:
         """The schema's fields, normalised by their rules (a missing field with a default gets
         its default's value); any other key of ``data`` is left out."""
         key = None
-        if schema_name in _REMEMBERED_SCHEMAS and all(isinstance(v, str) for v in data.values()):
-            key = (schema_name, tuple(sorted(data.items())))
+        if schema_name in _REMEMBERED_SCHEMAS:
+            # Keyed by the schema's own fields only: no other key changes the outcome (these
+            # schemas allow any), and a query string padded with junk parameters would
+            # otherwise be sorted on every request and remembered whole (up to 1024 of them).
+            fields = self._forms[schema_name].fields
+            known = tuple(sorted((k, v) for k, v in data.items() if k in fields))
+            if all(isinstance(v, str) for _, v in known):
+                key = (schema_name, known)
+        if key is not None:
             remembered = self._passed.get(key)  # one look-up: another thread may clear()
             if remembered is not None:
                 return dict(remembered)
@@ -315,6 +365,18 @@ class Validator:
         if errors:
             raise validation_failed(dict(sorted(errors.items())))
         return values
+
+
+def _patterns(schema: Any) -> Iterator[str]:
+    """Every ``pattern`` in a schema, however deep."""
+    if isinstance(schema, dict):
+        if isinstance(schema.get("pattern"), str):
+            yield schema["pattern"]
+        for value in schema.values():
+            yield from _patterns(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _patterns(value)
 
 
 _RULE_RANK = 2  # a rule's own message: after "missing" (0) and "must be a string" (1)

@@ -4,7 +4,6 @@ key the ``kid`` names, that key's algorithm pinned, and every claim required (RF
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import jwt
 from widgetsvc.auth.keys import Keyring
 
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "admin", "sid"]
-_JWT_SHAPE = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+_BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 MAX_TOKEN_CHARS = 4096
 
 
@@ -84,11 +83,18 @@ def _uuid(value: object, what: str) -> uuid.UUID:
         raise TokenInvalid(f"{what} is not a UUID") from None
 
 
+def _jwt_shape(token: str) -> bool:
+    """Three dot-separated, non-empty base64url parts (plain string code: linear, docs/API.md
+    §8.1)."""
+    parts = token.split(".")
+    return len(parts) == 3 and all(part and _BASE64URL.issuperset(part) for part in parts)
+
+
 @lru_cache(maxsize=4096)
 def _verify(token: str, keys: Keyring, leeway: int) -> Claims:
     """Full verification (PyJWT, the kid's key and algorithm only, claims required). Failures
     raise and are therefore never cached."""
-    if len(token) > MAX_TOKEN_CHARS or not _JWT_SHAPE.match(token):
+    if len(token) > MAX_TOKEN_CHARS or not _jwt_shape(token):
         raise TokenInvalid("malformed")
     try:
         kid = jwt.get_unverified_header(token).get("kid")
