@@ -105,7 +105,8 @@ BODIES = {
     ("patch", f"{API}/users/{{public_id}}"): "UserPatch",
 }
 # The shared field rules, each a schema file of its own and so a component of the document.
-FIELD_COMPONENTS = {"Email", "Password", "WidgetName", "InfoUrl", "Deadline", "Page", "PerPage"}
+FIELD_COMPONENTS = {"Email", "Password", "WidgetName", "InfoUrl", "Deadline", "Page", "PerPage",
+                    "AdminFlag", "DisabledFlag"}
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
@@ -257,13 +258,19 @@ def test_request_bodies_are_json_and_say_forms_are_accepted(doc):
 
 
 def test_user_patch_is_a_typed_body(doc):
-    """Two optional booleans, at least one present: no anyOf of branches that only say
-    `required` (the Python generator made the body `Any`, the TypeScript one `unknown`)."""
-    patch = doc["components"]["schemas"]["UserPatch"]
+    """Branches that each require one of the typed flags, as named components (a generated
+    client offers either; TypeScript refuses `{}` and `42`): not an anyOf of branches that
+    only say `required`, which made the Python body `Any` and the TypeScript one `unknown`."""
+    components = doc["components"]["schemas"]
+    patch = components["UserPatch"]
     assert patch["type"] == "object"
-    assert {k: v["type"] for k, v in patch["properties"].items()} == {
-        "admin": "boolean", "disabled": "boolean"}
-    assert not {"anyOf", "oneOf", "allOf"} & set(patch)
+    flags = {"admin": "boolean", "disabled": "boolean"}
+    assert patch["anyOf"] == [{"$ref": "#/components/schemas/UserPatchAdmin"},
+                              {"$ref": "#/components/schemas/UserPatchDisabled"}]
+    for branch, required in (("UserPatchAdmin", "admin"), ("UserPatchDisabled", "disabled")):
+        schema = components[branch]
+        assert schema["required"] == [required]
+        assert {k: resolve(doc, v)["type"] for k, v in schema["properties"].items()} == flags
     registry = Registry().with_resource(
         "urn:doc", Resource.from_contents(doc, default_specification=DRAFT202012))
     valid = Draft202012Validator({"$ref": "urn:doc#/components/schemas/UserPatch"},
@@ -375,7 +382,7 @@ def test_request_schemas_are_the_validators_files(doc):
     names = component_names(validation.load_schemas())
     assert {names[p.stem] for p in files} == {
         "Credentials", "Pagination", "WidgetCreate", "WidgetUpdate", "Refresh",
-        "PasswordChange", "UserPatch", *FIELD_COMPONENTS}
+        "PasswordChange", "UserPatch", "UserPatchAdmin", "UserPatchDisabled", *FIELD_COMPONENTS}
     assert set(validation.load_schemas()) == {p.stem for p in files}
     components = doc["components"]["schemas"]
     for path in files:

@@ -265,7 +265,12 @@ class Validator:
         for name, schema in schemas.items():
             resolver = registry.resolver(base_uri=schema["$id"])
             fields = {}
-            for field, spec in schema.get("properties", {}).items():
+            properties = dict(schema.get("properties", {}))
+            for branch in schema.get("anyOf", ()):  # "one of these" (PATCH /users): their fields
+                branch = resolver.lookup(branch["$ref"]).contents if "$ref" in branch else branch
+                for field, spec in branch.get("properties", {}).items():
+                    properties.setdefault(field, spec)
+            for field, spec in properties.items():
                 if "$ref" in spec:
                     spec = resolver.lookup(spec["$ref"]).contents
                 fields[field] = (rules.get(spec.get("format")), spec.get("default"))
@@ -348,16 +353,17 @@ _RULE_RANK = 2  # a rule's own message: after "missing" (0) and "must be a strin
 
 def _describe(error, where: str):
     """(field, rank, message) for one jsonschema error; lower rank wins for a field."""
-    if error.validator == "required" or (
-            # "not none of these fields", i.e. at least one (PATCH /users: a typed body for
-            # client generators, which take no anyOf of required-only branches): each one is
-            # reported missing
-            error.validator == "not" and not error.path
-            and set(error.validator_value) == {"properties"}):
-        present = error.instance if isinstance(error.instance, dict) else {}
-        fields = (error.validator_value if error.validator == "required" else
-                  list(error.validator_value["properties"]))
-        for field in fields:
+    present = error.instance if isinstance(error.instance, dict) else {}
+    if error.validator == "anyOf" and not error.path:
+        # "at least one of these fields" (PATCH /users: typed branches that each require one,
+        # as client generators take them): none sent, each is reported missing; else what is
+        # wrong with those sent.
+        wrong = [sub for sub in error.context if sub.validator != "required"]
+        for sub in wrong or error.context:
+            yield from _describe(sub, where)
+        return
+    if error.validator == "required":
+        for field in error.validator_value:
             if field not in present:
                 yield field, 0, f"Missing required parameter in the {where}"
         return
