@@ -96,6 +96,15 @@ def live_document(live_server, users, tmp_path) -> tuple[str, Path]:
     return live_server.url, path
 
 
+IMPORT_ALL = """
+import importlib, pkgutil, widgetsvc_client
+names = [m.name for m in pkgutil.walk_packages(widgetsvc_client.__path__, "widgetsvc_client.")]
+for name in names:
+    importlib.import_module(name)
+print(len(names))
+"""
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -119,8 +128,12 @@ def test_the_python_client_generates_whole_and_runs_the_tutorial_flow(live_docum
                  "page_links", "widget", "token_body"):
         assert name in models, name
 
+    on_path = {"PYTHONPATH": str(package.parent)}
+    imported = run([sys.executable, "-c", IMPORT_ALL], env=on_path)  # every module imports
+    assert imported.returncode == 0 and int(imported.stdout) > 40, imported.stderr
+
     flow = run([sys.executable, str(CLIENTS / "flow.py"), base_url, ADMIN, PASSWORD],
-               env={"PYTHONPATH": str(package.parent)}, timeout=120)
+               env=on_path, timeout=120)
     assert flow.returncode == 0, flow.stdout + flow.stderr
     assert flow.stdout.splitlines() == FLOW, flow.stdout
 
