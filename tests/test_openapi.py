@@ -1,13 +1,18 @@
 """GET /api/v1/openapi.json: a valid OpenAPI 3.1 document of every operation of docs/API.md §2,
-whose request schemas are the very files the validators load."""
+whose request schemas are the very files the validators load, written for client generators
+(§8.9: operationIds, whole-component references, typed parameters, JSON bodies, every status).
+The generators themselves run in tests/test_clients.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import falcon.inspect
 import pytest
+import webtest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
@@ -15,11 +20,11 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from tests.helpers import API
-from widgetsvc import validation
-from widgetsvc.docs.openapi import openapi_path
+from widgetsvc import timefmt, validation
+from widgetsvc.app import create_app
+from widgetsvc.docs.openapi import QUERY_SCHEMAS, component_names, openapi_path, rewrite_refs
 
 SCHEMA_FILES = Path(__file__).resolve().parent.parent / "widgetsvc" / "schemas"
-FORMS = {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"}
 
 # docs/API.md §2, row by row: (method, path) -> auth.
 CONTRACT = {
@@ -43,41 +48,65 @@ CONTRACT = {
     ("get", f"{API}/users"): "admin",
     ("patch", f"{API}/users/{{public_id}}"): "admin",
 }
-# Statuses every operation must document (docs/API.md §2-§4), beyond which more are allowed;
-# and the front's own refusals of a URL or a header line that is too long, on every one.
-FRONT_STATUSES = {"414", "431"}
+# The stable names clients are generated with (docs/API.md §8.9): renaming one breaks every
+# generated client, so a change here must be deliberate.
+OPERATION_IDS = {
+    ("post", f"{API}/auth/register"): "register",
+    ("post", f"{API}/auth/login"): "login",
+    ("get", f"{API}/auth/user"): "getCurrentUser",
+    ("post", f"{API}/auth/logout"): "logout",
+    ("post", f"{API}/auth/refresh"): "refreshToken",
+    ("post", f"{API}/auth/logout-all"): "logoutAll",
+    ("put", f"{API}/auth/password"): "changePassword",
+    ("get", f"{API}/auth/jwks.json"): "getJwks",
+    ("get", f"{API}/users"): "listUsers",
+    ("patch", f"{API}/users/{{public_id}}"): "updateUser",
+    ("get", f"{API}/widgets"): "listWidgets",
+    ("post", f"{API}/widgets"): "createWidget",
+    ("get", f"{API}/widgets/{{name}}"): "getWidget",
+    ("put", f"{API}/widgets/{{name}}"): "updateWidget",
+    ("delete", f"{API}/widgets/{{name}}"): "deleteWidget",
+    ("get", f"{API}/openapi.json"): "getOpenApiDocument",
+    ("get", f"{API}/ui"): "getSwaggerUi",
+    ("get", f"{API}/health"): "getHealth",
+}
+# Statuses every operation must document (docs/API.md §2-§4, §8), beyond which more are
+# allowed; and, on every one, what any request can meet: the Host check (400), the front's
+# refusals (408, 414, 431), the app failing (500) or unreachable behind the front (502-504).
+FRONT_STATUSES = {"400", "408", "414", "431", "500", "502", "503", "504"}
 STATUSES = {
-    ("post", f"{API}/auth/register"): {"201", "400", "409", "413", "415"},
-    ("post", f"{API}/auth/login"): {"200", "400", "401", "413", "415"},
+    ("post", f"{API}/auth/register"): {"201", "409", "413", "415", "429"},
+    ("post", f"{API}/auth/login"): {"200", "401", "413", "415", "429"},
     ("get", f"{API}/auth/user"): {"200", "401"},
     ("post", f"{API}/auth/logout"): {"200", "401"},
-    ("get", f"{API}/widgets"): {"200", "400", "401"},
-    ("post", f"{API}/widgets"): {"201", "400", "401", "403", "409", "413", "415"},
+    ("get", f"{API}/widgets"): {"200", "401"},
+    ("post", f"{API}/widgets"): {"201", "401", "403", "409", "413", "415"},
     ("get", f"{API}/widgets/{{name}}"): {"200", "304", "401", "404"},
-    ("put", f"{API}/widgets/{{name}}"): {"200", "201", "400", "401", "403", "412", "413",
-                                        "415"},
+    ("put", f"{API}/widgets/{{name}}"): {"200", "201", "401", "403", "412", "413", "415"},
     ("delete", f"{API}/widgets/{{name}}"): {"204", "401", "403", "404", "412"},
     ("get", f"{API}/openapi.json"): {"200"},
     ("get", f"{API}/ui"): {"200"},
-    ("get", f"{API}/health"): {"200", "503"},
-    ("post", f"{API}/auth/refresh"): {"200", "400", "401", "413", "415"},
+    ("get", f"{API}/health"): {"200"},
+    ("post", f"{API}/auth/refresh"): {"200", "401", "413", "415"},
     ("post", f"{API}/auth/logout-all"): {"200", "401"},
-    ("put", f"{API}/auth/password"): {"200", "400", "401", "413", "415"},
+    ("put", f"{API}/auth/password"): {"200", "401", "413", "415", "429"},
     ("get", f"{API}/auth/jwks.json"): {"200"},
-    ("get", f"{API}/users"): {"200", "400", "401", "403"},
-    ("patch", f"{API}/users/{{public_id}}"): {"200", "400", "401", "403", "404", "409", "413",
-                                             "415"},
+    ("get", f"{API}/users"): {"200", "401", "403"},
+    ("patch", f"{API}/users/{{public_id}}"): {"200", "401", "403", "404", "409", "413", "415"},
 }
+# Request bodies: JSON, one component each (forms stay accepted, said in the description).
 BODIES = {
-    ("post", f"{API}/auth/register"): "credentials",
-    ("post", f"{API}/auth/login"): "credentials",
-    ("post", f"{API}/widgets"): "widget_create",
-    ("put", f"{API}/widgets/{{name}}"): "widget_update",
-    ("post", f"{API}/auth/refresh"): "refresh",
-    ("put", f"{API}/auth/password"): "password_change",
+    ("post", f"{API}/auth/register"): "Credentials",
+    ("post", f"{API}/auth/login"): "Credentials",
+    ("post", f"{API}/widgets"): "WidgetCreate",
+    ("put", f"{API}/widgets/{{name}}"): "WidgetUpdate",
+    ("post", f"{API}/auth/refresh"): "Refresh",
+    ("put", f"{API}/auth/password"): "PasswordChange",
+    ("patch", f"{API}/users/{{public_id}}"): "UserPatch",
 }
-# Forms carry text: PATCH /users documents the words true / false for them.
-TEXT_FORMS = {("patch", f"{API}/users/{{public_id}}"): "user_patch"}
+# The shared field rules, each a schema file of its own and so a component of the document.
+FIELD_COMPONENTS = {"Email", "Password", "WidgetName", "InfoUrl", "Deadline", "Page", "PerPage",
+                    "AdminFlag", "DisabledFlag"}
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
@@ -165,11 +194,23 @@ def test_every_documented_response_status_headers_and_body(doc):
             elif path != f"{API}/ui":
                 schema = response["content"]["application/json"]["schema"]
                 assert resolve(doc, schema), (method, path, status)
-    widgets = doc["paths"][f"{API}/widgets"]
-    assert {"Link", "Total-Count"} <= set(widgets["get"]["responses"]["200"]["headers"])
-    assert "Location" in widgets["post"]["responses"]["201"]["headers"]
-    item = doc["paths"][f"{API}/widgets/{{name}}"]
-    assert "Location" in item["put"]["responses"]["201"]["headers"]
+            if status == "429":
+                assert headers["Retry-After"]["required"] is True, (method, path)
+            if status == "503":
+                assert "Retry-After" in headers, (method, path)
+    # What a client must read: declared, and required where every such answer carries it.
+    required = {
+        ("get", f"{API}/widgets", "200"): {"Link", "Total-Count"},
+        ("get", f"{API}/users", "200"): {"Link", "Total-Count"},
+        ("post", f"{API}/widgets", "201"): {"Location", "ETag"},
+        ("get", f"{API}/widgets/{{name}}", "200"): {"ETag"},
+        ("get", f"{API}/widgets/{{name}}", "304"): {"ETag"},
+        ("put", f"{API}/widgets/{{name}}", "200"): {"ETag"},
+        ("put", f"{API}/widgets/{{name}}", "201"): {"Location", "ETag"},
+    }
+    for (method, path, status), names in required.items():
+        headers = doc["paths"][path][method]["responses"][status]["headers"]
+        assert {name for name, h in headers.items() if h.get("required")} == names
     for path in ("register", "login"):
         ok = doc["paths"][f"{API}/auth/{path}"]["post"]["responses"]
         ok = ok["201" if path == "register" else "200"]
@@ -180,69 +221,189 @@ def test_every_documented_response_status_headers_and_body(doc):
     assert set(ui["content"]) == {"text/html"}
 
 
-def test_parameters_and_request_bodies(doc):
-    collection = doc["paths"][f"{API}/widgets"]["get"]
-    params = {p["name"]: p for p in collection["parameters"]}
-    assert set(params) == {"page", "per_page"}
-    assert all(p["in"] == "query" and not p["required"] for p in params.values())
-    assert resolve(doc, params["per_page"]["schema"])["enum"] == ["5", "10", "25", "50", "100"]
+def test_parameters_have_the_types_a_caller_passes(doc):
+    """page an integer >= 1, per_page an integer enum: `tsc --strict` takes `page: 1`."""
+    for path in (f"{API}/widgets", f"{API}/users"):
+        params = {p["name"]: p for p in doc["paths"][path]["get"]["parameters"]}
+        assert set(params) == {"page", "per_page"}
+        assert all(p["in"] == "query" and not p["required"] for p in params.values())
+        page = resolve(doc, params["page"]["schema"])
+        assert (page["type"], page["minimum"], page["default"]) == ("integer", 1, 1)
+        assert "+07" in params["page"]["description"]  # the lenient parsing, said in prose
+        per_page = resolve(doc, params["per_page"]["schema"])
+        assert per_page["type"] == "integer"
+        assert per_page["enum"] == list(validation.PER_PAGE_CHOICES)
+        assert per_page["default"] == 10
     item = doc["paths"][f"{API}/widgets/{{name}}"]
     (name,) = item["parameters"]
     assert (name["name"], name["in"], name["required"]) == ("name", "path", True)
+    put = {p["name"]: p for p in item["put"]["parameters"]}
+    assert put["name"]["schema"] == {"$ref": "#/components/schemas/WidgetName"}
+    for method, headers in (("get", {"If-None-Match"}), ("put", {"If-Match", "If-None-Match"}),
+                            ("delete", {"If-Match", "If-None-Match"})):
+        assert {p["name"] for p in item[method]["parameters"] if p["in"] == "header"} == headers
+
+
+def test_request_bodies_are_json_and_say_forms_are_accepted(doc):
     for method, path, op in operations(doc):
-        if (method, path) in TEXT_FORMS:
-            content = op["requestBody"]["content"]
-            assert set(content) == FORMS
-            assert content["application/json"]["schema"] == {
-                "$ref": f"#/components/schemas/{TEXT_FORMS[method, path]}"}
-            form = content["application/x-www-form-urlencoded"]["schema"]
-            assert set(form["properties"]) == {"admin", "disabled"}
-            continue
         schema_name = BODIES.get((method, path))
         if schema_name is None:
             assert "requestBody" not in op, (method, path)
             continue
         body = op["requestBody"]
         assert body["required"] is True
-        assert set(body["content"]) == FORMS, (method, path)
-        for media in body["content"].values():
-            assert media["schema"] == {"$ref": f"#/components/schemas/{schema_name}"}
+        assert body["content"] == {"application/json": {"schema": {
+            "$ref": f"#/components/schemas/{schema_name}"}}}, (method, path)
+        assert "x-www-form-urlencoded" in op["description"], (method, path)
 
 
-def _as_component(node):
-    """What a schema file must look like once embedded (refs into components, no $id/$schema),
-    written here independently of widgetsvc.docs.openapi."""
+def test_user_patch_is_a_typed_body(doc):
+    """Branches that each require one of the typed flags, as named components (a generated
+    client offers either; TypeScript refuses `{}` and `42`): not an anyOf of branches that
+    only say `required`, which made the Python body `Any` and the TypeScript one `unknown`."""
+    components = doc["components"]["schemas"]
+    patch = components["UserPatch"]
+    assert patch["type"] == "object"
+    flags = {"admin": "boolean", "disabled": "boolean"}
+    assert patch["anyOf"] == [{"$ref": "#/components/schemas/UserPatchAdmin"},
+                              {"$ref": "#/components/schemas/UserPatchDisabled"}]
+    for branch, required in (("UserPatchAdmin", "admin"), ("UserPatchDisabled", "disabled")):
+        schema = components[branch]
+        assert schema["required"] == [required]
+        assert {k: resolve(doc, v)["type"] for k, v in schema["properties"].items()} == flags
+    registry = Registry().with_resource(
+        "urn:doc", Resource.from_contents(doc, default_specification=DRAFT202012))
+    valid = Draft202012Validator({"$ref": "urn:doc#/components/schemas/UserPatch"},
+                                 registry=registry).is_valid
+    assert valid({"admin": True}) and valid({"disabled": False, "admin": False})
+    assert not valid({}) and not valid({"other": True}) and not valid({"admin": "yes"})
+
+
+def test_operation_ids_and_tags_are_pinned(doc):
+    ids = {(method, path): op.get("operationId") for method, path, op in operations(doc)}
+    assert ids == OPERATION_IDS
+    tags = {tag["name"] for tag in doc["tags"]}
+    assert all(tag.get("description") for tag in doc["tags"])
+    for method, path, op in operations(doc):
+        assert len(op["tags"]) == 1 and op["tags"][0] in tags, (method, path)
+        assert op["summary"], (method, path)
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def test_every_ref_names_a_whole_component(doc):
+    """A `$ref` into another schema's properties made openapi-python-client skip every
+    operation that used one (GET and POST /widgets, PUT /widgets/{name}, ...)."""
+    refs = set(_refs(doc))
+    assert refs
+    components = doc["components"]["schemas"]
+    for ref in refs:
+        match = re.fullmatch(r"#/components/schemas/([A-Za-z][A-Za-z0-9]*)", ref)
+        assert match and match[1] in components, ref
+    assert FIELD_COMPONENTS <= set(components)
+    assert {"PageLinks", "WidgetOwner"} <= set(components)
+
+
+def test_a_schema_file_pointing_into_another_is_refused():
+    with pytest.raises(ValueError, match="whole schema"):
+        rewrite_refs({"$ref": "widget_create.json#/properties/name"}, {"widget_create": "W"})
+    assert rewrite_refs({"items": [{"$ref": "Page.json"}]}, {"Page": "Page"}) == {
+        "items": [{"$ref": "#/components/schemas/Page"}]}
+
+
+def test_servers_and_license(doc, config, db, clock):
+    assert [server["url"] for server in doc["servers"]] == ["/"]
+    assert doc["info"]["license"] == {"name": "MIT", "identifier": "MIT"}
+    public = dataclasses.replace(config, public_url="https://api.example.org",
+                                 allowed_hosts=(*config.allowed_hosts, "api.example.org"))
+    app = webtest.TestApp(create_app(public, db=db, clock=clock))
+    served = app.get(f"{API}/openapi.json").json
+    assert [server["url"] for server in served["servers"]] == ["https://api.example.org"]
+
+
+_TIME_FIELDS = re.compile(r"created_at.*|deadline|registered_on.*")
+
+
+def test_every_time_field_says_it_is_utc_and_its_format(doc):
+    found = set()
+    for name, schema in doc["components"]["schemas"].items():
+        for field, spec in schema.get("properties", {}).items():
+            if not _TIME_FIELDS.fullmatch(field):
+                continue
+            spec = resolve(doc, spec)
+            found.add((name, field))
+            assert "UTC" in spec["description"], (name, field)
+            if field.endswith("_iso8601"):
+                assert "no offset" in spec["description"], (name, field)
+            elif field.endswith("_rfc822"):
+                assert "-0000" in spec["description"], (name, field)
+            elif name not in ("WidgetCreate", "WidgetUpdate"):  # a deadline sent: any date
+                assert "%m/%d/%y %I:%M:%S %p UTC" in spec["description"], (name, field)
+    assert {("Widget", "created_at"), ("Widget", "created_at_iso8601"),
+            ("Widget", "created_at_rfc822"), ("Widget", "deadline"),
+            ("UserBody", "registered_on"), ("UserItem", "registered_on"),
+            ("UserItem", "registered_on_iso8601"), ("WidgetCreate", "deadline")} <= found
+
+
+def _as_component(node, names):
+    """What a schema file must look like once embedded (references to whole components by
+    title, no $id/$schema), written here independently of widgetsvc.docs.openapi."""
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
             if key in ("$id", "$schema"):
                 continue
             if key == "$ref":
-                file, pointer = value.split("#", 1)
-                value = f"#/components/schemas/{file.removesuffix('.json')}{pointer}"
-            out[key] = _as_component(value)
+                assert "#" not in value, value
+                value = f"#/components/schemas/{names[value.removesuffix('.json')]}"
+            out[key] = _as_component(value, names)
         return out
     if isinstance(node, list):
-        return [_as_component(item) for item in node]
+        return [_as_component(item, names) for item in node]
     return node
 
 
 def test_request_schemas_are_the_validators_files(doc):
-    """No drifting copy: each file the validator loads is a component, equal to the file."""
+    """No drifting copy: each file the validator loads is a component under its title, equal
+    to the file but for its references, which name whole components. The query string's
+    schema is its operations' parameters instead."""
     assert validation.SCHEMA_DIR == SCHEMA_FILES
     files = sorted(SCHEMA_FILES.glob("*.json"))
-    assert {p.stem for p in files} == {"credentials", "pagination", "widget_create",
-                                       "widget_update", "refresh", "password_change",
-                                       "user_patch"}
+    names = component_names(validation.load_schemas())
+    assert {names[p.stem] for p in files} == {
+        "Credentials", "Pagination", "WidgetCreate", "WidgetUpdate", "Refresh",
+        "PasswordChange", "UserPatch", "UserPatchAdmin", "UserPatchDisabled", *FIELD_COMPONENTS}
     assert set(validation.load_schemas()) == {p.stem for p in files}
     components = doc["components"]["schemas"]
     for path in files:
         on_disk = json.loads(path.read_text(encoding="utf-8"))
         assert on_disk == validation.load_schemas()[path.stem]
-        assert components[path.stem] == _as_component(on_disk), path.name
-    # Every cross-file reference of the embedded copies resolves inside the document.
-    text = json.dumps(components)
-    assert ".json#" not in text
+        assert on_disk["$id"] == path.name
+        if path.stem in QUERY_SCHEMAS:
+            assert names[path.stem] not in components
+            continue
+        assert components[names[path.stem]] == _as_component(on_disk, names), path.name
+
+
+def test_the_validator_checks_query_strings_against_the_documented_types():
+    """The validator reads `page` and `per_page` as text (their rules: `+07` is 7), then holds
+    what they return to the very schema the document publishes (an integer)."""
+    validator = validation.Validator(timefmt.Clock())
+    assert validator.validate("pagination", {"page": "+07", "per_page": "25"},
+                              validation.QUERY_STRING) == {"page": 7, "per_page": 25}
+    typed = validator._forms["pagination"].validator
+    assert typed.is_valid({"page": 7, "per_page": 25})
+    assert not typed.is_valid({"page": "7"}) and not typed.is_valid({"per_page": 7})
 
 
 def test_responses_schemas_describe_real_bodies(app, users, doc):

@@ -96,7 +96,7 @@ def create_app(
         "/ui": SwaggerUIResource(),
         "/health": HealthResource(db),
     }
-    routes["/openapi.json"] = OpenAPIResource(routes)  # documents every route, itself too
+    routes["/openapi.json"] = OpenAPIResource(routes, config.public_url)  # every route, itself too
     for path, resource in routes.items():
         if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
             resource.on_head = resource.on_get  # HEAD wherever GET (Falcon drops the body)

@@ -39,6 +39,7 @@ MAX_URL_CHARS = 255
 MAX_NAME_CHARS = 100
 MAX_INTEGER_CHARS = 100
 _MAX_DATE_CHARS = 100
+QUERY_STRING = "query string"  # validate()'s ``where`` for a query string: text, parsed first
 
 _CONTROL = linear_re.compile(r"[\x00-\x1f\x7f]")
 _SPACE = linear_re.compile(r"\s")
@@ -305,7 +306,12 @@ class Validator:
         for name, schema in schemas.items():
             resolver = registry.resolver(base_uri=schema["$id"])
             fields = {}
-            for field, spec in schema.get("properties", {}).items():
+            properties = dict(schema.get("properties", {}))
+            for branch in schema.get("anyOf", ()):  # "one of these" (PATCH /users): their fields
+                branch = resolver.lookup(branch["$ref"]).contents if "$ref" in branch else branch
+                for field, spec in branch.get("properties", {}).items():
+                    properties.setdefault(field, spec)
+            for field, spec in properties.items():
                 if "$ref" in spec:
                     spec = resolver.lookup(spec["$ref"]).contents
                 fields[field] = (rules.get(spec.get("format")), spec.get("default"))
@@ -335,7 +341,8 @@ class Validator:
             remembered = self._passed.get(key)  # one look-up: another thread may clear()
             if remembered is not None:
                 return dict(remembered)
-        values = self._check(schema_name, data, where)
+        check = self._check_text if where == QUERY_STRING else self._check
+        values = check(schema_name, data, where)
         if key is not None:
             if len(self._passed) >= _REMEMBER_AT_MOST:
                 self._passed.clear()
@@ -366,6 +373,30 @@ class Validator:
             raise validation_failed(dict(sorted(errors.items())))
         return values
 
+    def _check_text(self, schema_name: str, data: dict[str, Any], where: str) -> dict[str, Any]:
+        """A query string: its values are text, and its schema states the types a caller
+        passes (``page`` an integer, as the OpenAPI document says). Each field's rule parses
+        the text first (its message when it fails); the schema then checks what they return."""
+        form = self._forms[schema_name]
+        errors: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        for field, (rule, default) in form.fields.items():
+            value = data.get(field, default)
+            if rule is None or not isinstance(value, str):
+                if value is not None:
+                    values[field] = value
+                continue
+            try:
+                values[field] = rule(value)
+            except InvalidValue as exc:
+                errors[field] = str(exc)
+        for error in form.validator.iter_errors(values):
+            for field, _rank, message in _describe(error, where):
+                errors.setdefault(field, message)
+        if errors:
+            raise validation_failed(dict(sorted(errors.items())))
+        return values
+
 
 def _patterns(schema: Any) -> Iterator[str]:
     """Every ``pattern`` in a schema, however deep."""
@@ -384,14 +415,17 @@ _RULE_RANK = 2  # a rule's own message: after "missing" (0) and "must be a strin
 
 def _describe(error, where: str):
     """(field, rank, message) for one jsonschema error; lower rank wins for a field."""
-    if error.validator == "required" or (
-            # "any of these fields" (PATCH /users): each one is reported missing
-            error.validator == "anyOf" and not error.path
-            and all(set(option) == {"required"} for option in error.validator_value)):
-        present = error.instance if isinstance(error.instance, dict) else {}
-        fields = (error.validator_value if error.validator == "required" else
-                  [f for option in error.validator_value for f in option["required"]])
-        for field in fields:
+    present = error.instance if isinstance(error.instance, dict) else {}
+    if error.validator == "anyOf" and not error.path:
+        # "at least one of these fields" (PATCH /users: typed branches that each require one,
+        # as client generators take them): none sent, each is reported missing; else what is
+        # wrong with those sent.
+        wrong = [sub for sub in error.context if sub.validator != "required"]
+        for sub in wrong or error.context:
+            yield from _describe(sub, where)
+        return
+    if error.validator == "required":
+        for field in error.validator_value:
             if field not in present:
                 yield field, 0, f"Missing required parameter in the {where}"
         return

@@ -1,10 +1,14 @@
 """The OpenAPI 3.1 document, assembled from the very JSON Schema files that validate requests.
 
-Request schemas are embedded from ``widgetsvc/schemas`` (their cross-file ``$ref``s rewritten to
-``#/components/schemas/...``), so the documentation cannot drift from the validation. Response
-bodies are described in ``responses.json`` beside this file. Each operation's security is read
-from the ``auth`` declaration of the resource the app routes there (the one the middleware
-enforces), never retyped here.
+Written for the people who generate clients from it (docs/API.md §8.9): every operation has a
+stable ``operationId`` and a tag, every ``$ref`` names a whole component, query parameters have
+the types a caller passes, bodies are JSON, and every header and status a client meets is
+declared. Request schemas are embedded from ``widgetsvc/schemas`` under their ``title`` (a file's
+``$ref`` to ``WidgetName.json`` becomes ``#/components/schemas/WidgetName``), so the
+documentation cannot drift from the validation. Response bodies are described in
+``responses.json`` beside this file. Each operation's security is read from the ``auth``
+declaration of the resource the app routes there (the one the middleware enforces), never
+retyped here.
 """
 
 from __future__ import annotations
@@ -20,23 +24,43 @@ from widgetsvc import API_PREFIX, __version__
 from widgetsvc.validation import load_schemas
 
 HERE = Path(__file__).resolve().parent
-_FORMS = ("application/json", "application/x-www-form-urlencoded", "multipart/form-data")
+# Validator-only schemas: the query string, documented as its operations' parameters.
+QUERY_SCHEMAS = ("pagination",)
+FORMS_TOO = ("Forms are accepted too, as by the tutorial: `application/x-www-form-urlencoded` "
+             "or `multipart/form-data` with the same fields, read as the JSON body would be.")
+LICENSE = {"name": "MIT", "identifier": "MIT"}
+TAGS = [
+    {"name": "auth", "description": "Registration, login, sessions, tokens and passwords"},
+    {"name": "users", "description": "User administration (administrators only)"},
+    {"name": "widgets", "description": "The widget collection"},
+    {"name": "meta", "description": "This document, its UI and the service's health"},
+]
 
 
-def _rewrite_refs(node: Any) -> Any:
-    """``a.json#/properties/x`` becomes ``#/components/schemas/a/properties/x``."""
+def component_names(schemas: Mapping[str, dict[str, Any]]) -> dict[str, str]:
+    """Each schema file's component name: its ``title`` (``widget_create`` is
+    ``WidgetCreate``), by the file name without ``.json``."""
+    return {stem: schema["title"] for stem, schema in schemas.items()}
+
+
+def rewrite_refs(node: Any, names: Mapping[str, str]) -> Any:
+    """``WidgetName.json`` becomes ``#/components/schemas/WidgetName``; no ``$id``/``$schema``.
+    A reference into another schema (``a.json#/properties/x``) is refused: generators drop
+    whatever uses one (§8.9), so a shared rule must be a file of its own."""
     if isinstance(node, dict):
         out = {}
         for key, value in node.items():
-            if key == "$ref" and isinstance(value, str) and ".json#" in value:
-                file, pointer = value.split("#", 1)
-                value = f"#/components/schemas/{file.removesuffix('.json')}{pointer}"
             if key in ("$id", "$schema"):
                 continue
-            out[key] = _rewrite_refs(value)
+            if key == "$ref" and isinstance(value, str):
+                file, _, pointer = value.partition("#")
+                if pointer or not file.endswith(".json"):
+                    raise ValueError(f"$ref {value!r}: refer to a whole schema file")
+                value = f"#/components/schemas/{names[file.removesuffix('.json')]}"
+            out[key] = rewrite_refs(value, names)
         return out
     if isinstance(node, list):
-        return [_rewrite_refs(item) for item in node]
+        return [rewrite_refs(item, names) for item in node]
     return node
 
 
@@ -44,42 +68,55 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema_name: str, description: str, headers: dict | None = None) -> dict[str, Any]:
+def _json(schema: str | dict[str, Any], description: str,
+          headers: dict | None = None) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
-        "content": {"application/json": {"schema": _ref(schema_name)}},
+        "content": {"application/json": {
+            "schema": _ref(schema) if isinstance(schema, str) else schema}},
     }
     if headers:
         response["headers"] = headers
     return response
 
 
-def _header(description: str, schema: dict | None = None) -> dict[str, Any]:
-    return {"description": description, "schema": schema or {"type": "string"}}
+def _header(description: str, schema: dict | None = None,
+            required: bool = False) -> dict[str, Any]:
+    header: dict[str, Any] = {"description": description, "schema": schema or {"type": "string"}}
+    if required:
+        header["required"] = True
+    return header
 
 
-_CHALLENGE = {"WWW-Authenticate": _header("Bearer challenge (RFC 6750) with the realm")}
-_RETRY = {"Retry-After": _header("seconds to wait", {"type": "string"})}
+_SECONDS = {"type": "string", "pattern": "^[0-9]+$"}
+_CHALLENGE = {"WWW-Authenticate": _header("Bearer challenge (RFC 6750) with the realm",
+                                          required=True)}
+_RETRY = {"Retry-After": _header("seconds to wait before trying again", _SECONDS)}
+_RETRY_REQUIRED = {"Retry-After": _header("seconds to wait before trying again", _SECONDS,
+                                          required=True)}
 _NO_STORE = {
     "Cache-Control": _header("always no-store", {"const": "no-store"}),
     "Pragma": _header("always no-cache", {"const": "no-cache"}),
 }
-_LOCATION = {"Location": _header("absolute URL of the widget")}
-_ETAG = {"ETag": _header("strong entity tag of the widget as now stored (RFC 9110 §8.8.3)",
-                         {"type": "string", "pattern": '^"[0-9a-f]{32}"$'})}
+_LOCATION = {"Location": _header("absolute URL of the widget (from PUBLIC_URL, else the "
+                                 "request's allowed host)", {"type": "string"}, required=True)}
+_ETAG = {"ETag": _header("strong entity tag of the widget as now stored (RFC 9110 §8.8.3): "
+                         "send it back in If-Match / If-None-Match",
+                         {"type": "string", "pattern": '^"[0-9a-f]{32}"$'}, required=True)}
 _PAGE_HEADERS = {
-    "Link": _header("RFC 8288 links: self, first, prev, next, last"),
-    "Total-Count": _header("total number of items", {"type": "string", "pattern": "^[0-9]+$"}),
+    "Link": _header("RFC 8288 links, the same relative URIs as the body's links, in this "
+                    "order: self, first, prev, next, last", required=True),
+    "Total-Count": _header("the total number of items", _SECONDS, required=True),
 }
+# Bodies of the 400s: the validation errors, a malformed body ({"status": "fail"}), or a
+# request refused before it is read (the Host check, or the front: {"message"} alone).
+_BAD_REQUEST = {"anyOf": [_ref("ValidationFailed"), _ref("StatusMessage"), _ref("Message")]}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
     table = {
-        400: {
-            "description": "Validation failed (all fields at once), or a malformed body",
-            "content": {"application/json": {"schema": {
-                "oneOf": [_ref("ValidationFailed"), _ref("StatusMessage")]}}},
-        },
+        400: _json(_BAD_REQUEST, "Validation failed (all fields at once), a malformed body, "
+                                 "or a request refused as such (a Host not allowed)"),
         401: _json("Message", "Missing, invalid, expired or revoked token", _CHALLENGE),
         403: _json("Message", "The caller is not an administrator", _CHALLENGE),
         404: _json("StatusMessage", "No widget of that name"),
@@ -88,28 +125,50 @@ def _errors(*codes: int) -> dict[str, Any]:
                                     "(nothing was written)"),
         413: _json("StatusMessage", "Body over 65,536 bytes"),
         415: _json("StatusMessage", "Body is neither JSON nor a form"),
-        503: _json("Message", "PostgreSQL is unreachable; retry later", _RETRY),
+        429: _json("StatusMessage", "Too many requests from this address (the front's rate "
+                                    "limit), or, for a password check, too many failed logins "
+                                    "for this account (the lock); retry after Retry-After "
+                                    "seconds", _RETRY_REQUIRED),
+        503: _json("Message", "Unavailable for now: PostgreSQL unreachable, every hashing slot "
+                              "busy (login, register, password change) or the front's gate "
+                              "full; retry later", _RETRY),
     }
     return {str(code): table[code] for code in codes}
 
 
 def _front_errors() -> dict[str, Any]:
-    """What the front (nginx) answers for any operation before the app sees the request."""
+    """What any operation can answer before (or instead of) the app: the Host check and the
+    front (nginx) refusing a request, or the app failing or not answering."""
     return {
+        **_errors(400),
+        "408": _json("Message", "Headers or body not received within 10 s: answered by the "
+                                "front (or the connection is closed)"),
         "414": _json("Message", "Request line (the URL) over 16 KiB: answered by the front"),
         "431": _json("Message", "A header line over 16 KiB: answered by the front"),
+        "500": _json("Message", "Unexpected error (details only in the server's log)"),
+        "502": _json("Message", "The application is not answering: answered by the front"),
+        **_errors(503),
+        "504": _json("Message", "The application did not answer in time: answered by the "
+                                "front"),
     }
 
 
 def _body(schema_name: str) -> dict[str, Any]:
     return {
         "required": True,
-        "content": {media: {"schema": _ref(schema_name)} for media in _FORMS},
+        "content": {"application/json": {"schema": _ref(schema_name)}},
     }
 
 
-def _operation(summary: str, tag: str, responses: dict, **extra: Any) -> dict:
-    return {"summary": summary, "tags": [tag], "responses": responses, **extra}
+def _operation(operation_id: str, summary: str, tag: str, responses: dict,
+               description: str = "", **extra: Any) -> dict:
+    op = {"operationId": operation_id, "summary": summary, "tags": [tag],
+          "responses": responses, **extra}
+    if "requestBody" in extra:
+        description = f"{description} {FORMS_TOO}".strip()
+    if description:
+        op["description"] = description
+    return op
 
 
 def _secure(op: dict[str, Any], auth: str) -> None:
@@ -120,8 +179,8 @@ def _secure(op: dict[str, Any], auth: str) -> None:
         op["security"] = [{"bearerAuth": []}]
         op["x-requires-admin"] = auth == "admin"
         if auth == "admin":
-            op["description"] = (op.get("description", "") + " Requires an administrator's "
-                                 "token (the database decides, not the token's claim).").strip()
+            op["description"] = ("Requires an administrator's token (the database decides, not "
+                                 "the token's claim). " + op.get("description", "")).strip()
 
 
 _CONVERTER = re.compile(r"\{(\w+):[^}]*\}")
@@ -142,21 +201,9 @@ def _condition_parameters(*names: str) -> list[dict[str, Any]]:
              "schema": {"type": "string"}} for name in names]
 
 
-def _form_patch_body() -> dict[str, Any]:
-    """PATCH /users: JSON booleans; forms carry the words true / false (any case)."""
-    word = {"type": "string", "pattern": "^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$"}
-    form = {"type": "object", "anyOf": [{"required": ["admin"]}, {"required": ["disabled"]}],
-            "properties": {"admin": word, "disabled": word}}
-    return {"required": True, "content": {
-        "application/json": {"schema": _ref("user_patch")},
-        "application/x-www-form-urlencoded": {"schema": form},
-        "multipart/form-data": {"schema": form},
-    }}
-
-
 def _name_parameter(schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """The path's widget name: any name may be looked up (a 404 when none is stored), a name
-    PUT creates must be valid (``schema``: the body's ``name`` rules)."""
+    PUT creates must be valid (``schema``: the ``WidgetName`` rules)."""
     return {
         "name": "name", "in": "path", "required": True,
         "description": "widget name (case-insensitive)",
@@ -164,127 +211,141 @@ def _name_parameter(schema: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-def _query_parameters(schemas: dict[str, Any]) -> list[dict[str, Any]]:
-    props = schemas["pagination"]["properties"]
-    return [
-        {"name": key, "in": "query", "required": False, "description": spec.get("description"),
-         "schema": _ref(f"pagination/properties/{key}")}
-        for key, spec in props.items()
-    ]
+def _query_parameters(query: dict[str, Any], schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fields of a query string's schema, each its component (``Page``, ``PerPage``) with
+    that component's description."""
+    params = []
+    for key, spec in query["properties"].items():
+        target = schemas[spec["$ref"].rsplit("/", 1)[1]]
+        params.append({"name": key, "in": "query", "required": False,
+                       "description": target.get("description"), "schema": spec})
+    return params
 
 
-def build_document(routes: Mapping[str, object]) -> dict[str, Any]:
+def build_document(routes: Mapping[str, object], public_url: str = "") -> dict[str, Any]:
     """The document of ``routes`` (the app's resources by route template under the API prefix):
-    every routed method is documented, with the auth level its resource declares."""
-    request_schemas = {name: _rewrite_refs(s) for name, s in load_schemas().items()}
+    every routed method is documented, with the auth level its resource declares.
+    ``public_url`` (PUBLIC_URL) is the server clients are pointed at; else the document's own
+    origin (``/``)."""
+    files = load_schemas()
+    names = component_names(files)
+    by_title = {names[stem]: rewrite_refs(schema, names) for stem, schema in files.items()}
+    request_schemas = {title: schema for title, schema in by_title.items()
+                       if title not in {names[stem] for stem in QUERY_SCHEMAS}}
+    pagination = by_title[names["pagination"]]
     responses = json.loads((HERE / "responses.json").read_text(encoding="utf-8"))
     token_ok = lambda text: _json("TokenBody", text, _NO_STORE)  # noqa: E731
     message = lambda text, headers=None: _json("StatusMessage", text, headers)  # noqa: E731
     paths = {
         "/auth/register": {"post": _operation(
-            "Register a user and get an access token", "auth",
-            {"201": token_ok("Registered"), **_errors(400, 409, 413, 415, 503)},
-            requestBody=_body("credentials"))},
+            "register", "Register a user and get an access token", "auth",
+            {"201": token_ok("Registered"), **_errors(409, 413, 415, 429)},
+            requestBody=_body("Credentials"))},
         "/auth/login": {"post": _operation(
-            "Log in and get an access token", "auth",
+            "login", "Log in and get an access token", "auth",
             {"200": token_ok("Logged in"),
              "401": _json("StatusMessage", "email or password does not match"),
-             **_errors(400, 413, 415, 503)},
-            requestBody=_body("credentials"))},
+             **_errors(413, 415, 429)},
+            requestBody=_body("Credentials"))},
         "/auth/user": {"get": _operation(
-            "The caller's account", "auth",
-            {"200": _json("UserBody", "The user"), **_errors(401, 503)})},
+            "getCurrentUser", "The caller's account", "auth",
+            {"200": _json("UserBody", "The user"), **_errors(401)})},
         "/auth/logout": {"post": _operation(
-            "Revoke the caller's token and session", "auth",
-            {"200": message("Logged out"), **_errors(401, 503)})},
+            "logout", "Revoke the caller's token and session", "auth",
+            {"200": message("Logged out"), **_errors(401)})},
         "/auth/refresh": {"post": _operation(
-            "Exchange a refresh token for new tokens of the same session", "auth",
+            "refreshToken", "Exchange a refresh token for new tokens of the same session",
+            "auth",
             {"200": token_ok("Refreshed: the presented refresh token is spent"),
              "401": _json("StatusMessage", "Unknown, expired, revoked or reused refresh "
                                            "token (a reuse revokes the whole session)"),
-             **_errors(400, 413, 415, 503)},
-            requestBody=_body("refresh"))},
+             **_errors(413, 415)},
+            requestBody=_body("Refresh"))},
         "/auth/logout-all": {"post": _operation(
-            "Revoke every session of the caller", "auth",
-            {"200": message("Logged out of all sessions"), **_errors(401, 503)})},
+            "logoutAll", "Revoke every session of the caller", "auth",
+            {"200": message("Logged out of all sessions"), **_errors(401)})},
         "/auth/password": {"put": _operation(
-            "Change the caller's password; every other session is revoked", "auth",
-            {"200": message("Password changed"), **_errors(400, 401, 413, 415, 503)},
-            requestBody=_body("password_change"))},
+            "changePassword", "Change the caller's password; every other session is revoked",
+            "auth",
+            {"200": message("Password changed"), **_errors(401, 413, 415, 429)},
+            requestBody=_body("PasswordChange"),
+            description="A wrong current_password is a 400 for that field, and counts as a "
+                        "failed login for the account.")},
         "/auth/jwks.json": {"get": _operation(
-            "Public keys that verify access tokens (JWKS)", "auth",
+            "getJwks", "Public keys that verify access tokens (JWKS)", "auth",
             {"200": _json("JWKS", "The key set (empty with HS256)")})},
         "/users": {"get": _operation(
-            "One page of users, in registration order", "users",
-            {"200": _json("UserPage", "The page", _PAGE_HEADERS),
-             **_errors(400, 401, 403, 503)},
-            parameters=_query_parameters(request_schemas))},
+            "listUsers", "One page of users, in registration order", "users",
+            {"200": _json("UserPage", "The page", _PAGE_HEADERS), **_errors(401, 403)},
+            parameters=_query_parameters(pagination, by_title))},
         "/users/{public_id}": {
             "parameters": [{"name": "public_id", "in": "path", "required": True,
                             "description": "the user's public_id",
                             "schema": {"type": "string"}}],
             "patch": _operation(
-                "Set a user's admin or disabled flag", "users",
+                "updateUser", "Set a user's admin or disabled flag", "users",
                 {"200": _json("UserItem", "The user as now stored"),
-                 **_errors(400, 401, 403),
+                 **_errors(401, 403),
                  "404": _json("StatusMessage", "No user with that public_id"),
                  "409": _json("StatusMessage", "Administrators cannot demote or disable "
-                                               "themselves, nor the last enabled "
-                                               "administrator"),
-                 **_errors(413, 415, 503)},
-                requestBody=_form_patch_body(),
-                description="Disabling revokes all of the user's sessions at once."),
+                                               "themselves, and the last administrator "
+                                               "cannot be demoted or disabled"),
+                 **_errors(413, 415)},
+                requestBody=_body("UserPatch"),
+                description="Disabling revokes all of the user's sessions at once. In a form, "
+                            "the flags are the words true / false (any case)."),
         },
         "/widgets": {
             "get": _operation(
-                "One page of widgets, in creation order", "widgets",
-                {"200": _json("WidgetPage", "The page", _PAGE_HEADERS),
-                 **_errors(400, 401, 503)},
-                parameters=_query_parameters(request_schemas)),
+                "listWidgets", "One page of widgets, in creation order", "widgets",
+                {"200": _json("WidgetPage", "The page", _PAGE_HEADERS), **_errors(401)},
+                parameters=_query_parameters(pagination, by_title)),
             "post": _operation(
-                "Create a widget", "widgets",
+                "createWidget", "Create a widget", "widgets",
                 {"201": message("Created", {**_LOCATION, **_ETAG}),
-                 **_errors(400, 401, 403, 409, 413, 415, 503)},
-                requestBody=_body("widget_create")),
+                 **_errors(401, 403, 409, 413, 415)},
+                requestBody=_body("WidgetCreate")),
         },
         "/widgets/{name}": {
             "parameters": [_name_parameter()],
             "get": _operation(
-                "One widget", "widgets",
+                "getWidget", "One widget", "widgets",
                 {"200": _json("Widget", "The widget", _ETAG),
                  "304": {"description": "If-None-Match names the current ETag: no body",
                          "headers": _ETAG},
-                 **_errors(401, 404, 503)},
+                 **_errors(401, 404)},
                 parameters=_condition_parameters("If-None-Match")),
             "put": _operation(
-                "Update a widget, or create it when missing", "widgets",
+                "updateWidget", "Update a widget, or create it when missing", "widgets",
                 {"200": message("Updated", _ETAG),
                  "201": message("Created", {**_LOCATION, **_ETAG}),
-                 **_errors(400, 401, 403, 412, 413, 415, 503)},
-                requestBody=_body("widget_update"),
-                parameters=[_name_parameter(_ref("widget_create/properties/name")),
+                 **_errors(401, 403, 412, 413, 415)},
+                requestBody=_body("WidgetUpdate"),
+                parameters=[_name_parameter(_ref("WidgetName")),
                             *_condition_parameters("If-Match", "If-None-Match")],
                 description="A `name` in the body is ignored: the path names the widget, "
                             "which must be a valid name. With If-Match only an existing "
                             "widget with a matching ETag is updated; with `If-None-Match: *` "
                             "it is only created."),
             "delete": _operation(
-                "Delete a widget", "widgets",
-                {"204": {"description": "Deleted"}, **_errors(401, 403, 404, 412, 503)},
+                "deleteWidget", "Delete a widget", "widgets",
+                {"204": {"description": "Deleted"}, **_errors(401, 403, 404, 412)},
                 parameters=_condition_parameters("If-Match", "If-None-Match")),
         },
         "/openapi.json": {"get": _operation(
-            "This document", "meta",
+            "getOpenApiDocument", "This document", "meta",
             {"200": {"description": "OpenAPI 3.1",
                      "content": {"application/json": {"schema": {"type": "object"}}}}})},
         "/ui": {"get": _operation(
-            "Swagger UI", "meta",
+            "getSwaggerUi", "Swagger UI", "meta",
             {"200": {"description": "HTML page",
                      "content": {"text/html": {"schema": {"type": "string"}}}}})},
         "/health": {"get": _operation(
-            "Service and database health", "meta",
+            "getHealth", "Service and database health", "meta",
             {"200": _json("Health", "Healthy"),
-             "503": _json("Health", "PostgreSQL is unreachable")})},
+             "503": _json({"anyOf": [_ref("Health"), _ref("Message")]},
+                          "PostgreSQL is unreachable (or the front answered: the service "
+                          "is down)", _RETRY)})},
     }
     declared = {openapi_path(path): getattr(resource, "auth", {})
                 for path, resource in routes.items()}
@@ -298,7 +359,10 @@ def build_document(routes: Mapping[str, object]) -> dict[str, Any]:
                              f"{sorted(declared[path])}")
         for method in methods:
             _secure(item[method], declared[path][method.upper()])
-            item[method]["responses"].update(_front_errors())
+            answers = item[method]["responses"]
+            for status, response in _front_errors().items():
+                answers.setdefault(status, response)
+            item[method]["responses"] = dict(sorted(answers.items()))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -307,8 +371,14 @@ def build_document(routes: Mapping[str, object]) -> dict[str, Any]:
             "description": "The Widget API: JWT authentication with sessions and refresh "
                            "tokens, user administration and a paginated widget collection "
                            "with conditional requests. Authorize with a token from "
-                           "/auth/login.",
+                           "/auth/login. Every time is UTC; each time field says its format. "
+                           "Request bodies are JSON (forms are accepted too).",
+            "license": LICENSE,
         },
+        "servers": [{"url": public_url or "/",
+                     "description": "this service" if public_url else
+                                    "the origin this document was fetched from"}],
+        "tags": TAGS,
         "paths": {f"{API_PREFIX}{path}": item for path, item in paths.items()},
         "components": {
             "schemas": {**copy.deepcopy(request_schemas), **responses},

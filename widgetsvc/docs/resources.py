@@ -27,10 +27,12 @@ UI_SCRIPT_HASHES = tuple(
 class OpenAPIResource:
     auth = {"GET": NONE}
 
-    def __init__(self, routes: Mapping[str, object]) -> None:
+    def __init__(self, routes: Mapping[str, object], public_url: str = "") -> None:
         """``routes``: the app's resources by path under the API prefix (this one included),
-        whose ``auth`` declarations the document's security sections are read from."""
-        self._body = json.dumps(build_document({**routes, "/openapi.json": self})).encode()
+        whose ``auth`` declarations the document's security sections are read from;
+        ``public_url``: PUBLIC_URL, the document's server."""
+        self._body = json.dumps(build_document({**routes, "/openapi.json": self},
+                                               public_url)).encode()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON
