@@ -84,6 +84,7 @@ class Config:
     runtime_dir: str = ""
     login_lock_failures: int = 5
     login_lock_window: int = 900
+    login_lock_account_failures: int = 100
     public_url: str = ""
     allowed_hosts: tuple[str, ...] = ()
 
@@ -119,6 +120,7 @@ class Config:
             runtime_dir=env.get("WIDGETSVC_RUNTIME_DIR", ""),
             login_lock_failures=_int(env, "LOGIN_LOCK_FAILURES", 5),
             login_lock_window=_int(env, "LOGIN_LOCK_WINDOW", 900),
+            login_lock_account_failures=_int(env, "LOGIN_LOCK_ACCOUNT_FAILURES", 100),
             **_hosts(env),
         )
         config.check(require_secret=require_secret)
@@ -154,9 +156,10 @@ class Config:
             raise ConfigError("need 1 <= DB_POOL_MIN <= DB_POOL_MAX")
         if self.hash_slots < 1:
             raise ConfigError("HASH_SLOTS must be at least 1 (unset: workers - 1)")
-        if self.login_lock_failures < 0 or self.login_lock_window < 1:
-            raise ConfigError("LOGIN_LOCK_FAILURES must be >= 0 (0 = off), "
-                              "LOGIN_LOCK_WINDOW >= 1 second")
+        if (self.login_lock_failures < 0 or self.login_lock_account_failures < 0
+                or self.login_lock_window < 1):
+            raise ConfigError("LOGIN_LOCK_FAILURES and LOGIN_LOCK_ACCOUNT_FAILURES must be >= 0 "
+                              "(0 = off), LOGIN_LOCK_WINDOW >= 1 second")
         # With EdDSA the private key signs; a SECRET_KEY, when set, still verifies the HS256
         # tokens it signed before the switch.
         if require_secret and not self.secret_key and self.token_algorithm == HS256:

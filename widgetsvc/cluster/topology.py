@@ -49,7 +49,8 @@ _BACKEND_ORDER = ["etcd", "patroni-pg1", "patroni-pg2", "haproxy", "pgbouncer"]
 _INSTANCE_SETTINGS = ("DATABASE_URL", "DB_PGBOUNCER", "SECRET_KEY", "WIDGETSVC_ENV",
                       "BCRYPT_ROUNDS", "TOKEN_LIFETIME", "DB_POOL_MIN", "DB_POOL_MAX",
                       "WEB_CONCURRENCY", "GUNICORN_WORKER_CLASS", "GUNICORN_THREADS",
-                      "HASH_SLOTS", "LOGIN_LOCK_FAILURES", "LOGIN_LOCK_WINDOW", "PUBLIC_URL",
+                      "HASH_SLOTS", "LOGIN_LOCK_FAILURES", "LOGIN_LOCK_WINDOW",
+                      "LOGIN_LOCK_ACCOUNT_FAILURES", "PUBLIC_URL",
                       "ALLOWED_HOSTS", "TOKEN_LEEWAY", "LOG_LEVEL")
 
 
