@@ -209,7 +209,8 @@ def build_document(routes: Mapping[str, object]) -> dict[str, Any]:
             {"200": message("Logged out of all sessions"), **_errors(401, 503)})},
         "/auth/password": {"put": _operation(
             "Change the caller's password; every other session is revoked", "auth",
-            {"200": message("Password changed"), **_errors(400, 401, 413, 415, 503)},
+            {"200": message("Password changed"), **_errors(400, 401, 413, 415, 503),
+             "429": message("Too many failed logins for the account from here", _RETRY)},
             requestBody=_body("password_change"))},
         "/auth/jwks.json": {"get": _operation(
             "Public keys that verify access tokens (JWKS)", "auth",
