@@ -21,7 +21,7 @@ from tests.helpers import API, PASSWORD, SECRET
 from tests.helpers_sql import run_sql
 from widgetsvc.app import create_app
 from widgetsvc.auth import hashslots, users
-from widgetsvc.config import Config
+from widgetsvc.config import Config, ConfigError
 from widgetsvc.db import Database
 
 LOGIN = f"{API}/auth/login"
@@ -216,6 +216,29 @@ def test_behind_the_front_the_forwarded_address_is_the_client(app, users_fixture
     assert_locked(log_in(app, email, ATTACKER, 429))  # the same address, however it came
     app.post_json(LOGIN, {"email": email, "password": PASSWORD}, status=200,
                   headers={"X-Forwarded-For": OWNER}, extra_environ=front)
+
+
+def test_a_tcp_front_in_forwarded_allow_ips_names_the_client(database_url, db,
+                                                              users_fixture_email):
+    """bin/cluster's nginx reaches its instances over TCP: FORWARDED_ALLOW_IPS names it, and
+    only its X-Forwarded-For is read (another TCP peer's is not)."""
+    app = webtest.TestApp(create_app(make_config(
+        database_url, FORWARDED_ALLOW_IPS="10.9.0.0/16, 127.0.0.1"), db=db))
+    email = users_fixture_email
+    for _ in range(5):
+        app.post_json(LOGIN, {"email": email, "password": "Wrong-pass-1"}, status=401,
+                      headers={"X-Forwarded-For": ATTACKER}, extra_environ=at("10.9.1.1"))
+    assert_locked(log_in(app, email, ATTACKER, 429))
+    app.post_json(LOGIN, {"email": email, "password": PASSWORD}, status=200,
+                  headers={"X-Forwarded-For": OWNER}, extra_environ=at("127.0.0.1"))
+    app.post_json(LOGIN, {"email": email, "password": PASSWORD}, status=429,
+                  headers={"X-Forwarded-For": OWNER}, extra_environ=at(ATTACKER))
+
+
+@pytest.mark.parametrize("value", ["*", "10.0.0.1, front.example"])
+def test_forwarded_allow_ips_must_be_addresses(database_url, value):
+    with pytest.raises(ConfigError, match="FORWARDED_ALLOW_IPS"):
+        make_config(database_url, FORWARDED_ALLOW_IPS=value)
 
 
 @pytest.mark.parametrize("registered", [True, False])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ class Config:
     login_lock_failures: int = 5
     login_lock_window: int = 900
     login_lock_account_failures: int = 100
+    forwarded_allow_ips: tuple[str, ...] = ()
     public_url: str = ""
     allowed_hosts: tuple[str, ...] = ()
 
@@ -121,6 +123,7 @@ class Config:
             login_lock_failures=_int(env, "LOGIN_LOCK_FAILURES", 5),
             login_lock_window=_int(env, "LOGIN_LOCK_WINDOW", 900),
             login_lock_account_failures=_int(env, "LOGIN_LOCK_ACCOUNT_FAILURES", 100),
+            forwarded_allow_ips=_list(env, "FORWARDED_ALLOW_IPS"),
             **_hosts(env),
         )
         config.check(require_secret=require_secret)
@@ -160,6 +163,13 @@ class Config:
                 or self.login_lock_window < 1):
             raise ConfigError("LOGIN_LOCK_FAILURES and LOGIN_LOCK_ACCOUNT_FAILURES must be >= 0 "
                               "(0 = off), LOGIN_LOCK_WINDOW >= 1 second")
+        for item in self.forwarded_allow_ips:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                # "*" too: trusting every TCP peer would let any client name its address.
+                raise ConfigError(f"FORWARDED_ALLOW_IPS: {item!r} is not an address or "
+                                  "network (list the front proxy's addresses)") from None
         # With EdDSA the private key signs; a SECRET_KEY, when set, still verifies the HS256
         # tokens it signed before the switch.
         if require_secret and not self.secret_key and self.token_algorithm == HS256:

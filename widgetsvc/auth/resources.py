@@ -9,7 +9,7 @@ from widgetsvc import errors, timefmt
 from widgetsvc.auth import keys, sessions, tokens
 from widgetsvc.auth.caller import CurrentUser
 from widgetsvc.auth.hashslots import HashSlots
-from widgetsvc.auth.loginlock import LoginLock, client_address
+from widgetsvc.auth.loginlock import LoginLock, client_address, front_networks
 from widgetsvc.auth.middleware import NONE, TOKEN
 from widgetsvc.auth.users import Users
 from widgetsvc.bodies import read_object
@@ -32,6 +32,7 @@ class _AuthResource(Resource):
         self.lock = LoginLock(self.db, self.config.login_lock_failures,
                               self.config.login_lock_window,
                               self.config.login_lock_account_failures)
+        self.fronts = front_networks(self.config.forwarded_allow_ips)
 
     def _credentials(self, req: falcon.Request) -> tuple[str, str]:
         body = read_object(req, self.config.max_body_bytes)
@@ -78,7 +79,7 @@ class LoginResource(_AuthResource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         email, password = self._credentials(req)
-        address = client_address(req)
+        address = client_address(req, self.fronts)
         # order (docs/API.md §8): 400, then the lock's 429, then the 503
         self.lock.check(email, address)
         with self.slots.hold():
@@ -168,7 +169,7 @@ class PasswordResource(_AuthResource):
             raise errors.validation_failed({"current_password": PASSWORD_INCORRECT}) from None
         # A wrong current password is a failed login of the caller's account from this
         # address (docs/API.md §8.1): the same lock, checked before any hash (429, then 503).
-        address = client_address(req)
+        address = client_address(req, self.fronts)
         stored = self.lock.password_hash(user.id, address)
         with self.slots.hold():  # two bcrypt hashes: a slot, or the 503 (docs/API.md §8.1)
             right = stored is not None and self.users.password_matches(current, stored)

@@ -442,7 +442,10 @@ class Cluster:
                "DATABASE_URL": self.app_url(),
                "DB_PGBOUNCER": "1" if self.state["pgbouncer"] else "0",
                "SECRET_KEY": self.state["secrets"]["secret_key"],
-               "HOST": HOST, "PORT": str(self.ports["instances"][index])})
+               "HOST": HOST, "PORT": str(self.ports["instances"][index]),
+               # the front reaches the instances over TCP from HOST: its X-Forwarded-For
+               # names the client (the failed-login lock's address, docs/API.md §8.1)
+               "FORWARDED_ALLOW_IPS": HOST})
         return env
 
     def _start_instances(self, log) -> None:
