@@ -288,6 +288,19 @@ def test_known_addresses_stay_bounded(app, db, users_fixture_email):
     assert run_sql(db, "login_lock_count_addresses")[0]["n"] == 50
 
 
+def test_bin_purge_revoked_purges_addresses_unused_for_30_days(app, db, database_url,
+                                                              users_fixture_email):
+    from tests.test_revocation import run_purge
+    email = users_fixture_email
+    run_sql(db, "login_lock_seed_addresses", email=email, count=130, age_days=31)
+    run_sql(db, "login_lock_age_address", email=email, address="10.3.0.1", age_days=29)
+    done = run_purge(database_url)
+    assert done.returncode == 0, done.stderr
+    assert "purged 129 login address(es) unused for 30 days" in done.stdout.splitlines()
+    assert [row["address"] for row in run_sql(db, "login_lock_addresses", email=email)] == [
+        "10.3.0.1"]
+
+
 # -- PUT /auth/password: a wrong current password is a failed login ---------------------------
 
 def change_password(app, token: str, current: str, address: str, status: int):
