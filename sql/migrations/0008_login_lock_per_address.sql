@@ -28,12 +28,13 @@ CREATE TABLE login_addresses (
 -- The bounded purge of addresses not used for a successful login within 30 days.
 CREATE INDEX login_addresses_last_success ON login_addresses (last_success);
 
--- Seconds until logins for `for_email` from `from_address` are allowed again, or NULL when they are
--- now: `address_skip` = LOGIN_LOCK_FAILURES - 1 (NULL: no per-address lock), `account_skip` =
--- LOGIN_LOCK_ACCOUNT_FAILURES - 1 (NULL: no per-account lock). A lock lasts until the failure
--- that completed its count leaves the window; an address from which the account logged in
--- within `known_seconds` is spared the per-account lock. Both POST /auth/login (login_lock)
--- and PUT /auth/password (password_hash_and_lock) ask it, each in its one statement.
+-- Seconds until logins for `for_email` from `from_address` are allowed again, or NULL when
+-- they are now: `address_skip` = LOGIN_LOCK_FAILURES - 1 (NULL: no per-address lock),
+-- `account_skip` = LOGIN_LOCK_ACCOUNT_FAILURES - 1 (NULL: no per-account lock). A lock lasts
+-- until the failure that completed its count leaves the window; an address from which the
+-- account logged in within `known_seconds` is spared the per-account lock. Both POST
+-- /auth/login (login_lock) and PUT /auth/password (password_hash_and_lock) ask it, each in its
+-- one statement.
 CREATE FUNCTION login_lock_retry_after(for_email text, from_address inet, window_seconds int,
                                        address_skip int, account_skip int, known_seconds int)
 RETURNS int
