@@ -418,7 +418,7 @@ def test_a_login_flood_does_not_slow_down_readers(front_server, db, mode):
     assert figures["reader"]["p99_ms"] <= P99_LIMIT * 1000, figures
 
 
-# -- the per-account lock, end to end ----------------------------------------------------------
+# -- the lock, end to end (one client address, two instances) ------------------------------
 
 def test_the_login_lock_end_to_end_across_two_instances(front_server, db):
     """Two bin/serves on one database: failures on either count once; an unknown e-mail is
