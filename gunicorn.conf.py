@@ -9,9 +9,11 @@ _front_socket = os.environ.get("WIDGETSVC_GUNICORN_SOCKET")
 bind = (f"unix:{_front_socket}" if _front_socket
         else f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
 # X-Forwarded-* are honoured only from the front proxy: gunicorn trusts every Unix-socket peer
-# (nginx, on a socket in a directory only nginx's user and this one reach) and, with this
-# empty list, no TCP peer at all (so not a direct-mode client either).
-forwarded_allow_ips = ""
+# (nginx, on a socket in a directory only nginx's user and this one reach) and, with an empty
+# FORWARDED_ALLOW_IPS (the default), no TCP peer at all (so not a direct-mode client either).
+# bin/cluster's nginx reaches its instances over TCP: it sets its own address there. The app
+# reads the same variable for the client address of its failed-login lock.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 
 # Sync workers, one per core plus one. Measured with bin/bench (2 cores, 16 connections),
 # WEB_CONCURRENCY=N bin/bench --scenarios user,widget,list,list-deep,mixed, req/s, after reads

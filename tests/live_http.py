@@ -28,8 +28,9 @@ class Reply:
 
 def call(url_or_port, method: str, path: str, *, data: dict | None = None,
          token: str | None = None, timeout: float = 30.0,
-         headers: dict[str, str] | None = None) -> Reply:
-    """One request on its own connection; ``data`` is sent as a JSON body."""
+         headers: dict[str, str] | None = None, source: str | None = None) -> Reply:
+    """One request on its own connection; ``data`` is sent as a JSON body; ``source``: the
+    local address to send from (e.g. ``127.0.0.2``, another client than ``127.0.0.1``)."""
     port = url_or_port if isinstance(url_or_port, int) else url_or_port.port
     headers = dict(headers or {})
     body = None
@@ -39,7 +40,8 @@ def call(url_or_port, method: str, path: str, *, data: dict | None = None,
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     started = time.monotonic()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
     try:
         conn.request(method, path, body=body, headers=headers)
         resp = conn.getresponse()

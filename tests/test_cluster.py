@@ -194,6 +194,20 @@ def test_auth_rate_limit_reaches_the_front(cluster_dir):
     assert set(statuses) == {400}, statuses
 
 
+def test_the_login_lock_is_per_client_address_through_the_front(cluster_dir):
+    """The front reaches the instances over TCP: they take the client's address from its
+    X-Forwarded-For (FORWARDED_ALLOW_IPS), so an attacker at 127.0.0.2 locks only itself."""
+    front = port_of(status(cluster_dir)["front"])
+    credentials = {"email": "lock-owner@example.com", "password": PASSWORD}
+    assert call(front, "POST", f"{API}/auth/register", data=credentials).status == 201
+    wrong = {**credentials, "password": "Wrong-pass-1"}
+    statuses = [call(front, "POST", f"{API}/auth/login", data=wrong, source="127.0.0.2").status
+                for _ in range(6)]
+    assert statuses == [401] * 5 + [429], statuses
+    assert call(front, "POST", f"{API}/auth/login", data=credentials,
+                source="127.0.0.1").status == 200
+
+
 def drill(cluster_dir: Path, *args: str, timeout: float = 600) -> dict:
     result = run(FAILOVER, "--dir", str(cluster_dir), *args, timeout=timeout, check=False)
     print(result.stderr[-3000:])

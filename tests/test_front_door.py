@@ -418,7 +418,7 @@ def test_a_login_flood_does_not_slow_down_readers(front_server, db, mode):
     assert figures["reader"]["p99_ms"] <= P99_LIMIT * 1000, figures
 
 
-# -- the per-account lock, end to end ----------------------------------------------------------
+# -- the lock, end to end (one client address, two instances) ------------------------------
 
 def test_the_login_lock_end_to_end_across_two_instances(front_server, db):
     """Two bin/serves on one database: failures on either count once; an unknown e-mail is
@@ -444,3 +444,68 @@ def test_the_login_lock_end_to_end_across_two_instances(front_server, db):
     time.sleep(4.5)
     assert login(first, "locked@example.com", PASSWORD).status == 200
     assert login(second, "unknown@example.com", PASSWORD).status == 401
+
+
+# -- the lock per e-mail and client address, through the real front ---------------------------
+
+ATTACKER, ADMIN = "127.0.0.2", "127.0.0.1"  # two source addresses on the loopback
+PASSWORD_CHANGE = f"{API}/auth/password"
+
+
+@pytest.mark.parametrize("mode", ["nginx", "direct"])
+def test_an_attackers_failures_lock_only_the_attackers_address(front_server, db, mode):
+    """Administrators' e-mails are public (``owner.email`` on every widget): 5 wrong passwords
+    sent from 127.0.0.2 lock that e-mail from 127.0.0.2 only, and the administrator logs in at
+    once from 127.0.0.1. The attacker's forwarding headers naming 127.0.0.1 change nothing:
+    through nginx (which overwrites them) and straight to gunicorn (which ignores a TCP peer's)."""
+    env = {"AUTH_RATE_LIMIT": "30"}  # the default front, its per-address rate limit included
+    if mode == "direct":
+        env["WIDGETSVC_DIRECT"] = "1"
+    server = front_server(**env)
+    Users(db, 4).create("admin@example.com", PASSWORD, admin=True)
+    spoof = {"X-Forwarded-For": ADMIN, "X-Real-IP": ADMIN, "Forwarded": f"for={ADMIN}"}
+
+    def login(password: str, source: str, headers: dict | None = None):
+        return call(server, "POST", f"{API}/auth/login", source=source, headers=headers,
+                    data={"email": "admin@example.com", "password": password})
+
+    for _ in range(5):
+        reply = login("Wrong-pass-1", ATTACKER, spoof)
+        assert reply.status == 401 and reply.json == FAILED, (reply.status, reply.text)
+    for password in ("Wrong-pass-1", PASSWORD):
+        reply = login(password, ATTACKER, spoof)
+        assert reply.status == 429, (reply.status, reply.text)
+        n = reply.headers["Retry-After"]
+        assert 1 <= int(n) <= 900 and reply.json == {"status": "fail",
+                                                     "message": LOCKED.format(n=n)}
+    admin = login(PASSWORD, ADMIN)
+    assert admin.status == 200, (admin.status, admin.text)
+    # the attacker's address stays locked for a password change too (say, with a stolen token)
+    change = {"current_password": PASSWORD, "new_password": "Changed-pass-2"}
+    token = admin.json["access_token"]
+    reply = call(server, "PUT", PASSWORD_CHANGE, data=change, token=token, source=ATTACKER)
+    assert reply.status == 429 and reply.json["message"].startswith("Too many failed login")
+    reply = call(server, "PUT", PASSWORD_CHANGE, data=change, token=token, source=ADMIN)
+    assert reply.status == 200, (reply.status, reply.text)
+    assert "Traceback" not in server.log()
+
+
+def test_wrong_current_passwords_through_the_front_lock_that_address(front_server, db):
+    """A stolen token is no password oracle: 5 wrong ``current_password``s from 127.0.0.2 are
+    5 failed logins, then the change and the login from there are 429; 127.0.0.1 is unaffected."""
+    server = front_server()
+    Users(db, 4).create("member@example.com", PASSWORD, admin=False)
+    credentials = {"email": "member@example.com", "password": PASSWORD}
+    token = call(server, "POST", f"{API}/auth/login", data=credentials,
+                 source=ADMIN).json["access_token"]
+    wrong = {"current_password": "Wrong-pass-1", "new_password": "Changed-pass-2"}
+    for _ in range(5):
+        reply = call(server, "PUT", PASSWORD_CHANGE, data=wrong, token=token, source=ATTACKER)
+        assert reply.status == 400, (reply.status, reply.text)
+    statuses = [call(server, "PUT", PASSWORD_CHANGE, data=wrong, token=token,
+                     source=ATTACKER).status,
+                call(server, "POST", f"{API}/auth/login", data=credentials,
+                     source=ATTACKER).status,
+                call(server, "POST", f"{API}/auth/login", data=credentials,
+                     source=ADMIN).status]
+    assert statuses == [429, 429, 200], statuses

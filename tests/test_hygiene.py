@@ -382,6 +382,94 @@ def test_the_rate_limit_answers_429_with_retry_after_per_address(nginx_alone, tm
                                    "message": "Too many requests. Try again in 10 seconds."}
 
 
+def _auth_request(method: str, path: str, body: bytes = b"{}") -> bytes:
+    return (f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+
+
+def test_password_changes_share_the_login_rate_limit(nginx_alone, tmp_path):
+    """PUT /auth/password may hash a password like login and register: the same per-address
+    limit, counted together with them (docs/API.md §8.1)."""
+    port = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"], auth_rate_limit=6, auth_burst=2)
+    statuses = []
+    for method, path in (("POST", f"{API}/auth/login"), ("PUT", f"{API}/auth/password"),
+                         ("PUT", f"{API}/auth/password/"), ("PUT", f"{API}/auth/password"),
+                         ("POST", f"{API}/auth/login")):
+        status, headers, payload = parse(raw_exchange(port, _auth_request(method, path)))
+        statuses.append(status)
+    assert statuses == [502, 502, 502, 429, 429], statuses
+    assert json.loads(payload) == {"status": "fail",
+                                   "message": "Too many requests. Try again in 10 seconds."}
+
+
+def test_the_login_gate_holds_password_changes_too(nginx_alone):
+    """One hash in flight at most (the gate of 1): a second password change is the §8.1 503
+    at once, while the first is still with the (silent) application."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        port = nginx_alone([f"127.0.0.1:{listener.getsockname()[1]}"], auth_rate_limit=0,
+                           auth_in_flight=1, upstream_timeout=20)
+        first = socket.create_connection(("127.0.0.1", port), timeout=30)
+        first.sendall(_auth_request("PUT", f"{API}/auth/password"))
+        deadline = time.monotonic() + 10
+        while not held:  # the first one is through the gate, with the application
+            assert time.monotonic() < deadline, "the first request never reached the upstream"
+            time.sleep(0.02)
+        for path in (f"{API}/auth/password", f"{API}/auth/login"):
+            method = "PUT" if path.endswith("password") else "POST"
+            status, headers, payload = parse(raw_exchange(port, _auth_request(method, path)))
+            assert status == 503, (path, status, payload)
+            assert headers["retry-after"] == "1"
+            assert json.loads(payload) == {
+                "message": "Service Unavailable: too many logins in progress"}
+        first.close()
+    finally:
+        listener.close()
+        for sock in held:
+            sock.close()
+
+
+@pytest.mark.parametrize("path", [f"{API}/auth/login", f"{API}/auth/password"])
+def test_a_broken_chunked_body_past_the_rate_limit_is_a_json_400(nginx_alone, tmp_path, path):
+    """Once the rate limit answers 429, nginx discards the body; a broken chunked body found
+    then is a 400 that must get the JSON page too (not nginx's built-in HTML one)."""
+    port = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"], auth_rate_limit=6, auth_burst=2)
+    for _ in range(3):
+        assert parse(raw_exchange(port, _auth_request("POST", f"{API}/auth/login")))[0] == 502
+    method = "PUT" if path.endswith("password") else "POST"
+    request = chunked(path, b"zz\r\n{}\r\n0\r\n\r\n").replace(b"POST", method.encode(), 1)
+    status, headers, payload = parse(raw_exchange(port, request))
+    assert status == 400, (status, payload)
+    assert headers["content-type"] == "application/json"
+    assert json.loads(payload) == {"message": "Bad Request"}
+
+
+def test_the_login_gate_answers_its_own_errors_in_json(nginx_alone, tmp_path):
+    """An HTTP/1.0 login without Host passes the front and reaches the gate without one: the
+    gate's 400 is JSON like every other answer of nginx."""
+    port = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"], auth_rate_limit=0,
+                       auth_in_flight=1)
+    status, headers, payload = parse(raw_exchange(
+        port, b"POST /api/v1/auth/login HTTP/1.0\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 2\r\n\r\n{}"))
+    assert status == 400, (status, payload)
+    assert headers["content-type"] == "application/json"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert json.loads(payload) == {"message": "Bad Request"}
+
+
 def test_render_takes_several_upstreams_and_refuses_injection(tmp_path):
     text = front.render(["unix:/run/a.sock", "10.0.0.2:8000", "[::1]:8001"], "0.0.0.0:80",
                         tmp_path, trusted_proxies=["10.0.0.0/8"])

@@ -101,9 +101,10 @@ def test_statements_per_request(app, db, users, statements):
                       for name, queries in counts.items())
     print("\n" + table)
     assert {name: Counter(queries) for name, queries in counts.items()} == {
-        # the per-account lock's check and reset (docs/API.md §8.1) around the login's own
+        # the lock's check, and its reset with the address remembered (docs/API.md §8.1),
+        # around the login's own
         "POST /auth/login": Counter(["login_lock", "user_by_email", "start_session",
-                                     "reset_login_failures"]),
+                                     "login_succeeded"]),
         "POST /auth/register": Counter(["register_user"]),
         # rotation and reuse are one statement (refresh_session); legacy tokens keep theirs
         "POST /auth/refresh": Counter(["refresh_session"]),
@@ -121,9 +122,10 @@ def test_statements_per_request(app, db, users, statements):
         "DELETE /widgets/{name}": Counter(["delete_widget"]),
         "GET /users": Counter(["authenticate", "users_page"]),
         "PATCH /users/{id} (admin)": Counter(["authenticate", "update_user_flags"]),
-        # the revocation is a later statement of the change's transaction, so that it sees
-        # the session of a login the change waited for (sql/queries/sessions.sql)
-        "PUT /auth/password": Counter(["authenticate", "password_hash_by_id",
+        # the stored hash read together with the lock (docs/API.md §8.1); the revocation is a
+        # later statement of the change's transaction, so that it sees the session of a login
+        # the change waited for (sql/queries/sessions.sql)
+        "PUT /auth/password": Counter(["authenticate", "password_hash_and_lock",
                                        "change_password", "revoke_other_sessions"]),
         "POST /auth/logout-all": Counter(["logout_all"]),
         "PATCH /users/{id} (disable)": Counter(["authenticate", "update_user_flags",

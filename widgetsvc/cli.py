@@ -162,6 +162,7 @@ def add_user(argv: list[str]) -> int:
 
 
 def purge_revoked(argv: list[str]) -> int:
+    from widgetsvc.auth.loginlock import KNOWN_ADDRESS_SECONDS
     from widgetsvc.db import Database
 
     if _local_defaults():
@@ -171,12 +172,14 @@ def purge_revoked(argv: list[str]) -> int:
     db.pool.open(wait=True, timeout=10)
     try:
         count = db.execute("purge_revoked_tokens")
-        failures = db.execute("purge_login_failures", window_seconds=config.login_lock_window)
+        failures = db.one("purge_login_failures", window_seconds=config.login_lock_window,
+                          known_seconds=KNOWN_ADDRESS_SECONDS)
         purged = db.one("purge_sessions")
     finally:
         db.close()
     print(f"purged {count} expired revocation(s)")
-    print(f"purged {failures} expired failed login(s)")
+    print(f"purged {failures['failures']} expired failed login(s)")
+    print(f"purged {failures['addresses']} login address(es) unused for 30 days")
     print(f"purged {purged['sessions']} expired session(s)")
     print(f"purged {purged['spent']} expired spent refresh token(s)")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -84,6 +85,8 @@ class Config:
     runtime_dir: str = ""
     login_lock_failures: int = 5
     login_lock_window: int = 900
+    login_lock_account_failures: int = 100
+    forwarded_allow_ips: tuple[str, ...] = ()
     public_url: str = ""
     allowed_hosts: tuple[str, ...] = ()
 
@@ -119,6 +122,8 @@ class Config:
             runtime_dir=env.get("WIDGETSVC_RUNTIME_DIR", ""),
             login_lock_failures=_int(env, "LOGIN_LOCK_FAILURES", 5),
             login_lock_window=_int(env, "LOGIN_LOCK_WINDOW", 900),
+            login_lock_account_failures=_int(env, "LOGIN_LOCK_ACCOUNT_FAILURES", 100),
+            forwarded_allow_ips=_list(env, "FORWARDED_ALLOW_IPS"),
             **_hosts(env),
         )
         config.check(require_secret=require_secret)
@@ -154,9 +159,17 @@ class Config:
             raise ConfigError("need 1 <= DB_POOL_MIN <= DB_POOL_MAX")
         if self.hash_slots < 1:
             raise ConfigError("HASH_SLOTS must be at least 1 (unset: workers - 1)")
-        if self.login_lock_failures < 0 or self.login_lock_window < 1:
-            raise ConfigError("LOGIN_LOCK_FAILURES must be >= 0 (0 = off), "
-                              "LOGIN_LOCK_WINDOW >= 1 second")
+        if (self.login_lock_failures < 0 or self.login_lock_account_failures < 0
+                or self.login_lock_window < 1):
+            raise ConfigError("LOGIN_LOCK_FAILURES and LOGIN_LOCK_ACCOUNT_FAILURES must be >= 0 "
+                              "(0 = off), LOGIN_LOCK_WINDOW >= 1 second")
+        for item in self.forwarded_allow_ips:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                # "*" too: trusting every TCP peer would let any client name its address.
+                raise ConfigError(f"FORWARDED_ALLOW_IPS: {item!r} is not an address or "
+                                  "network (list the front proxy's addresses)") from None
         # With EdDSA the private key signs; a SECRET_KEY, when set, still verifies the HS256
         # tokens it signed before the switch.
         if require_secret and not self.secret_key and self.token_algorithm == HS256:

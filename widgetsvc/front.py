@@ -32,7 +32,7 @@ def _template() -> Path:
 
 
 TEMPLATE = _template()
-DEFAULT_AUTH_RATE_LIMIT = 30  # login + register per minute per client address (docs/API.md §8.1)
+DEFAULT_AUTH_RATE_LIMIT = 30  # login + register + password change per minute per address (§8.1)
 AUTH_BURST = 10
 _SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
@@ -140,12 +140,13 @@ def render(
       (several = nginx balances between them);
     - ``listen``: where nginx listens, ``host:port`` (see ``listen_address``);
     - ``runtime_dir``: an existing directory the nginx user can write: pid and temp files;
-    - ``auth_rate_limit``: login + register per minute per client address (0 = no limit),
-      with ``auth_burst`` more allowed at once; ``auth_conn_limit``: login/register requests
-      in flight per address (0 = no limit; beyond it the §8.1 503); ``auth_in_flight``:
-      login/register requests in flight in all (0 = no limit): the sum of the upstreams'
-      hashing slots (HASH_SLOTS), so a flood beyond what can be hashed is answered here and
-      never queues in front of other requests;
+    - ``auth_rate_limit``: login + register + password change (``PUT /auth/password``, the
+      requests that may hash a password) per minute per client address (0 = no limit), with
+      ``auth_burst`` more allowed at once; ``auth_conn_limit``: such requests in flight per
+      address (0 = no limit; beyond it the §8.1 503); ``auth_in_flight``: such requests in
+      flight in all (0 = no limit): the sum of the upstreams' hashing slots (HASH_SLOTS), so a
+      flood beyond what can be hashed is answered here and never queues in front of other
+      requests;
     - ``trusted_proxies``: addresses/networks whose ``X-Forwarded-For`` names the client.
     """
     if not upstreams:

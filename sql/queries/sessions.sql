@@ -131,9 +131,6 @@ WITH c AS (
 )
 SELECT c.revoked, c.admin FROM c;
 
--- name: password_hash_by_id
-SELECT password_hash FROM users WHERE id = %(user_id)s;
-
 -- name: change_password
 -- The new hash, only if the stored one is still the hash the current password was checked
 -- against (a concurrent change wins, this one reports changed = false). Run in one

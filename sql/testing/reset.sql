@@ -1,6 +1,7 @@
 -- Used only by the test suite, between tests: empty every table the service writes.
 -- name: reset_all
-TRUNCATE widgets, revoked_tokens, spent_refresh_tokens, sessions, users, login_failures
+TRUNCATE widgets, revoked_tokens, spent_refresh_tokens, sessions, users, login_failures,
+    login_addresses
     RESTART IDENTITY CASCADE;
 
 -- name: auth_delete_user_by_email

@@ -1,44 +1,115 @@
-"""The per-account lock of failed logins (docs/API.md §8.1), counted in PostgreSQL so every worker
-and every instance sees the same count.
+"""The lock of failed logins (docs/API.md §8.1), per e-mail and client address, counted in
+PostgreSQL so every worker and every instance sees the same count.
 
-A failure is a well-formed login whose e-mail and password do not match. ``failures`` of them
-for one lower-cased e-mail (registered or not) within ``window`` seconds lock that e-mail:
-every login for it is answered 429 without a hash until the oldest of them leaves the window.
-A successful login resets the count.
+A failure is a well-formed login whose e-mail and password do not match, or a wrong
+``current_password`` on ``PUT /auth/password``. ``failures`` of them for one lower-cased e-mail
+(registered or not) from one client address within ``window`` seconds lock that e-mail from
+that address; ``account_failures`` from all addresses together lock it everywhere except from
+the addresses the account logged in from within ``KNOWN_ADDRESS_SECONDS``. Locked: 429 without
+a hash until the failure that completed the count leaves the window. A successful login resets
+the count of its e-mail and address and remembers the address.
+
+Per address, because a lock per e-mail alone let anyone lock an administrator (whose e-mail is
+public) out from everywhere.
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 import falcon
 
 from widgetsvc.db import Database
 from widgetsvc.errors import fail
 
+KNOWN_ADDRESS_SECONDS = 30 * 24 * 3600  # a successful login spares its address this long
+KNOWN_ADDRESSES_PER_USER = 50  # the most recently used ones; older ones are forgotten
+UNKNOWN_ADDRESS = "0.0.0.0"  # noqa: S104 (a bucket for a front that names no client, not a bind)
+
+
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def front_networks(forwarded_allow_ips: tuple[str, ...]) -> Networks:
+    """``FORWARDED_ALLOW_IPS`` (checked by config.py) as networks."""
+    return tuple(ipaddress.ip_network(item, strict=False) for item in forwarded_allow_ips)
+
+
+def client_address(req: falcon.Request, fronts: Networks = ()) -> str:
+    """The client's address: the TCP peer; or, when the peer is the nginx front, the
+    ``X-Forwarded-For`` it set to its own client's address (overwriting whatever that client
+    sent). The front is a peer that is not a TCP one (gunicorn's Unix socket, which only nginx
+    reaches: bin/serve) or a TCP peer in ``fronts`` (``FORWARDED_ALLOW_IPS``: bin/cluster,
+    whose nginx reaches its instances over TCP). Any other client cannot name another address:
+    its headers are not read. In-process tests set ``REMOTE_ADDR``."""
+    peer = _address(req.env.get("REMOTE_ADDR", ""))
+    if peer is not None and not any(peer in network for network in fronts):
+        return str(peer)
+    forwarded = (req.get_header("X-Forwarded-For") or "").rsplit(",", 1)[-1]
+    client = _address(forwarded)
+    return str(client) if client is not None else str(peer or UNKNOWN_ADDRESS)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
 
 class LoginLock:
-    def __init__(self, db: Database, failures: int, window: int):
+    def __init__(self, db: Database, failures: int, window: int, account_failures: int = 0):
         self.db = db
-        self.failures = failures  # 0: no lock
+        self.failures = failures  # per e-mail and address; 0: no such lock
+        self.account_failures = account_failures  # per e-mail, all addresses; 0: none
         self.window = window
 
-    def check(self, email: str) -> None:
-        """Raise the 429 while ``email`` is locked."""
-        if not self.failures:
-            return
-        row = self.db.one("login_lock", email=email, window_seconds=self.window,
-                          skip=self.failures - 1)
-        if row is not None:
-            seconds = row["retry_after"]
-            raise fail(
-                falcon.HTTP_429,
-                f"Too many failed login attempts. Try again in {seconds} seconds.",
-                {"Retry-After": str(seconds)},
-            )
+    @property
+    def enabled(self) -> bool:
+        return bool(self.failures or self.account_failures)
 
-    def record_failure(self, email: str) -> None:
-        if self.failures:
-            self.db.execute("record_login_failure", email=email, window_seconds=self.window)
+    def _params(self, address: str) -> dict:
+        return {
+            "address": address,
+            "window_seconds": self.window,
+            "address_skip": self.failures - 1 if self.failures else None,
+            "account_skip": self.account_failures - 1 if self.account_failures else None,
+            "known_seconds": KNOWN_ADDRESS_SECONDS,
+        }
 
-    def reset(self, email: str) -> None:
-        if self.failures:
-            self.db.execute("reset_login_failures", email=email)
+    def check(self, email: str, address: str) -> None:
+        """Raise the 429 while ``email`` is locked for ``address``."""
+        if self.enabled:
+            row = self.db.one("login_lock", email=email, **self._params(address))
+            raise_if_locked(row["retry_after"])
+
+    def password_hash(self, user_id: int, address: str) -> str | None:
+        """``PUT /auth/password``: the user's stored hash (None: the user is gone), after the
+        lock of the user's e-mail for ``address`` (its 429), in one statement."""
+        row = self.db.one("password_hash_and_lock", user_id=user_id, **self._params(address))
+        if row is None:
+            return None
+        raise_if_locked(row["retry_after"])
+        return row["password_hash"]
+
+    def record_failure(self, email: str, address: str) -> None:
+        if self.enabled:
+            self.db.execute("record_login_failure", email=email, address=address,
+                            window_seconds=self.window)
+
+    def succeeded(self, email: str, address: str, user_id: int) -> None:
+        """A successful login: reset the count of ``email`` from ``address``, and remember the
+        address for the user (spared the per-account lock)."""
+        if self.enabled:
+            self.db.execute("login_succeeded", email=email, address=address, user_id=user_id,
+                            known_seconds=KNOWN_ADDRESS_SECONDS,
+                            keep_others=KNOWN_ADDRESSES_PER_USER - 1)
+
+
+def raise_if_locked(seconds: int | None) -> None:
+    if seconds is not None:
+        raise fail(
+            falcon.HTTP_429,
+            f"Too many failed login attempts. Try again in {seconds} seconds.",
+            {"Retry-After": str(seconds)},
+        )

@@ -9,7 +9,7 @@ from widgetsvc import errors, timefmt
 from widgetsvc.auth import keys, sessions, tokens
 from widgetsvc.auth.caller import CurrentUser
 from widgetsvc.auth.hashslots import HashSlots
-from widgetsvc.auth.loginlock import LoginLock
+from widgetsvc.auth.loginlock import LoginLock, client_address, front_networks
 from widgetsvc.auth.middleware import NONE, TOKEN
 from widgetsvc.auth.users import Users
 from widgetsvc.bodies import read_object
@@ -31,7 +31,9 @@ class _AuthResource(Resource):
         # Shared by every resource that hashes (create_app passes one per instance).
         self.slots = slots or HashSlots(self.config.hash_slots)
         self.lock = LoginLock(self.db, self.config.login_lock_failures,
-                              self.config.login_lock_window)
+                              self.config.login_lock_window,
+                              self.config.login_lock_account_failures)
+        self.fronts = front_networks(self.config.forwarded_allow_ips)
 
     def _credentials(self, req: falcon.Request) -> tuple[str, str]:
         body = read_object(req, self.config.max_body_bytes)
@@ -78,7 +80,9 @@ class LoginResource(_AuthResource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         email, password = self._credentials(req)
-        self.lock.check(email)  # order (docs/API.md §8): 400, then the lock's 429, then the 503
+        address = client_address(req, self.fronts)
+        # order (docs/API.md §8): 400, then the lock's 429, then the 503
+        self.lock.check(email, address)
         with self.slots.hold():
             user = self.users.check_login(email, password)
         session = sessions.new_session(self.refresh_keys)
@@ -86,9 +90,9 @@ class LoginResource(_AuthResource):
         # session: the same 401.
         if user is None or not self.users.start_session(
                 user, session, self.config.refresh_token_lifetime):
-            self.lock.record_failure(email)
+            self.lock.record_failure(email, address)
             raise errors.fail(falcon.HTTP_401, LOGIN_FAILED)
-        self.lock.reset(email)
+        self.lock.succeeded(email, address, user["id"])
         self._respond_with_token(resp, user, session.id, session.refresh_token,
                                  "successfully logged in")
 
@@ -172,13 +176,22 @@ class PasswordResource(_AuthResource):
         self.validator.validate("password_change", body)
         current = body["current_password"]
         try:
-            check_password(current)  # no stored password breaks the rules: no hash needed
+            # No stored password breaks the rules: no hash needed, and, like a login's 400,
+            # not counted as a failed login (it could never be right).
+            check_password(current)
         except InvalidValue:
             raise errors.validation_failed({"current_password": PASSWORD_INCORRECT}) from None
+        # A wrong current password is a failed login of the caller's account from this
+        # address (docs/API.md §8.1): the same lock, checked before any hash (429, then 503).
+        address = client_address(req, self.fronts)
+        stored = self.lock.password_hash(user.id, address)
         with self.slots.hold():  # two bcrypt hashes: a slot, or the 503 (docs/API.md §8.1)
-            changed = self.users.change_password(user.id, user.token.sid, current,
-                                                 body["new_password"])
-        if not changed:
+            right = stored is not None and self.users.password_matches(current, stored)
+            changed = right and self.users.set_password(user.id, user.token.sid, stored,
+                                                        body["new_password"])
+        if stored is not None and not right:
+            self.lock.record_failure(user.email, address)
+        if not changed:  # wrong, or the user gone or the password changed meanwhile
             raise errors.validation_failed({"current_password": PASSWORD_INCORRECT})
         resp.media = {"status": "success", "message": "password changed"}
 

@@ -55,16 +55,17 @@ class Users:
                            password_hash=user["password_hash"], session_id=session.id,
                            refresh_hash=session.refresh_hash, lifetime=lifetime) is not None
 
-    def change_password(self, user_id: int, session_id: uuid.UUID, current: str,
-                        new: str) -> bool:
-        """Sets ``new`` when ``current`` is the user's password, and revokes the user's other
-        sessions; False when ``current`` is wrong (or the password changed meanwhile)."""
-        row = self.db.one("password_hash_by_id", user_id=user_id)
-        if row is None or not check_password(current, row["password_hash"]):
-            return False
+    def password_matches(self, password: str, stored_hash: str) -> bool:
+        return check_password(password, stored_hash)
+
+    def set_password(self, user_id: int, session_id: uuid.UUID, old_hash: str,
+                     new: str) -> bool:
+        """Sets ``new`` if the stored hash is still ``old_hash`` (the one the current password
+        was checked against), and revokes the user's other sessions; False when the password
+        changed meanwhile (a concurrent change wins)."""
         new_hash = hash_password(new, self.rounds)
         with self.db.transaction() as tx:
-            changed = tx.one("change_password", user_id=user_id, old_hash=row["password_hash"],
+            changed = tx.one("change_password", user_id=user_id, old_hash=old_hash,
                              new_hash=new_hash)["changed"]
             if changed:
                 # A later statement than the change, which waited for any login holding the

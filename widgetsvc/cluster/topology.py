@@ -49,7 +49,8 @@ _BACKEND_ORDER = ["etcd", "patroni-pg1", "patroni-pg2", "haproxy", "pgbouncer"]
 _INSTANCE_SETTINGS = ("DATABASE_URL", "DB_PGBOUNCER", "SECRET_KEY", "WIDGETSVC_ENV",
                       "BCRYPT_ROUNDS", "TOKEN_LIFETIME", "DB_POOL_MIN", "DB_POOL_MAX",
                       "WEB_CONCURRENCY", "GUNICORN_WORKER_CLASS", "GUNICORN_THREADS",
-                      "HASH_SLOTS", "LOGIN_LOCK_FAILURES", "LOGIN_LOCK_WINDOW", "PUBLIC_URL",
+                      "HASH_SLOTS", "LOGIN_LOCK_FAILURES", "LOGIN_LOCK_WINDOW",
+                      "LOGIN_LOCK_ACCOUNT_FAILURES", "PUBLIC_URL",
                       "ALLOWED_HOSTS", "TOKEN_LEEWAY", "LOG_LEVEL")
 
 
@@ -441,7 +442,10 @@ class Cluster:
                "DATABASE_URL": self.app_url(),
                "DB_PGBOUNCER": "1" if self.state["pgbouncer"] else "0",
                "SECRET_KEY": self.state["secrets"]["secret_key"],
-               "HOST": HOST, "PORT": str(self.ports["instances"][index])})
+               "HOST": HOST, "PORT": str(self.ports["instances"][index]),
+               # the front reaches the instances over TCP from HOST: its X-Forwarded-For
+               # names the client (the failed-login lock's address, docs/API.md §8.1)
+               "FORWARDED_ALLOW_IPS": HOST})
         return env
 
     def _start_instances(self, log) -> None:

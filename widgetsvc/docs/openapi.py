@@ -270,7 +270,7 @@ def build_document(routes: Mapping[str, object], public_url: str = "") -> dict[s
             {"200": message("Password changed"), **_errors(401, 413, 415, 429)},
             requestBody=_body("PasswordChange"),
             description="A wrong current_password is a 400 for that field, and counts as a "
-                        "failed login for the account.")},
+                        "failed login for the account from that address.")},
         "/auth/jwks.json": {"get": _operation(
             "getJwks", "Public keys that verify access tokens (JWKS)", "auth",
             {"200": _json("JWKS", "The key set (empty with HS256)")})},
