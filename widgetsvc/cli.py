@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import psycopg_pool
 
+from widgetsvc import safefs
 from widgetsvc.config import Config, ConfigError
 from widgetsvc.front import FrontError
 from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalDBError, ensure_dev_database
@@ -89,8 +90,9 @@ def serve(argv: list[str]) -> int:
     try:
         conf = runtime / "nginx.conf"
         if settings is not None:
-            conf.write_text(front.render([f"unix:{sock}"], listen, runtime,
-                                         **settings.limits(config.hash_slots)))
+            # The runtime directory is nginx's user's: never through a link it planted.
+            safefs.write_file(conf, front.render([f"unix:{sock}"], listen, runtime,
+                                                 **settings.limits(config.hash_slots)), 0o644)
         supervisor.spawn(
             "gunicorn", [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"), *argv], env=env
         )
@@ -194,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[args[0]](args[1:])
-    except (ConfigError, FrontError, LocalDBError, MigrationError, UsageError) as exc:
+    except (ConfigError, FrontError, LocalDBError, MigrationError, UsageError,
+            safefs.UnsafePath) as exc:
         print(f"widgetsvc: {exc}", file=sys.stderr)
         return 1
     except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:

@@ -8,7 +8,6 @@ environment variable can never inject nginx directives.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import math
 import os
@@ -248,11 +247,13 @@ def make_runtime_dir(var_dir: Path, user: pwd.struct_passwd | None, pid: int) ->
     nginx's user, mode 0700 (root's gunicorn reaches it anyway): under ``var_dir``, or, when
     nginx's user cannot get there (as root, a clone in a private directory), in the clone's
     relocated directory (``localdb.reachable_dir``: /var/lib/widgetsvc/<digest>/ as root).
-    Leftovers of bin/serves that died are removed."""
+    Leftovers of bin/serves that died are removed. When that path is too long for a socket, a
+    new directory with an unpredictable name in the temp directory (``mkdtemp``): a name
+    another user could guess would let them make it first."""
     runtime = localdb.reachable_dir(var_dir / f"serve-{pid}", user)
     if len(str(runtime)) + len("/auth-gate.sock") > _SOCKET_PATH_LIMIT:
-        digest = hashlib.sha256(str(runtime.parent).encode()).hexdigest()[:12]
-        runtime = Path(tempfile.gettempdir()) / f"widgetsvc-{digest}" / runtime.name
+        made = Path(tempfile.mkdtemp(prefix=f"widgetsvc-serve-{pid}-"))  # 0700, ours
+        return localdb.make_dir(made, owner=user, mode=0o700)
     if runtime.parent.exists():
         for stale in runtime.parent.glob("serve-*"):
             other = stale.name[len("serve-"):]

@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 
-from widgetsvc import front, localdb
+from widgetsvc import front, localdb, safefs
 from widgetsvc.cluster import procs
 from widgetsvc.cluster.packages import ensure_packages, which
 from widgetsvc.cluster.render import DEPLOY_DIR, render, write
@@ -108,16 +108,13 @@ class Cluster:
     # -- state --------------------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:
         try:
-            return json.loads(self.state_path.read_text())
+            return json.loads(safefs.read_text(self.state_path) or "")
         except (OSError, ValueError):
             return {}
 
     def _save(self) -> None:
-        draft = self.state_path.with_suffix(".tmp")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.state, handle, indent=2)
-        os.replace(draft, self.state_path)
+        # Root's own file, but in the owner's directory: never through a link (safefs).
+        safefs.write_file(self.state_path, json.dumps(self.state, indent=2), 0o600)
 
     @property
     def exists(self) -> bool:
@@ -248,28 +245,16 @@ class Cluster:
         log(f"cluster: up, front at {self.front_url}")
 
     def _make_root(self) -> None:
-        make_dir = getattr(localdb, "make_dir", None)  # parents traversable by the owner
-        if make_dir is not None:
-            make_dir(self.root, self.owner)
-        else:
-            self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
-        self._chown(self.root)
-
-    def _chown(self, path: Path) -> None:
-        if os.geteuid() == 0:
-            os.chown(path, self.owner.pw_uid, self.owner.pw_gid)
+        # Parents traversable by the owner; the root (and below) the owner's, 0700.
+        safefs.make_dir(self.root, self.owner)
 
     def _private_dir(self, path: Path) -> Path:
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
-        self._chown(path)
-        return path
+        """The owner's directory, 0700; a link or another user's directory there is refused
+        (the cluster's directory is the owner's, and a socket directory may be in /tmp)."""
+        return safefs.make_dir(path, self.owner)
 
     def _config(self, path: Path, text: str) -> bool:
-        changed = write(path, text)
-        self._chown(path)
-        return changed
+        return write(path, text, owner=self.owner)
 
     def _base_env(self) -> dict[str, str]:
         return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
