@@ -80,9 +80,12 @@ def serve(argv: list[str]) -> int:
     os.chdir(REPO_ROOT)
 
     user = None if direct else front.nginx_user()
+    app = front.app_user()  # as root: who gunicorn's workers run as (gunicorn.conf.py)
     runtime = front.make_runtime_dir(VAR_DIR, user, os.getpid())
+    # The workers' hashing slots: nginx's directory, or, as root, one of the app user's own.
+    slots = runtime if app is None else front.make_runtime_dir(VAR_DIR, app, os.getpid(), "app")
     sock = runtime / "gunicorn.sock"
-    env = {**os.environ, "WIDGETSVC_RUNTIME_DIR": str(runtime)}
+    env = {**os.environ, "WIDGETSVC_RUNTIME_DIR": str(slots)}
     if not direct:
         env["WIDGETSVC_GUNICORN_SOCKET"] = str(sock)
     supervisor = Supervisor(float(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30")))
@@ -107,6 +110,7 @@ def serve(argv: list[str]) -> int:
     finally:
         supervisor.stop_all()
         shutil.rmtree(runtime, ignore_errors=True)
+        shutil.rmtree(slots, ignore_errors=True)
 
 
 def _read_password(from_stdin: bool) -> str:
