@@ -207,3 +207,11 @@ def test_a_long_runtime_directory_gets_an_unpredictable_name():
         for made in (first, second):
             made.rmdir()
         shutil.rmtree(base)
+
+
+def test_a_log_tail_in_an_error_is_not_read_through_a_link(users_dir, victim):
+    """Root quotes a part's log in its error messages: not another file's lines."""
+    plant(users_dir / "etcd.log", victim / "file")
+    assert SECRET.strip() not in procs.tail(users_dir / "etcd.log")
+    (users_dir / "pgbouncer.log").write_text("a line\n")
+    assert procs.tail(users_dir / "pgbouncer.log") == "--- pgbouncer.log ---\na line"

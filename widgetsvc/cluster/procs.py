@@ -167,8 +167,7 @@ def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
 def tail(path: Path | None, lines: int = 25) -> str:
     if path is None:
         return ""
-    try:
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
+    text = safefs.read_text(path)  # the part's user's directory: never through its link
+    if text is None:
         return ""
-    return f"--- {path.name} ---\n" + "\n".join(text)
+    return f"--- {path.name} ---\n" + "\n".join(text.splitlines()[-lines:])
