@@ -25,7 +25,8 @@ VALUES = {
     "servers": "    server pg1 127.0.0.1:4 check port 3", "stats_socket": "/h.sock",
     "dbname": "widgetsvc", "upstream_host": "127.0.0.1", "upstream_port": 5,
     "auth_file": "/u", "log_file": "/l", "pid_file": "/pid", "pool_size": 20,
-    "max_db_connections": 24,
+    "max_db_connections": 24, "rest_username": "patroni", "rest_password": "r",
+    "etcd_username": "patroni", "etcd_password": "e", "rest_basic": "cGF0cm9uaTpy",
 }
 TEMPLATES = ["etcd/etcd.yml.template", "patroni/patroni.yml.template",
              "haproxy/haproxy.cfg.template", "pgbouncer/pgbouncer.ini.template"]
