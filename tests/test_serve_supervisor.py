@@ -102,6 +102,13 @@ def test_as_root_the_application_runs_unprivileged(server):
         groups = Path(f"/proc/{pid}/status").read_text().split("Groups:")[1].split("\n")[0]
         assert groups.split() in ([], [str(owner.pw_gid)]), groups  # none of root's
 
+    # The socket root's gunicorn binds (and chowns to the workers' user) is in root's own
+    # directory, which nginx's group may only enter: no one else can swap a link in there.
+    (runtime,) = [p for p in runtime_dirs(server.proc.pid) if p.name.startswith("serve-")]
+    info = runtime.stat()
+    assert (info.st_uid, oct(info.st_mode & 0o777)) == (0, "0o710")
+    assert (runtime / "gunicorn.sock").stat().st_uid == owner.pw_uid
+
     email = f"unprivileged-{os.getpid()}@example.com"
     registered = call(server, "POST", f"{API}/auth/register",
                       data={"email": email, "password": PASSWORD})

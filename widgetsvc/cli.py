@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import psycopg_pool
 
-from widgetsvc import safefs
+from widgetsvc import localdb, safefs
 from widgetsvc.config import Config, ConfigError
 from widgetsvc.front import FrontError
 from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalDBError, ensure_dev_database
@@ -81,9 +81,13 @@ def serve(argv: list[str]) -> int:
 
     user = None if direct else front.nginx_user()
     app = front.app_user()  # as root: who gunicorn's workers run as (gunicorn.conf.py)
-    runtime = front.make_runtime_dir(VAR_DIR, user, os.getpid())
+    # gunicorn's socket and nginx.conf (as root: root's directory, nginx's group may enter),
+    # nginx's pid, temp files and gate socket in nginx/ inside (nginx's user's).
+    runtime = front.make_runtime_dir(VAR_DIR, user, os.getpid(), root_owned=True)
+    nginx_dir = localdb.make_dir(runtime / "nginx", user)
     # The workers' hashing slots: nginx's directory, or, as root, one of the app user's own.
-    slots = runtime if app is None else front.make_runtime_dir(VAR_DIR, app, os.getpid(), "app")
+    slots = (nginx_dir if app is None
+             else front.make_runtime_dir(VAR_DIR, app, os.getpid(), "app"))
     sock = runtime / "gunicorn.sock"
     env = {**os.environ, "WIDGETSVC_RUNTIME_DIR": str(slots)}
     if not direct:
@@ -93,8 +97,7 @@ def serve(argv: list[str]) -> int:
     try:
         conf = runtime / "nginx.conf"
         if settings is not None:
-            # The runtime directory is nginx's user's: never through a link it planted.
-            safefs.write_file(conf, front.render([f"unix:{sock}"], listen, runtime,
+            safefs.write_file(conf, front.render([f"unix:{sock}"], listen, nginx_dir,
                                                  **settings.limits(config.hash_slots)), 0o644)
         supervisor.spawn(
             "gunicorn", [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"), *argv], env=env
@@ -103,7 +106,7 @@ def serve(argv: list[str]) -> int:
             if supervisor.wait_for_socket(sock):
                 ids = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid}
                 supervisor.spawn(
-                    "nginx", [nginx, "-e", "stderr", "-p", str(runtime), "-c", str(conf)],
+                    "nginx", [nginx, "-e", "stderr", "-p", str(nginx_dir), "-c", str(conf)],
                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, **ids,
                 )
         return supervisor.run()

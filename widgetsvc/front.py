@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from widgetsvc import apt, localdb
+from widgetsvc import apt, localdb, safefs
 from widgetsvc.localdb import REPO_ROOT
 
 
@@ -267,24 +267,37 @@ def app_user() -> pwd.struct_passwd | None:
 
 
 def make_runtime_dir(var_dir: Path, user: pwd.struct_passwd | None, pid: int,
-                     prefix: str = "serve") -> Path:
+                     prefix: str = "serve", *, root_owned: bool = False) -> Path:
     """A fresh ``serve-<pid>`` directory for one bin/serve (sockets, pid, temp files), owned by
     nginx's user, mode 0700 (root's gunicorn reaches it anyway): under ``var_dir``, or, when
     nginx's user cannot get there (as root, a clone in a private directory), in the clone's
     relocated directory (``localdb.reachable_dir``: /var/lib/widgetsvc/<digest>/ as root).
     Leftovers of bin/serves that died are removed. When that path is too long for a socket, a
     new directory with an unpredictable name in the temp directory (``mkdtemp``): a name
-    another user could guess would let them make it first."""
+    another user could guess would let them make it first.
+
+    ``root_owned`` (bin/serve as root): the directory stays root's, mode 0710 for ``user``'s
+    group, so that root's gunicorn binds (and chowns) its socket where no other user can swap
+    a link in; nginx's own files then go in a ``nginx/`` directory of ``user``'s inside."""
     runtime = localdb.reachable_dir(var_dir / f"{prefix}-{pid}", user)
-    if len(str(runtime)) + len("/auth-gate.sock") > _SOCKET_PATH_LIMIT:
-        made = Path(tempfile.mkdtemp(prefix=f"widgetsvc-{prefix}-{pid}-"))  # 0700, ours
-        return localdb.make_dir(made, owner=user, mode=0o700)
+    if len(str(runtime)) + len("/nginx/auth-gate.sock") > _SOCKET_PATH_LIMIT:
+        runtime = Path(tempfile.mkdtemp(prefix=f"widgetsvc-{prefix}-{pid}-"))  # 0700, ours
+        return _own_runtime(runtime, user, root_owned)
     if runtime.parent.exists():
         for stale in runtime.parent.glob(f"{prefix}-*"):
             other = stale.name[len(prefix) + 1:]
             if other.isdigit() and int(other) != pid and not _alive(int(other)):
                 shutil.rmtree(stale, ignore_errors=True)
     shutil.rmtree(runtime, ignore_errors=True)
+    return _own_runtime(runtime, user, root_owned)
+
+
+def _own_runtime(runtime: Path, user: pwd.struct_passwd | None, root_owned: bool) -> Path:
+    if root_owned and user is not None and os.geteuid() == 0:
+        try:
+            return safefs.make_dir(runtime, None, 0o710, group=user.pw_gid)
+        except safefs.UnsafePath as exc:
+            raise FrontError(str(exc)) from None
     return localdb.make_dir(runtime, owner=user, mode=0o700)
 
 

@@ -98,17 +98,19 @@ def _check_file(fd: int, path: Path, owner: pwd.struct_passwd | None) -> None:
         raise UnsafePath(errno.EPERM, f"{path}: owned by uid {info.st_uid}; not used")
 
 
-def _give(fd: int, owner: pwd.struct_passwd | None) -> None:
-    if owner is not None and os.geteuid() == 0:
-        os.fchown(fd, owner.pw_uid, owner.pw_gid)
+def _give(fd: int, owner: pwd.struct_passwd | None, group: int | None = None) -> None:
+    if os.geteuid() == 0 and (owner is not None or group is not None):
+        os.fchown(fd, owner.pw_uid if owner else -1,
+                  group if group is not None else owner.pw_gid)  # type: ignore[union-attr]
 
 
 def make_dir(path: Path, owner: pwd.struct_passwd | None = None, mode: int = 0o700,
-             parent_mode: int = 0o755) -> Path:
+             parent_mode: int = 0o755, group: int | None = None) -> Path:
     """Create directory ``path`` (and missing parents, ``parent_mode``), or take the existing
     one only when it is ours or ``owner``'s and no one else can write it; then set ``mode`` and,
-    as root, give it to ``owner``. A directory another user made first (a predictable name in
-    ``/tmp``), or one left open to others, is refused: it may already hold their links."""
+    as root, give it to ``owner`` (and ``group``, when one is named). A directory another user
+    made first (a predictable name in ``/tmp``), or one left open to others, is refused: it may
+    already hold their links."""
     path = Path(os.path.abspath(path))
     parent = _open_dir(path.parent, parent_mode)
     try:
@@ -141,7 +143,7 @@ def make_dir(path: Path, owner: pwd.struct_passwd | None = None, mode: int = 0o7
                 raise UnsafePath(errno.EPERM, f"{path} exists with mode "
                                  f"{oct(info.st_mode & 0o7777)} (writable by others); remove it")
         os.fchmod(fd, mode)
-        _give(fd, owner)
+        _give(fd, owner, group)
     finally:
         os.close(fd)
     return path
