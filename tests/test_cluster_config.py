@@ -127,3 +127,12 @@ def test_bootstrap_sets_the_session_settings_the_options_would_have(tmp_path):
     for name in ("statement_timeout", "TimeZone", "jit", "plan_cache_mode"):
         assert f"-c {name}=" in options and f"'{name}'" in ddl
     assert os.path.exists(DEPLOY_DIR / "nginx" / "cluster-locations.conf")
+
+
+def test_patronis_rest_api_and_etcd_ask_for_credentials():
+    """Issue 18: no local user may change Patroni's configuration or etcd's keys unasked."""
+    config = yaml.safe_load(render("patroni/patroni.yml.template", **VALUES))
+    assert config["restapi"]["authentication"] == {"username": "patroni", "password": "r"}
+    assert (config["etcd3"]["username"], config["etcd3"]["password"]) == ("patroni", "e")
+    haproxy = render("haproxy/haproxy.cfg.template", **VALUES)
+    assert 'http-check send hdr Authorization "Basic cGF0cm9uaTpy"' in haproxy
