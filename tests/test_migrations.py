@@ -301,7 +301,7 @@ def test_a_migration_behind_a_long_transaction_gives_up_with_a_clear_message(bef
     try:
         result = run_bin_migrate(before_etag, MIGRATE_LOCK_TIMEOUT="300ms", MIGRATE_RETRIES="1")
         assert result.returncode == 1, result
-        assert result.stderr.startswith("migrate: 0007_widget_etag.sql gave up: 2 attempts "
+        assert result.stderr.startswith("migrate: 0007_widget_etag.sql gave up: 2 attempt(s) "
                                         "each waited 300ms (MIGRATE_LOCK_TIMEOUT)"), result
         assert "retry 1 of 1" in result.stdout
         assert applied(before_etag) == BEFORE_ETAG  # nothing of it was applied

@@ -4,10 +4,11 @@ The same thing a DBA does by hand (see README): psql with ``ON_ERROR_STOP``, one
 file, and a row in ``schema_migrations`` written in that same transaction. A file that fails
 leaves the database as it was and stops the run.
 
-Each file runs with a ``lock_timeout`` (``MIGRATE_LOCK_TIMEOUT``, 5 s): a migration that rewrites
+Each file runs with a ``lock_timeout`` (``MIGRATE_LOCK_TIMEOUT``, 2 s): a migration that rewrites
 a table (0007) waits for its ACCESS EXCLUSIVE lock behind any open transaction on that table,
-and every request for the table would queue behind that wait. It gives up instead, rolls back,
-and is tried again (``MIGRATE_RETRIES`` times, 3) before the run fails with a clear message.
+and every request for the table queues behind that wait. It gives up instead, rolls back, and
+is tried again (``MIGRATE_RETRIES`` times, 5) before the run fails with a clear message. The
+requests' wait is bounded by the lock_timeout, well under their 5 s statement_timeout.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_TIMEOUT = re.compile(r"^[1-9][0-9]{0,8}(ms|s|min)?$")
-DEFAULT_LOCK_TIMEOUT = "5s"
-DEFAULT_RETRIES = 3
+DEFAULT_LOCK_TIMEOUT = "2s"
+DEFAULT_RETRIES = 5
 RETRY_DELAY = 2.0  # seconds between attempts
 
 
@@ -138,7 +139,7 @@ def migrate(url: str, directory: Path = MIGRATIONS_DIR, log=print, *,
                 sleep(retry_delay)
         else:
             raise MigrationError(
-                f"{path.name} gave up: {retries + 1} attempts each waited {lock_timeout} "
+                f"{path.name} gave up: {retries + 1} attempt(s) each waited {lock_timeout} "
                 "(MIGRATE_LOCK_TIMEOUT) for a table lock a long transaction holds, nothing of "
                 "it was applied. Find that transaction (pg_stat_activity, pg_locks) and end "
                 "it, or run bin/migrate again when it is over.")
