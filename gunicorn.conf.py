@@ -39,6 +39,26 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # The app (and so each worker's connection pool) is created after the fork, never shared.
 preload_app = False
 
+# As root (bin/serve, bin/cluster's instances), the application itself does not run as root:
+# the master binds the socket, the workers (which import and run the app) become the
+# unprivileged WIDGETSVC_APP_USER (default: the private clusters' owner, who reaches their
+# sockets), without root's supplementary groups. README, "Serving behind nginx".
+if os.geteuid() == 0:
+    from widgetsvc.front import app_user
+
+    _app = app_user()
+    user, group = _app.pw_uid, _app.pw_gid
+    # The code (not its state: each worker still creates its app, pool and hashing slots after
+    # the fork) is loaded here, as root, so that the workers need not read the interpreter's
+    # own files, which that user may not reach (a Python installed under /root): the app's
+    # modules, and every codec (the standard library loads those on first use: "idna").
+    from widgetsvc.supervisor import preload_code
+
+    preload_code()
+
+    def post_fork(server, worker):  # in the worker, just before it drops to ``user``
+        os.setgroups([])
+
 # gunicorn's own error answers (unparseable requests) are JSON like the app's.
 from widgetsvc import gunicorn_errors  # noqa: E402
 

@@ -10,11 +10,14 @@ minutes on 2 cores); ``bin/test -m "not slow"`` leaves it out.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shlex
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +26,7 @@ import psycopg
 import pytest
 
 from tests.live_http import call
+from widgetsvc import localdb
 from widgetsvc.cluster.packages import missing_packages
 from widgetsvc.cluster.topology import Cluster, reachable_dir
 from widgetsvc.db import SQL_DIR, load_queries
@@ -99,6 +103,93 @@ def test_status_names_every_part_and_patroni_roles(cluster_dir):
     with psycopg.connect(Cluster(cluster_dir).leader_url("postgres", "postgres")) as conn:
         standby = next(p["name"] for p in info["postgres"] if p["role"] == "sync_standby")
         assert conn.execute("SHOW synchronous_standby_names").fetchone()[0] == standby
+
+
+def http(method: str, url: str, body: dict | None = None,
+         headers: dict | None = None) -> tuple[int, dict]:
+    """One request; (status, JSON body) whatever the status."""
+    request = urllib.request.Request(  # noqa: S310 (loopback)
+        url, method=method, data=json.dumps(body).encode() if body is not None else None,
+        headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 (loopback)
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw.strip().startswith(b"{") else {}
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        return exc.code, json.loads(raw) if raw.strip().startswith(b"{") else {}
+
+
+def basic(user: str, password: str) -> dict:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_patronis_rest_api_refuses_unauthenticated_changes(cluster_dir):
+    """Issue 18: any local user could PATCH /config (synchronous mode off) or switch over."""
+    cluster = Cluster(cluster_dir)
+    rest = cluster.rest_url(0)
+    for headers in ({}, basic("patroni", "wrong-password")):
+        code, _ = http("PATCH", f"{rest}/config", {"synchronous_mode": False}, headers)
+        assert code == 401
+        leader = next(m["name"] for m in cluster.members() if m["role"] == "leader")
+        code, _ = http("POST", f"{rest}/switchover", {"leader": leader}, headers)
+        assert code == 401
+    code, config = http("GET", f"{rest}/config")
+    assert (code, config["synchronous_mode"]) == (200, True)  # unchanged
+    # bin/cluster's credentials (0600 state) do work: the same value again changes nothing.
+    code, config = http("PATCH", f"{rest}/config", {"synchronous_mode": True},
+                        cluster.rest_auth)
+    assert (code, config["synchronous_mode"]) == (200, True)
+    assert oct(cluster.state_path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_etcd_refuses_unauthenticated_writes(cluster_dir):
+    cluster = Cluster(cluster_dir)
+    key = base64.b64encode(b"/service/widgetsvc/leader").decode()
+    code, answer = http("POST", cluster.etcd_url("kv/put"),
+                        {"key": key, "value": base64.b64encode(b"intruder").decode()})
+    assert code != 200 and "user name is empty" in answer["error"], answer
+    code, answer = http("POST", cluster.etcd_url("auth/authenticate"),
+                        {"name": "root", "password": "guess"})
+    assert code != 200 and "authentication failed" in answer["error"], answer
+    # The leader lock is still Patroni's: root (bin/cluster's secret) reads it.
+    code, answer = http("POST", cluster.etcd_url("auth/authenticate"),
+                        {"name": "root", "password": cluster.state["secrets"]["etcd_root"]})
+    assert code == 200, answer
+    code, answer = http("POST", cluster.etcd_url("kv/range"), {"key": key},
+                        {"Authorization": answer["token"]})
+    leader = next(m["name"] for m in cluster.members() if m["role"] == "leader")
+    assert base64.b64decode(answer["kvs"][0]["value"]).decode() == leader
+    # Patroni's own etcd user may touch nothing outside its prefix.
+    code, answer = http("POST", cluster.etcd_url("auth/authenticate"),
+                        {"name": "patroni", "password": cluster.state["secrets"]["etcd_patroni"]})
+    code, answer = http("POST", cluster.etcd_url("kv/put"),
+                        {"key": base64.b64encode(b"/elsewhere").decode(), "value": ""},
+                        {"Authorization": answer["token"]})
+    assert "permission denied" in answer.get("error", ""), answer
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root has privileges to drop")
+def test_the_instances_run_unprivileged(cluster_dir):
+    for instance in status(cluster_dir)["instances"]:
+        master = instance["pid"]
+        workers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                   and _ppid(int(p.name)) == master]
+        assert workers
+        assert {_uid(pid) for pid in workers} == {localdb.cluster_owner().pw_uid}
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def _uid(pid: int) -> int:
+    status_text = Path(f"/proc/{pid}/status").read_text()
+    return int(status_text.split("Uid:")[1].split()[0])
 
 
 def test_env_is_enough_for_add_user_and_migrate(cluster_dir):

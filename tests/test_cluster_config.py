@@ -25,7 +25,8 @@ VALUES = {
     "servers": "    server pg1 127.0.0.1:4 check port 3", "stats_socket": "/h.sock",
     "dbname": "widgetsvc", "upstream_host": "127.0.0.1", "upstream_port": 5,
     "auth_file": "/u", "log_file": "/l", "pid_file": "/pid", "pool_size": 20,
-    "max_db_connections": 24,
+    "max_db_connections": 24, "rest_username": "patroni", "rest_password": "r",
+    "etcd_username": "patroni", "etcd_password": "e", "rest_basic": "cGF0cm9uaTpy",
 }
 TEMPLATES = ["etcd/etcd.yml.template", "patroni/patroni.yml.template",
              "haproxy/haproxy.cfg.template", "pgbouncer/pgbouncer.ini.template"]
@@ -126,3 +127,12 @@ def test_bootstrap_sets_the_session_settings_the_options_would_have(tmp_path):
     for name in ("statement_timeout", "TimeZone", "jit", "plan_cache_mode"):
         assert f"-c {name}=" in options and f"'{name}'" in ddl
     assert os.path.exists(DEPLOY_DIR / "nginx" / "cluster-locations.conf")
+
+
+def test_patronis_rest_api_and_etcd_ask_for_credentials():
+    """Issue 18: no local user may change Patroni's configuration or etcd's keys unasked."""
+    config = yaml.safe_load(render("patroni/patroni.yml.template", **VALUES))
+    assert config["restapi"]["authentication"] == {"username": "patroni", "password": "r"}
+    assert (config["etcd3"]["username"], config["etcd3"]["password"]) == ("patroni", "e")
+    haproxy = render("haproxy/haproxy.cfg.template", **VALUES)
+    assert 'http-check send hdr Authorization "Basic cGF0cm9uaTpy"' in haproxy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import subprocess
 import uuid
@@ -216,8 +217,8 @@ def test_two_migrators_at_once_take_turns(pg_cluster):
 
 # -- bin/migrate as a subprocess ------------------------------------------------------------
 
-def run_bin_migrate(database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url}
+def run_bin_migrate(database_url: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url, **settings}
     return subprocess.run(
         [str(REPO_ROOT / "bin" / "migrate")], env=env, capture_output=True, text=True,
         stdin=subprocess.DEVNULL, timeout=120, check=False,
@@ -268,3 +269,80 @@ def test_psql_gets_the_password_through_the_environment_not_its_arguments(monkey
     assert not any("s3cret" in arg for arg in seen["argv"])
     assert seen["env"]["PGPASSWORD"] == "s3cret"
     assert "host=db.example.com" in " ".join(seen["argv"])
+
+
+# -- a migration behind a long transaction (issue 18): lock_timeout and retries ---------------
+
+BEFORE_ETAG = [v for v in REAL_VERSIONS if v < "0007"]
+
+
+@pytest.fixture
+def before_etag(fresh_url, tmp_path) -> str:
+    """A database at 0006: 0007 (which rewrites widgets) is the one pending migration."""
+    older = tmp_path / "older"
+    older.mkdir()
+    for version in BEFORE_ETAG:
+        (older / f"{version}.sql").write_text((MIGRATIONS_DIR / f"{version}.sql").read_text())
+    migrate(fresh_url, older, log=lambda _m: None)
+    assert applied(fresh_url) == BEFORE_ETAG
+    return fresh_url
+
+
+def hold_widgets(url: str) -> psycopg.Connection:
+    """An open transaction that has read widgets: what a long report or a stuck client is."""
+    conn = psycopg.connect(url)
+    conn.execute(CATALOG["migration_locks_hold_widgets"])
+    return conn
+
+
+def widget_columns(url: str) -> list[str]:
+    return [row["column_name"] for row in catalog(url, "migration_locks_widgets_columns")]
+
+
+def test_a_migration_behind_a_long_transaction_gives_up_with_a_clear_message(before_etag):
+    holder = hold_widgets(before_etag)
+    try:
+        result = run_bin_migrate(before_etag, MIGRATE_LOCK_TIMEOUT="300ms", MIGRATE_RETRIES="1")
+        assert result.returncode == 1, result
+        assert result.stderr.startswith("migrate: 0007_widget_etag.sql gave up: 2 attempt(s) "
+                                        "each waited 300ms (MIGRATE_LOCK_TIMEOUT)"), result
+        assert "retry 1 of 1" in result.stdout
+        assert applied(before_etag) == BEFORE_ETAG  # nothing of it was applied
+        assert "etag" not in widget_columns(before_etag)
+    finally:
+        holder.close()
+
+
+def test_a_migration_succeeds_on_retry_once_the_lock_is_released(before_etag):
+    holder = hold_widgets(before_etag)
+    env = {**os.environ, "DATABASE_URL": before_etag, "MIGRATE_LOCK_TIMEOUT": "300ms",
+           "MIGRATE_RETRIES": "30"}
+    proc = subprocess.Popen([str(REPO_ROOT / "bin" / "migrate")], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    try:
+        # The first attempt gives up after lock_timeout (generous bound: a busy machine).
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "bin/migrate never gave up waiting for the lock"
+        first = proc.stdout.readline()
+        assert "0007_widget_etag.sql waited 300ms (lock_timeout)" in first, first
+        holder.rollback()  # the long transaction ends
+        out, err = proc.communicate(timeout=120)
+    finally:
+        holder.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, err) == (0, ""), (out, err)
+    assert out.splitlines()[-1] == "applied 0007_widget_etag.sql"
+    assert applied(before_etag) == REAL_VERSIONS
+    assert "etag" in widget_columns(before_etag)
+
+
+def test_bad_lock_settings_are_refused_before_anything_runs(fresh_url):
+    for name, value in (("MIGRATE_LOCK_TIMEOUT", "5 s; DROP TABLE users"),
+                        ("MIGRATE_LOCK_TIMEOUT", "0"), ("MIGRATE_RETRIES", "-1")):
+        result = run_bin_migrate(fresh_url, **{name: value})
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"migrate: {name}=")
+    assert not table_exists(fresh_url, "schema_migrations")

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import API, LiveServer
+from tests.helpers import API, PASSWORD, LiveServer
 from tests.live_http import call
+from widgetsvc import localdb
 from widgetsvc.localdb import VAR_DIR
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +63,60 @@ def members(server: LiveServer) -> dict[int, str]:
 
 def runtime_dirs(pid: int) -> list[Path]:
     return [p for p in (VAR_DIR, Path("/var/lib/widgetsvc")) if p.exists()
-            for p in p.rglob(f"serve-{pid}")]
+            for name in (f"serve-{pid}", f"app-{pid}") for p in p.rglob(name)]
+
+
+def uid_of(pid: int) -> int:
+    """The real uid of a process (the first field of ``Uid:`` in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid in /proc/{pid}/status")
+
+
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root has privileges to drop")
+def test_as_root_the_application_runs_unprivileged(server):
+    """gunicorn's master binds the socket as root; its workers, which run the application,
+    are the clusters' unprivileged owner: yet they reach the database, hash passwords in their
+    slots, and write the request log."""
+    deadline = time.monotonic() + 30
+    while True:  # health answered once one worker was up; the other may still be booting
+        found = members(server)
+        gunicorns = [p for p, cmd in found.items()
+                     if "gunicorn" in cmd and "widgetsvc.cli" not in cmd]
+        master = min(gunicorns)
+        workers = [p for p in gunicorns if parent_of(p) == master]
+        if len(workers) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(workers) == 2, found  # WEB_CONCURRENCY=2
+    assert uid_of(master) == 0  # it binds the socket, then stays root to manage the workers
+    owner = localdb.cluster_owner()
+    assert {uid_of(p) for p in workers} == {owner.pw_uid}
+    for pid in workers:
+        groups = Path(f"/proc/{pid}/status").read_text().split("Groups:")[1].split("\n")[0]
+        assert groups.split() in ([], [str(owner.pw_gid)]), groups  # none of root's
+
+    # The socket root's gunicorn binds (and chowns to the workers' user) is in root's own
+    # directory, which nginx's group may only enter: no one else can swap a link in there.
+    (runtime,) = [p for p in runtime_dirs(server.proc.pid) if p.name.startswith("serve-")]
+    info = runtime.stat()
+    assert (info.st_uid, oct(info.st_mode & 0o777)) == (0, "0o710")
+    assert (runtime / "gunicorn.sock").stat().st_uid == owner.pw_uid
+
+    email = f"unprivileged-{os.getpid()}@example.com"
+    registered = call(server, "POST", f"{API}/auth/register",
+                      data={"email": email, "password": PASSWORD})
+    assert registered.status == 201, registered.body  # a hashing slot, then the database
+    deadline = time.monotonic() + 10
+    while '"path":"/api/v1/auth/register"' not in server.log():
+        assert time.monotonic() < deadline, server.log()[-2000:]
+        time.sleep(0.1)
 
 
 def test_sigterm_stops_nginx_and_gunicorn_and_leaves_nothing(server):

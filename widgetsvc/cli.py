@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import psycopg_pool
 
+from widgetsvc import localdb, safefs
 from widgetsvc.config import Config, ConfigError
 from widgetsvc.front import FrontError
 from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalDBError, ensure_dev_database
@@ -79,9 +80,16 @@ def serve(argv: list[str]) -> int:
     os.chdir(REPO_ROOT)
 
     user = None if direct else front.nginx_user()
-    runtime = front.make_runtime_dir(VAR_DIR, user, os.getpid())
+    app = front.app_user()  # as root: who gunicorn's workers run as (gunicorn.conf.py)
+    # gunicorn's socket and nginx.conf (as root: root's directory, nginx's group may enter),
+    # nginx's pid, temp files and gate socket in nginx/ inside (nginx's user's).
+    runtime = front.make_runtime_dir(VAR_DIR, user, os.getpid(), root_owned=True)
+    nginx_dir = localdb.make_dir(runtime / "nginx", user)
+    # The workers' hashing slots: nginx's directory, or, as root, one of the app user's own.
+    slots = (nginx_dir if app is None
+             else front.make_runtime_dir(VAR_DIR, app, os.getpid(), "app"))
     sock = runtime / "gunicorn.sock"
-    env = {**os.environ, "WIDGETSVC_RUNTIME_DIR": str(runtime)}
+    env = {**os.environ, "WIDGETSVC_RUNTIME_DIR": str(slots)}
     if not direct:
         env["WIDGETSVC_GUNICORN_SOCKET"] = str(sock)
     supervisor = Supervisor(float(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30")))
@@ -89,8 +97,8 @@ def serve(argv: list[str]) -> int:
     try:
         conf = runtime / "nginx.conf"
         if settings is not None:
-            conf.write_text(front.render([f"unix:{sock}"], listen, runtime,
-                                         **settings.limits(config.hash_slots)))
+            safefs.write_file(conf, front.render([f"unix:{sock}"], listen, nginx_dir,
+                                                 **settings.limits(config.hash_slots)), 0o644)
         supervisor.spawn(
             "gunicorn", [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"), *argv], env=env
         )
@@ -98,13 +106,14 @@ def serve(argv: list[str]) -> int:
             if supervisor.wait_for_socket(sock):
                 ids = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid}
                 supervisor.spawn(
-                    "nginx", [nginx, "-e", "stderr", "-p", str(runtime), "-c", str(conf)],
+                    "nginx", [nginx, "-e", "stderr", "-p", str(nginx_dir), "-c", str(conf)],
                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, **ids,
                 )
         return supervisor.run()
     finally:
         supervisor.stop_all()
         shutil.rmtree(runtime, ignore_errors=True)
+        shutil.rmtree(slots, ignore_errors=True)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -197,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return COMMANDS[args[0]](args[1:])
-    except (ConfigError, FrontError, LocalDBError, MigrationError, UsageError) as exc:
+    except (ConfigError, FrontError, LocalDBError, MigrationError, UsageError,
+            safefs.UnsafePath) as exc:
         print(f"widgetsvc: {exc}", file=sys.stderr)
         return 1
     except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:

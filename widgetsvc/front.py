@@ -8,19 +8,19 @@ environment variable can never inject nginx directives.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import math
 import os
 import pwd
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from widgetsvc import apt, localdb
+from widgetsvc import apt, localdb, safefs
 from widgetsvc.localdb import REPO_ROOT
 
 
@@ -244,22 +244,61 @@ def nginx_user() -> pwd.struct_passwd | None:
     raise FrontError("running as root, but no unprivileged user (www-data, nobody) exists")
 
 
-def make_runtime_dir(var_dir: Path, user: pwd.struct_passwd | None, pid: int) -> Path:
+def app_user() -> pwd.struct_passwd | None:
+    """As root: the unprivileged user gunicorn's workers (the application) run as,
+    ``WIDGETSVC_APP_USER``, else the private clusters' owner (``postgres``, else ``nobody``),
+    who reaches their sockets. It must be able to read the code. Otherwise None: the
+    application runs as whoever starts it."""
+    if os.geteuid() != 0:
+        return None
+    wanted = os.environ.get("WIDGETSVC_APP_USER", "").strip()
+    try:
+        user = pwd.getpwnam(wanted) if wanted else localdb.cluster_owner()
+    except (KeyError, localdb.LocalDBError):
+        raise FrontError(f"WIDGETSVC_APP_USER={wanted!r}: no such user") from None
+    if user.pw_uid == 0:
+        raise FrontError("WIDGETSVC_APP_USER: the application must not run as root")
+    for code in (Path(__file__).resolve().parent, Path(sys.prefix).resolve()):
+        if localdb.reachable_dir(code, user) != code:
+            raise FrontError(
+                f"as root, the application runs as {user.pw_name}, who cannot read {code}: "
+                "put the clone (and its .venv) where that user can read it, name another "
+                "user in WIDGETSVC_APP_USER, or run bin/serve as an unprivileged user")
+    return user
+
+
+def make_runtime_dir(var_dir: Path, user: pwd.struct_passwd | None, pid: int,
+                     prefix: str = "serve", *, root_owned: bool = False) -> Path:
     """A fresh ``serve-<pid>`` directory for one bin/serve (sockets, pid, temp files), owned by
     nginx's user, mode 0700 (root's gunicorn reaches it anyway): under ``var_dir``, or, when
     nginx's user cannot get there (as root, a clone in a private directory), in the clone's
     relocated directory (``localdb.reachable_dir``: /var/lib/widgetsvc/<digest>/ as root).
-    Leftovers of bin/serves that died are removed."""
-    runtime = localdb.reachable_dir(var_dir / f"serve-{pid}", user)
-    if len(str(runtime)) + len("/auth-gate.sock") > _SOCKET_PATH_LIMIT:
-        digest = hashlib.sha256(str(runtime.parent).encode()).hexdigest()[:12]
-        runtime = Path(tempfile.gettempdir()) / f"widgetsvc-{digest}" / runtime.name
+    Leftovers of bin/serves that died are removed. When that path is too long for a socket, a
+    new directory with an unpredictable name in the temp directory (``mkdtemp``): a name
+    another user could guess would let them make it first.
+
+    ``root_owned`` (bin/serve as root): the directory stays root's, mode 0710 for ``user``'s
+    group, so that root's gunicorn binds (and chowns) its socket where no other user can swap
+    a link in; nginx's own files then go in a ``nginx/`` directory of ``user``'s inside."""
+    runtime = localdb.reachable_dir(var_dir / f"{prefix}-{pid}", user)
+    if len(str(runtime)) + len("/nginx/auth-gate.sock") > _SOCKET_PATH_LIMIT:
+        runtime = Path(tempfile.mkdtemp(prefix=f"widgetsvc-{prefix}-{pid}-"))  # 0700, ours
+        return _own_runtime(runtime, user, root_owned)
     if runtime.parent.exists():
-        for stale in runtime.parent.glob("serve-*"):
-            other = stale.name[len("serve-"):]
+        for stale in runtime.parent.glob(f"{prefix}-*"):
+            other = stale.name[len(prefix) + 1:]
             if other.isdigit() and int(other) != pid and not _alive(int(other)):
                 shutil.rmtree(stale, ignore_errors=True)
     shutil.rmtree(runtime, ignore_errors=True)
+    return _own_runtime(runtime, user, root_owned)
+
+
+def _own_runtime(runtime: Path, user: pwd.struct_passwd | None, root_owned: bool) -> Path:
+    if root_owned and user is not None and os.geteuid() == 0:
+        try:
+            return safefs.make_dir(runtime, None, 0o710, group=user.pw_gid)
+        except safefs.UnsafePath as exc:
+            raise FrontError(str(exc)) from None
     return localdb.make_dir(runtime, owner=user, mode=0o700)
 
 

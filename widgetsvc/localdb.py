@@ -25,7 +25,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
 
-from widgetsvc import apt
+from widgetsvc import apt, safefs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = REPO_ROOT / "var"
@@ -126,16 +126,13 @@ def reachable_dir(wanted: Path, user: pwd.struct_passwd | None = None) -> Path:
 def make_dir(path: Path, owner: pwd.struct_passwd | None = None, mode: int = 0o700) -> Path:
     """Create ``path`` with ``mode`` (and, as root, give it to ``owner`` when one is named); the
     parents it has to create are searchable by everyone (0755), whatever the umask, so that
-    an unprivileged user can get through them."""
-    missing = [parent for parent in reversed(path.parents) if not parent.exists()]
-    for parent in missing:
-        parent.mkdir(exist_ok=True)
-        os.chmod(parent, 0o755)  # noqa: S103 (directories only: traversable, not writable)
-    path.mkdir(exist_ok=True)
-    os.chmod(path, mode)
-    if owner is not None and os.geteuid() == 0:
-        os.chown(path, owner.pw_uid, owner.pw_gid)
-    return path
+    an unprivileged user can get through them. Never through another user's link, and an
+    existing directory that is neither ours nor ``owner``'s, or that others can write (a
+    predictable name in /tmp made first by someone else), is refused (``safefs.make_dir``)."""
+    try:
+        return safefs.make_dir(path, owner, mode)
+    except safefs.UnsafePath as exc:
+        raise LocalDBError(str(exc)) from None
 
 
 class LocalCluster:
@@ -195,12 +192,10 @@ class LocalCluster:
         return result
 
     def _log_tail(self) -> str:
-        try:
-            return "\n--- postgres.log ---\n" + "\n".join(
-                self.log_file.read_text(errors="replace").splitlines()[-20:]
-            )
-        except OSError:
+        text = safefs.read_text(self.log_file)  # the owner's directory: not through a link
+        if text is None:
             return ""
+        return "\n--- postgres.log ---\n" + "\n".join(text.splitlines()[-20:])
 
     def _make_dirs(self) -> None:
         for directory in (self.root, self.socket_dir):

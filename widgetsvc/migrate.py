@@ -3,6 +3,12 @@
 The same thing a DBA does by hand (see README): psql with ``ON_ERROR_STOP``, one transaction per
 file, and a row in ``schema_migrations`` written in that same transaction. A file that fails
 leaves the database as it was and stops the run.
+
+Each file runs with a ``lock_timeout`` (``MIGRATE_LOCK_TIMEOUT``, 2 s): a migration that rewrites
+a table (0007) waits for its ACCESS EXCLUSIVE lock behind any open transaction on that table,
+and every request for the table queues behind that wait. It gives up instead, rolls back, and
+is tried again (``MIGRATE_RETRIES`` times, 5) before the run fails with a clear message. The
+requests' wait is bounded by the lock_timeout, well under their 5 s statement_timeout.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import psycopg
@@ -20,6 +28,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+_LOCK_TIMEOUT = re.compile(r"^[1-9][0-9]{0,8}(ms|s|min)?$")
+DEFAULT_LOCK_TIMEOUT = "2s"
+DEFAULT_RETRIES = 5
+RETRY_DELAY = 2.0  # seconds between attempts
 
 
 class MigrationError(RuntimeError):
@@ -77,20 +89,60 @@ def applied_versions(url: str) -> set[str]:
     return {line for line in result.stdout.splitlines() if line}
 
 
-def migrate(url: str, directory: Path = MIGRATIONS_DIR, log=print) -> list[str]:
-    """Apply every pending migration; return the versions applied by this call."""
+def lock_settings(env: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """``MIGRATE_LOCK_TIMEOUT`` (e.g. ``5s``, ``500ms``) and ``MIGRATE_RETRIES``, checked."""
+    env = os.environ if env is None else env
+    timeout = env.get("MIGRATE_LOCK_TIMEOUT", "").strip() or DEFAULT_LOCK_TIMEOUT
+    if not _LOCK_TIMEOUT.match(timeout):
+        raise MigrationError(f"MIGRATE_LOCK_TIMEOUT={timeout!r}: a positive duration such as "
+                             "5s, 500ms or 1min")
+    raw = env.get("MIGRATE_RETRIES", "").strip() or str(DEFAULT_RETRIES)
+    if not raw.isdigit() or int(raw) > 100:
+        raise MigrationError(f"MIGRATE_RETRIES={raw!r}: a number from 0 to 100")
+    return timeout, int(raw)
+
+
+def _lock_timed_out(stderr: str) -> bool:
+    return "55P03" in stderr or "lock timeout" in stderr
+
+
+def migrate(url: str, directory: Path = MIGRATIONS_DIR, log=print, *,
+            lock_timeout: str | None = None, retries: int | None = None,
+            retry_delay: float = RETRY_DELAY,
+            sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """Apply every pending migration; return the versions applied by this call. A file that
+    cannot get its locks within ``lock_timeout`` is rolled back and tried ``retries`` more
+    times (defaults: ``lock_settings()``)."""
+    default_timeout, default_retries = lock_settings()
+    lock_timeout = lock_timeout or default_timeout
+    retries = default_retries if retries is None else retries
     done = applied_versions(url)
     applied: list[str] = []
     for path in migration_files(directory):
         version = path.stem
         if version in done:
             continue
-        result = _psql(
-            url,
-            "-v", f"file={path}",
-            "-v", f"version={version}",
-            "-f", str(SQL_DIR / "migrate.psql"),
-        )
+        for attempt in range(retries + 1):
+            result = _psql(
+                url,
+                "-v", f"file={path}",
+                "-v", f"version={version}",
+                "-v", f"lock_timeout={lock_timeout}",
+                "-f", str(SQL_DIR / "migrate.psql"),
+            )
+            if result.returncode == 0 or not _lock_timed_out(result.stderr):
+                break
+            if attempt < retries:
+                log(f"{path.name} waited {lock_timeout} (lock_timeout) for a lock another "
+                    f"transaction holds; rolled back, retry {attempt + 1} of {retries} in "
+                    f"{retry_delay:g} s")
+                sleep(retry_delay)
+        else:
+            raise MigrationError(
+                f"{path.name} gave up: {retries + 1} attempt(s) each waited {lock_timeout} "
+                "(MIGRATE_LOCK_TIMEOUT) for a table lock a long transaction holds, nothing of "
+                "it was applied. Find that transaction (pg_stat_activity, pg_locks) and end "
+                "it, or run bin/migrate again when it is over.")
         if result.returncode != 0:
             raise MigrationError(f"{path.name} failed, nothing of it was applied:\n"
                                  f"{result.stderr.strip()}")

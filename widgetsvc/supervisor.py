@@ -7,6 +7,7 @@ child dies, the other is stopped and bin/serve exits non-zero. Nothing is left r
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -47,6 +48,22 @@ def _orphans() -> list[int]:
             if fields[1] == me and fields[0] != "Z":
                 found.append(int(entry))
     return found
+
+
+def preload_code() -> None:
+    """Import, in gunicorn's master (as root), what its unprivileged workers would otherwise
+    import from files that user may not be able to read: the app and its libraries, and the
+    standard library's codecs, which load on first use."""
+    import encodings
+    import importlib
+    import pkgutil
+
+    import widgetsvc.app  # noqa: F401  (not widgetsvc.wsgi: that creates the app)
+    import widgetsvc.logs  # noqa: F401
+
+    for module in pkgutil.iter_modules(encodings.__path__):
+        with contextlib.suppress(ImportError):  # some codecs need what this system lacks
+            importlib.import_module(f"encodings.{module.name}")
 
 
 def _say(message: str) -> None:

@@ -39,7 +39,8 @@ class HashSlots:
         self._fds: list[int | None] = [None] * count
         if directory is not None:
             self._fds = [
-                os.open(Path(directory) / f"hash-slot-{i}", os.O_RDWR | os.O_CREAT, 0o600)
+                os.open(Path(directory) / f"hash-slot-{i}",
+                        os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
                 for i in range(count)
             ]
 

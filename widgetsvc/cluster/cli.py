@@ -9,6 +9,7 @@ import sys
 
 from widgetsvc.cluster.packages import MissingPackages
 from widgetsvc.cluster.topology import Cluster, ClusterError, Options
+from widgetsvc.safefs import UnsafePath
 
 
 def _log(message: str) -> None:
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"export DATABASE_URL={shlex.quote(cluster.leader_url())}")
             print(f"export SECRET_KEY={shlex.quote(cluster.state['secrets']['secret_key'])}")
             print(f"export WIDGETSVC_URL={shlex.quote(cluster.front_url)}")
-    except (ClusterError, MissingPackages, RuntimeError) as exc:
+    except (ClusterError, MissingPackages, RuntimeError, UnsafePath) as exc:
         _log(f"cluster: {exc}")
         return 1
     return 0

@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from widgetsvc import safefs
+
 
 def start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
@@ -62,9 +64,9 @@ def start(
     kwargs: dict = {}
     if user is not None and os.geteuid() == 0 and user.pw_uid != 0:
         kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-    with open(log, "ab") as out:
-        if user is not None and os.geteuid() == 0:
-            os.chown(log, user.pw_uid, user.pw_gid)
+    # The log is in a directory the part's user owns: opened without following a link it
+    # planted, and given to that user (safefs).
+    with os.fdopen(safefs.open_append(log, owner=user), "ab") as out:
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env=dict(env), cwd=str(cwd), start_new_session=True, close_fds=True, **kwargs,
@@ -165,8 +167,7 @@ def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
 def tail(path: Path | None, lines: int = 25) -> str:
     if path is None:
         return ""
-    try:
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
+    text = safefs.read_text(path)  # the part's user's directory: never through its link
+    if text is None:
         return ""
-    return f"--- {path.name} ---\n" + "\n".join(text)
+    return f"--- {path.name} ---\n" + "\n".join(text.splitlines()[-lines:])

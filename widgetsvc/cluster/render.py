@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pwd
 from pathlib import Path
 from string import Template
+
+from widgetsvc import safefs
 
 DEPLOY_DIR = Path(__file__).resolve().parent.parent.parent / "deploy"
 
@@ -21,11 +24,12 @@ def render(template: str, **values: object) -> str:
     return _Braced(text).substitute({k: str(v) for k, v in values.items()})
 
 
-def write(path: Path, text: str, mode: int = 0o600) -> bool:
-    """Write ``text`` to ``path`` (private); True when the content changed."""
-    old = path.read_text(encoding="utf-8") if path.exists() else None
-    if old == text:
+def write(path: Path, text: str, mode: int = 0o600,
+          owner: pwd.struct_passwd | None = None) -> bool:
+    """Write ``text`` to ``path`` (private; as root, ``owner``'s); True when the content
+    changed. The directory may be the unprivileged owner's: never through its links
+    (``safefs``)."""
+    if safefs.read_text(path) == text:
         return False
-    path.write_text(text, encoding="utf-8")
-    path.chmod(mode)
+    safefs.write_file(path, text, mode, owner)
     return True

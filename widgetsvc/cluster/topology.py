@@ -8,6 +8,7 @@ session under an unprivileged OS user (the service's instances run as the caller
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import json
@@ -27,7 +28,7 @@ from typing import Any
 
 import psycopg
 
-from widgetsvc import front, localdb
+from widgetsvc import front, localdb, safefs
 from widgetsvc.cluster import procs
 from widgetsvc.cluster.packages import ensure_packages, which
 from widgetsvc.cluster.render import DEPLOY_DIR, render, write
@@ -39,6 +40,8 @@ SCOPE = "widgetsvc"
 DBNAME = "widgetsvc"
 APP_ROLE = "widgetsvc"
 SUPERUSER = "postgres"
+PATRONI_USER = "patroni"  # Patroni's REST API (basic auth) and its etcd user
+ETCD_PREFIX = "/service/"  # Patroni's namespace in etcd: all its etcd user may touch
 NODES = ("pg1", "pg2")
 STATE_VERSION = 1
 # Stop order (reverse of start); instances are added in between as "instance-N".
@@ -79,9 +82,26 @@ def _owner() -> pwd.struct_passwd:
     return pick()
 
 
-def _http_json(url: str, timeout: float = 2.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback http)
+def _http_json(url: str, timeout: float = 2.0, headers: dict[str, str] | None = None) -> Any:
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310 (loopback)
+    with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 (loopback)
         return json.loads(resp.read())
+
+
+def _post_json(url: str, body: dict, headers: dict[str, str] | None = None,
+               timeout: float = 5.0) -> dict:
+    """POST ``body``; the JSON answer, an error's too (etcd's API answers errors in JSON)."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",  # noqa: S310
+                                     headers={"Content-Type": "application/json",
+                                              **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+            return json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            return json.loads(exc.read() or b"{}")
+        except ValueError:
+            return {"error": f"HTTP {exc.code}"}
 
 
 def _http_status(url: str, timeout: float = 2.0) -> int:
@@ -109,16 +129,13 @@ class Cluster:
     # -- state --------------------------------------------------------------------------------
     def _load(self) -> dict[str, Any]:
         try:
-            return json.loads(self.state_path.read_text())
+            return json.loads(safefs.read_text(self.state_path) or "")
         except (OSError, ValueError):
             return {}
 
     def _save(self) -> None:
-        draft = self.state_path.with_suffix(".tmp")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(self.state, handle, indent=2)
-        os.replace(draft, self.state_path)
+        # Root's own file, but in the owner's directory: never through a link (safefs).
+        safefs.write_file(self.state_path, json.dumps(self.state, indent=2), 0o600)
 
     @property
     def exists(self) -> bool:
@@ -157,6 +174,10 @@ class Cluster:
         }
 
     def _apply_options(self, options: Options) -> None:
+        # Credentials of Patroni's REST API and of etcd (a state from before they existed
+        # gets them here too); state.json is root's, 0600.
+        for name in ("patroni_rest", "etcd_root", "etcd_patroni"):
+            self.state["secrets"].setdefault(name, secrets.token_urlsafe(24))
         self.state["instances"] = options.instances
         self.state["pgbouncer"] = options.pgbouncer
         ports = self.state["ports"]["instances"]
@@ -224,6 +245,18 @@ class Cluster:
     def rest_url(self, index: int) -> str:
         return f"http://{HOST}:{self.ports['patroni'][index]}"
 
+    @property
+    def rest_auth(self) -> dict[str, str]:
+        """The Authorization header Patroni's REST API wants for changes."""
+        return {"Authorization": f"Basic {self._rest_basic()}"}
+
+    def _rest_basic(self) -> str:
+        password = self.state.get("secrets", {}).get("patroni_rest", "")
+        return base64.b64encode(f"{PATRONI_USER}:{password}".encode()).decode()
+
+    def etcd_url(self, path: str) -> str:
+        return f"http://{HOST}:{self.ports['etcd_client']}/v3/{path}"
+
     # -- up -----------------------------------------------------------------------------------
     def up(self, options: Options, log=print) -> None:
         ensure_packages()
@@ -249,28 +282,16 @@ class Cluster:
         log(f"cluster: up, front at {self.front_url}")
 
     def _make_root(self) -> None:
-        make_dir = getattr(localdb, "make_dir", None)  # parents traversable by the owner
-        if make_dir is not None:
-            make_dir(self.root, self.owner)
-        else:
-            self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
-        self._chown(self.root)
-
-    def _chown(self, path: Path) -> None:
-        if os.geteuid() == 0:
-            os.chown(path, self.owner.pw_uid, self.owner.pw_gid)
+        # Parents traversable by the owner; the root (and below) the owner's, 0700.
+        safefs.make_dir(self.root, self.owner)
 
     def _private_dir(self, path: Path) -> Path:
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
-        self._chown(path)
-        return path
+        """The owner's directory, 0700; a link or another user's directory there is refused
+        (the cluster's directory is the owner's, and a socket directory may be in /tmp)."""
+        return safefs.make_dir(path, self.owner)
 
     def _config(self, path: Path, text: str) -> bool:
-        changed = write(path, text)
-        self._chown(path)
-        return changed
+        return write(path, text, owner=self.owner)
 
     def _base_env(self) -> dict[str, str]:
         return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8",
@@ -299,6 +320,44 @@ class Cluster:
             record = self.pids["etcd"]
         procs.wait_until(lambda: _http_json(url).get("health") == "true", timeout=60,
                          what="etcd", log=self.root / "etcd.log", record=record)
+        self._secure_etcd(log)
+
+    def _secure_etcd(self, log) -> None:
+        """etcd with authentication on (once; it is kept in etcd's data): a root user, and a
+        ``patroni`` user that may read and write Patroni's keys alone. Without it any local
+        user could write the leader lock or the cluster's configuration."""
+        keys = self.state["secrets"]
+        answer = _post_json(self.etcd_url("auth/authenticate"),
+                            {"name": "root", "password": keys["etcd_root"]})
+        if "token" in answer:
+            return
+        if "not enabled" not in answer.get("error", ""):
+            raise ClusterError(f"etcd authentication: {answer.get('error', answer)}")
+        log("cluster: enabling etcd authentication")
+        for node in NODES:  # a cluster made before: its Patroni would lose etcd (restarted)
+            if procs.alive(self.pids.get(f"patroni-{node}")):
+                log(f"cluster: stopping Patroni {node}: it restarts with etcd's credentials")
+                self._stop_part(f"patroni-{node}", timeout=60)
+        prefix = ETCD_PREFIX.encode()
+        grant = {"permType": "READWRITE", "key": base64.b64encode(prefix).decode(),
+                 "range_end": base64.b64encode(prefix[:-1] + bytes([prefix[-1] + 1])).decode()}
+        for path, body in (
+            ("auth/user/add", {"name": "root", "password": keys["etcd_root"]}),
+            ("auth/role/add", {"name": "root"}),
+            ("auth/user/grant", {"user": "root", "role": "root"}),
+            ("auth/role/add", {"name": PATRONI_USER}),
+            ("auth/role/grant", {"name": PATRONI_USER, "perm": grant}),
+            ("auth/user/add", {"name": PATRONI_USER, "password": keys["etcd_patroni"]}),
+            ("auth/user/grant", {"user": PATRONI_USER, "role": PATRONI_USER}),
+            ("auth/enable", {}),
+        ):
+            answer = _post_json(self.etcd_url(path), body)
+            error = answer.get("error", "")
+            if error and "already exists" in error and path == "auth/user/add":
+                answer = _post_json(self.etcd_url("auth/user/changepw"), body)  # a half setup
+                error = answer.get("error", "")
+            if error and "already" not in error:
+                raise ClusterError(f"etcd {path}: {error}")
 
     def _start_patroni(self, index: int, node: str, log) -> None:
         directory = self._private_dir(self.node_dir(node))
@@ -311,6 +370,8 @@ class Cluster:
             data_dir=directory / "data", bin_dir=self.bindir, pgpass=directory / "pgpass",
             superuser_password=self.state["secrets"]["superuser"],
             replication_password=self.state["secrets"]["replication"],
+            rest_username=PATRONI_USER, rest_password=self.state["secrets"]["patroni_rest"],
+            etcd_username=PATRONI_USER, etcd_password=self.state["secrets"]["etcd_patroni"],
             socket_dir=self.socket_dir(node), hba_network=f"{HOST}/32", max_connections=200))
         name = f"patroni-{node}"
         if procs.alive(self.pids.get(name)):
@@ -326,7 +387,8 @@ class Cluster:
         """Patroni's view (GET /cluster) from the first node that answers."""
         for index in range(len(NODES)):
             try:
-                return _http_json(f"{self.rest_url(index)}/cluster")["members"]
+                return _http_json(f"{self.rest_url(index)}/cluster",
+                                  headers=self.rest_auth)["members"]
             except (OSError, ValueError, KeyError):
                 continue
         return []
@@ -355,7 +417,8 @@ class Cluster:
         config = self.root / "haproxy.cfg"
         changed = self._config(config, render(
             "haproxy/haproxy.cfg.template", host=HOST, port=self.ports["haproxy"],
-            servers=servers, stats_socket=self.root / "haproxy.sock"))
+            servers=servers, stats_socket=self.root / "haproxy.sock",
+            rest_basic=self._rest_basic()))
         record = self.pids.get("haproxy")
         if procs.alive(record) and changed:
             self._stop_part("haproxy")
