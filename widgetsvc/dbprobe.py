@@ -49,7 +49,8 @@ def probe(url: str, timeout: float = 3.0, name: str = "DATABASE_URL") -> None:
 def cause(exc: BaseException) -> str:
     """libpq's reason, without its preamble ("connection to server at ... failed:")."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = text.removeprefix("connection failed: ")
+    for preamble in ("connection failed: ", "connection is bad: "):
+        text = text.removeprefix(preamble)
     if text.startswith("connection to server") and "failed: " in text:
         text = text.split("failed: ", 1)[1]
     return text or type(exc).__name__

@@ -148,7 +148,7 @@ def _main(dry_run: bool, status: bool) -> int:
     url = database_url_from_env()
     dbprobe.probe(url)
     if not (dry_run or status):
-        if not migrate(url, log=lambda msg: print(f"migrate: {msg}", file=sys.stderr)):
+        if not migrate(url):
             print("migrate: nothing to apply")
         return 0
     done = recorded_versions(url)
