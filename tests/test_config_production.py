@@ -25,22 +25,34 @@ PRODUCTION_ENVS = [{}, {"WIDGETSVC_ENV": "production"}, {"WIDGETSVC_ENV": " Prod
                    {"WIDGETSVC_ENV": ""}]
 PRODUCTION_IDS = ["unset", "production", "Production", "blank"]
 
+NOT_SET = "SECRET_KEY=: not set (a random string, at least 32 bytes in production)"
+
+
+def short(size: int) -> str:
+    return f"SECRET_KEY=<{size} bytes, not shown>: too short for production (at least 32 bytes)"
+
+
+def low_rounds(rounds: int) -> str:
+    return (f"BCRYPT_ROUNDS={rounds}: too low for production (at least 12; 4 with "
+            "WIDGETSVC_ENV=development or test)")
+
+
 REFUSED = [
-    ({}, "SECRET_KEY=: not set (a random string, at least 32 bytes in production)"),
-    ({"SECRET_KEY": ""}, "SECRET_KEY=: not set (a random string, at least 32 bytes in production)"),
-    ({"SECRET_KEY": "short"}, "SECRET_KEY=<5 bytes, not shown>: too short for production (at least 32 bytes)"),
-    ({"SECRET_KEY": "s" * 31}, "SECRET_KEY=<31 bytes, not shown>: too short for production (at least 32 bytes)"),
+    ({}, NOT_SET),
+    ({"SECRET_KEY": ""}, NOT_SET),
+    ({"SECRET_KEY": "short"}, short(5)),
+    ({"SECRET_KEY": "s" * 31}, short(31)),
     # 31 bytes however many characters: the rule counts bytes
-    ({"SECRET_KEY": "é" * 15 + "s"}, "SECRET_KEY=<31 bytes, not shown>: too short for production (at least 32 bytes)"),
+    ({"SECRET_KEY": "é" * 15 + "s"}, short(31)),
     ({"SECRET_KEY": SECRET_32, "BCRYPT_ROUNDS": "11"},
-     "BCRYPT_ROUNDS=11: too low for production (at least 12; 4 with WIDGETSVC_ENV=development or test)"),
+     low_rounds(11)),
     ({"SECRET_KEY": SECRET_32, "BCRYPT_ROUNDS": "10"},
-     "BCRYPT_ROUNDS=10: too low for production (at least 12; 4 with WIDGETSVC_ENV=development or test)"),
+     low_rounds(10)),
     ({"SECRET_KEY": SECRET_32, "BCRYPT_ROUNDS": "4"},
-     "BCRYPT_ROUNDS=4: too low for production (at least 12; 4 with WIDGETSVC_ENV=development or test)"),
+     low_rounds(4)),
     # both weak: the secret is reported
     ({"SECRET_KEY": "too-short-secret", "BCRYPT_ROUNDS": "4"},
-     "SECRET_KEY=<16 bytes, not shown>: too short for production (at least 32 bytes)"),
+     short(16)),
 ]
 REFUSED_IDS = ["no-secret", "empty-secret", "5-bytes", "31-bytes", "31-bytes-multibyte",
                "rounds-11", "rounds-10", "rounds-4", "short-secret-and-rounds-4"]

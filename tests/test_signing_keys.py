@@ -276,7 +276,8 @@ def test_key_configuration_errors(tmp_path, ed):
     assert key_error(TOKEN_ALGORITHM="EdDSA") == (
         "SIGNING_KEY_FILE=: not set, and TOKEN_ALGORITHM=EdDSA needs it (an Ed25519 private key "
         "in PEM)")
-    key_rule = "(a readable Ed25519 private key in unencrypted PEM, e.g. from openssl genpkey -algorithm ed25519)"
+    key_rule = ("(a readable Ed25519 private key in unencrypted PEM, e.g. from openssl genpkey "
+                "-algorithm ed25519)")
     assert key_error(TOKEN_ALGORITHM="EdDSA", SIGNING_KEY_FILE=str(missing)) == (
         f"SIGNING_KEY_FILE={missing}: cannot read it: No such file or directory {key_rule}")
     assert key_error(TOKEN_ALGORITHM="EdDSA", SIGNING_KEY_FILE=str(garbage)) == (
@@ -285,7 +286,8 @@ def test_key_configuration_errors(tmp_path, ed):
         f"SIGNING_KEY_FILE={rsa_like}: not an Ed25519 key {key_rule}")
     assert key_error(TOKEN_ALGORITHM="EdDSA", SIGNING_KEY_FILE=str(ed[1]),
                      PREVIOUS_PUBLIC_KEY_FILES=f"{ed[2]},{garbage}") == (
-        f"PREVIOUS_PUBLIC_KEY_FILES={garbage}: not a PEM public key (comma-separated readable Ed25519 public keys in PEM)")
+        f"PREVIOUS_PUBLIC_KEY_FILES={garbage}: not a PEM public key (comma-separated readable "
+        "Ed25519 public keys in PEM)")
     # EdDSA needs no SECRET_KEY
     keyring = keys.load(Config.from_env(env(TOKEN_ALGORITHM="EdDSA", SIGNING_KEY_FILE=str(ed[1]),
                                             SECRET_KEY="")))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
 
+from widgetsvc import cmdline
 from widgetsvc.cluster.packages import MissingPackages
 from widgetsvc.cluster.topology import Cluster, ClusterError, Options
 
@@ -16,13 +16,19 @@ def _log(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="bin/cluster",
-        description="etcd, PostgreSQL x 2 under Patroni, HAProxy, PgBouncer, N instances and "
-                    "nginx on this machine (README: Running a cluster).")
+    parser = cmdline.Parser(
+        "bin/cluster",
+        "The production-shaped topology on this machine: etcd, PostgreSQL x 2 under Patroni, "
+        "HAProxy, PgBouncer, N instances and nginx (README: Running a cluster).",
+        environment=[("WIDGETSVC_CLUSTER_DIR", "its directory (var/cluster; --dir wins)"),
+                     ("PGBOUNCER_POOL_SIZE", "PgBouncer's server connections (20)"),
+                     ("WIDGETSVC_PG_OS_USER", "as root: the user that runs its parts"),
+                     ("SECRET_KEY, ...", "the service's settings reach every instance")],
+        exit_codes=[(0, "done (status: running)"), (1, "failed: one line says why"),
+                    (3, "status: not running or no cluster")])
     parser.add_argument("--dir", help="the cluster's directory (default: var/cluster, or "
                                       "WIDGETSVC_CLUSTER_DIR)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_commands()
     up = sub.add_parser("up", help="start (first time: create) every part; idempotent")
     up.add_argument("--instances", type=int, default=2, help="widgetsvc instances (default 2)")
     up.add_argument("--no-pgbouncer", action="store_true",
