@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 
 from widgetsvc import __version__
@@ -73,7 +74,7 @@ class Parser(argparse.ArgumentParser):
         codes.setdefault(EXIT_USAGE, "usage error (unknown option or argument); nothing done")
         epilog.append("exit codes:\n" + "\n".join(
             f"  {code}  {meaning}" for code, meaning in sorted(codes.items())))
-        description = summary + (f"\n\n{details.strip()}" if details else "")
+        description = textwrap.fill(summary, 92) + (f"\n\n{details.strip()}" if details else "")
         kwargs.setdefault("formatter_class", _Formatter)
         super().__init__(prog=prog, description=description, epilog="\n\n".join(epilog),
                          allow_abbrev=False, **kwargs)
