@@ -22,7 +22,7 @@ exec 9>"$REPO/var/.venv.lock"
 flock 9
 if ! _ready; then
   echo "widgetsvc: preparing $VENV (first run or setup.cfg changed; dependencies:" \
-       "${_extras:-runtime only}); about a minute, progress below ..." >&2
+       "${_extras:-runtime only}); usually under a minute, progress below ..." >&2
   # A venv without a working pip (python3-venv was missing when it was made) is remade.
   if ! "$PY" -m pip --version >/dev/null 2>&1; then
     echo "widgetsvc:   creating the virtual environment ..." >&2

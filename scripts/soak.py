@@ -442,6 +442,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--admin-email", help="with --url: an existing admin's e-mail")
     parser.add_argument("--admin-password", help="with --url: that admin's password")
     args = parser.parse_args(argv)
+    rounds = os.environ.get("SOAK_BCRYPT_ROUNDS", "4").strip() or "4"
+    if not rounds.isdigit() or not 4 <= int(rounds) <= 31:
+        refused = cmdline.bad_setting("SOAK_BCRYPT_ROUNDS", rounds, "not a bcrypt cost", "4 to 31")
+        print(f"widgetsvc: {refused}", file=sys.stderr)
+        return 1
     if args.duration <= 0 or args.clients < 1:
         parser.error("--duration must be > 0 and --clients >= 1")
 

@@ -179,7 +179,7 @@ class Config:
             user_realm=_realm(env, "USER_REALM", "registered_users@mydomain.com"),
             admin_realm=_realm(env, "ADMIN_REALM", "admin_users@mydomain.com"),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
-            hash_slots=(_int(env, "HASH_SLOTS", 0, "at least 1; unset: workers - 1", 0)
+            hash_slots=(_int(env, "HASH_SLOTS", 0, "at least 1; 0 or unset: workers - 1", 0)
                         or _default_hash_slots(env)),
             runtime_dir=env.get("WIDGETSVC_RUNTIME_DIR", ""),
             login_lock_failures=_int(env, "LOGIN_LOCK_FAILURES", 5,
