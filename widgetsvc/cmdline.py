@@ -90,15 +90,24 @@ class Parser(argparse.ArgumentParser):
 
     def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                    namespace: argparse.Namespace | None = None) -> argparse.Namespace:
-        """As argparse, but an unknown option before the sub-command is named as such (not
-        reported as a missing sub-command)."""
+        """As argparse, but an unknown option is named as such even when argparse would first
+        complain about a missing argument or sub-command."""
         args = list(sys.argv[1:] if args is None else args)
-        if self._subparsers is not None:
-            for arg in args:
-                if arg == "--" or not arg.startswith("-"):
-                    break
-                if arg.split("=", 1)[0] not in self._option_string_actions:
-                    self.error(f"unrecognized option: {arg}")
+        takes_value = False
+        for arg in args:
+            if takes_value:
+                takes_value = False
+                continue
+            if arg == "--":
+                break
+            if not arg.startswith("-") or arg == "-":
+                if self._subparsers is not None:
+                    break  # the sub-command's own parser judges the rest
+                continue
+            action = self._option_string_actions.get(arg.split("=", 1)[0])
+            if action is None:
+                self.error(f"unrecognized option: {arg}")
+            takes_value = action.nargs != 0 and "=" not in arg
         return super().parse_args(args, namespace)
 
     def add_commands(self, **kwargs) -> argparse._SubParsersAction:
