@@ -34,7 +34,8 @@ def psql_binary() -> str:
         return str(bindir / "psql")
     found = shutil.which("psql")
     if not found:
-        raise MigrationError("psql was not found; install the PostgreSQL client")
+        raise MigrationError("psql was not found: install the PostgreSQL client "
+                             "(apt-get install postgresql-client)")
     return found
 
 
