@@ -152,6 +152,9 @@ gunicorn. The first run prepares .venv (runtime dependencies only).""",
                         help="gunicorn alone on HOST:PORT, no nginx (debugging)")
     parser.add_argument("--no-migrate", action="store_true",
                         help="do not apply pending migrations first")
+    parser.add_argument("app", nargs="?", metavar="MODULE:CALLABLE",
+                        help="another WSGI app behind the same front (bin/bench's floor); "
+                             "default: widgetsvc.wsgi:app")
     return parser
 
 
@@ -192,7 +195,8 @@ def serve(argv: list[str]) -> int:
             conf.write_text(front.render([f"unix:{sock}"], listen, runtime,
                                          **settings.limits(config.hash_slots)))
         supervisor.spawn(
-            "gunicorn", [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py")], env=env
+            "gunicorn", [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"),
+                         *([args.app] if args.app else [])], env=env
         )
         if not direct:
             if supervisor.wait_for_socket(sock):
