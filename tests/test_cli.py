@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -481,3 +482,14 @@ def test_localdb_lifecycle(monkeypatch, capsys):
     with pytest.raises(SystemExit) as caught:
         localdb.main(["stat"])  # never taken for "status"
     assert caught.value.code == 2
+
+
+def test_gunicorn_alone_refuses_a_bad_setting_in_one_line():
+    """A deployment that runs gunicorn on gunicorn.conf.py itself (no bin/serve) gets the
+    same line, not gunicorn's traceback."""
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    result = run([str(gunicorn), "-c", str(REPO_ROOT / "gunicorn.conf.py")],
+                 base_env(UNREACHABLE, GUNICORN_KEEPALIVE="soon"), timeout=60)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "widgetsvc: GUNICORN_KEEPALIVE=soon: not a whole number (seconds, 0 or more)\n")

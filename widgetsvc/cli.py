@@ -278,17 +278,17 @@ first when it is new.""",
     if _local_defaults():
         _migrate()  # a fresh clone may add its first user before it ever served
     config = Config.from_env(require_secret=False)
-    password = _read_password(args.password_stdin)
+    db = _connect(config)  # before the password is typed: an unreachable database says so first
     try:
-        Validator(timefmt.Clock()).validate(
-            "credentials", {"email": args.email, "password": password}
-        )
-    except errors.APIError as exc:
-        for message in exc.body["errors"].values():
-            print(f"Error: {message}", file=sys.stderr)
-        return 1
-    db = _connect(config)
-    try:
+        password = _read_password(args.password_stdin)
+        try:
+            Validator(timefmt.Clock()).validate(
+                "credentials", {"email": args.email, "password": password}
+            )
+        except errors.APIError as exc:
+            for message in exc.body["errors"].values():
+                print(f"Error: {message}", file=sys.stderr)
+            return 1
         user = Users(db, config.bcrypt_rounds).create(args.email, password, admin=args.admin)
     finally:
         db.close()
