@@ -2,6 +2,14 @@
 
 import os
 
+from widgetsvc.config import ConfigError, check_gunicorn
+
+# A bad setting is one line (README, "Command line"), not a traceback, even without bin/serve.
+try:
+    check_gunicorn(os.environ)
+except ConfigError as exc:
+    raise SystemExit(f"widgetsvc: {exc}") from None
+
 wsgi_app = "widgetsvc.wsgi:app"
 # bin/serve puts nginx on HOST:PORT and gunicorn on a Unix socket behind it (README, "Serving
 # behind nginx"); with --direct (WIDGETSVC_DIRECT=1) gunicorn itself listens on HOST:PORT.

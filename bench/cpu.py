@@ -13,7 +13,6 @@ with this script: ``PYTHONPATH=/path/to/old/checkout .venv/bin/python bench/cpu.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import cProfile
 import io
@@ -109,7 +108,13 @@ def stderr_to(sink):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bin/bench-cpu", description=__doc__)
+    from widgetsvc import cmdline
+
+    parser = cmdline.Parser(
+        "bin/bench-cpu", "The service's own CPU cost per request, without gunicorn, wrk or the "
+        "network.", details=__doc__.split("\n", 2)[2],
+        environment=[("PYTHONPATH", "measure another checkout's widgetsvc")],
+        exit_codes=[(0, "measured"), (1, "could not run")])
     parser.add_argument("--widgets", type=int, default=1000)
     parser.add_argument("--requests", type=int, default=2000, help="per batch (5 batches)")
     parser.add_argument("--profile", metavar="SCENARIO", help="cProfile one scenario")

@@ -9,7 +9,6 @@ and after. Exits 1 when a worker ends above the limit (80 MB).
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -27,6 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.run import EMAIL, PASSWORD, free_port, wait_ready  # noqa: E402
 from bench.seed import fresh_session, seeded_database  # noqa: E402
+from widgetsvc import cmdline  # noqa: E402
 from widgetsvc.auth import tokens  # noqa: E402
 from widgetsvc.auth.keys import hmac_keyring  # noqa: E402
 from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
@@ -145,7 +145,10 @@ def show(label: str, workers: dict[int, float]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bin/bench-memory", description=__doc__)
+    parser = cmdline.Parser(
+        "bin/bench-memory", "Does a worker's memory stay bounded under a large collection and "
+        "many tokens?", details=__doc__.split("\n", 2)[2],
+        exit_codes=[(0, "every worker below the limit"), (1, "a worker above the limit")])
     parser.add_argument("--widgets", type=int, default=1_000_000)
     parser.add_argument("--tokens", type=int, default=100_000)
     parser.add_argument("--clients", type=int, default=6)

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.seed import fresh_refresh_tokens, seed_existing, seeded_database  # noqa: E402
+from widgetsvc import cmdline  # noqa: E402
 from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
 from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
 
@@ -391,7 +392,12 @@ def plot(args: argparse.Namespace, rows: list[Row], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bin/bench", description=__doc__)
+    parser = cmdline.Parser(
+        "bin/bench", 'The service against a plain Falcon "hello" floor, served the same way '
+        "(wrk).", details=__doc__.split("\n", 2)[2],
+        environment=[("DATABASE_URL", "with --url: that service's database, seeded once"),
+                     ("HASH_SLOTS / AUTH_IN_FLIGHT", "for the login scenarios (4 / 0)")],
+        exit_codes=[(0, "ran (each row says met or MISSED)"), (1, "could not run")])
     parser.add_argument("--widgets", type=int, default=SMALL)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")

@@ -18,7 +18,6 @@ Everything talks to 127.0.0.1; every wait is bounded.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -40,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
+from widgetsvc import cmdline  # noqa: E402
 from widgetsvc.cluster.topology import Cluster  # noqa: E402
 from widgetsvc.db import SQL_DIR, load_queries  # noqa: E402
 
@@ -377,17 +377,24 @@ def restart(cluster_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bin/failover", description=__doc__.splitlines()[0])
+    doc = __doc__.split("\n", 1)
+    parser = cmdline.Parser(
+        "bin/failover", "Failure drills against a running bin/cluster: kill -9 a part under load, "
+        "then check that nothing acknowledged was lost.", details=doc[1],
+        environment=[("WIDGETSVC_CLUSTER_DIR", "the cluster's directory (var/cluster; --dir wins)"),
+                     ("WIDGETSVC_PG_OS_USER", "as root: the user that runs its parts")],
+        exit_codes=[(0, "every promise kept"), (1, "a promise broken (the summary says which)"),
+                    (3, "no cluster here: run bin/cluster up first")])
     parser.add_argument("--dir", help="the cluster's directory (as bin/cluster --dir)")
     parser.add_argument("--limit", type=float, default=15.0,
                         help="seconds within which writes must succeed again (default 15)")
-    sub = parser.add_subparsers(dest="drill", required=True)
-    leader = sub.add_parser("leader")
+    sub = parser.add_commands(dest="drill")
+    leader = sub.add_parser("leader", help="kill -9 the leader's postmaster under writers")
     leader.add_argument("--trials", type=int, default=5)
     leader.add_argument("--clients", type=int, default=8)
-    instance = sub.add_parser("instance")
+    instance = sub.add_parser("instance", help="kill -9 an instance's gunicorn under reads")
     instance.add_argument("--seconds", type=float, default=5.0)
-    standby = sub.add_parser("standby")
+    standby = sub.add_parser("standby", help="lose the synchronous standby under writes")
     standby.add_argument("--seconds", type=float, default=2.0)
     writes = sub.add_parser("writes", help="measure widget creates/s (nothing is killed)")
     writes.add_argument("--clients", type=int, default=8)
@@ -400,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster = Cluster(Path(args.dir).resolve() if args.dir else None)
     if not cluster.exists:
         print("failover: no cluster; run bin/cluster up first", file=sys.stderr)
-        return 2
+        return 3
     if args.drill == "leader":
         result = drill_leader(cluster, args.trials, args.clients, args.limit)
         times = result["writes_back_s"]

@@ -23,7 +23,6 @@ All traffic goes to 127.0.0.1 and every loop is bounded by time.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -428,13 +427,26 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bin/soak", description=__doc__.split("\n")[0])
+    from widgetsvc import cmdline  # the argument convention only (stdlib-only module)
+
+    parser = cmdline.Parser(
+        "bin/soak", "Soak test: a mixed workload from many clients against the real bin/serve, "
+        "then a check that no acknowledged write was lost.", details=__doc__.split("\n", 2)[2],
+        environment=[("SOAK_BCRYPT_ROUNDS", "bcrypt cost of its own server (4)"),
+                     ("DATABASE_URL", "with --url: that service's database, for the check")],
+        exit_codes=[(0, "clean: no 5xx, no connection error, nothing lost"),
+                    (1, "a 5xx, a connection error or a lost write")])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (60)")
     parser.add_argument("--clients", type=int, default=32, help="concurrent clients (32)")
     parser.add_argument("--url", help="an existing server on 127.0.0.1 (default: start one)")
     parser.add_argument("--admin-email", help="with --url: an existing admin's e-mail")
     parser.add_argument("--admin-password", help="with --url: that admin's password")
     args = parser.parse_args(argv)
+    rounds = os.environ.get("SOAK_BCRYPT_ROUNDS", "4").strip() or "4"
+    if not rounds.isdigit() or not 4 <= int(rounds) <= 31:
+        refused = cmdline.bad_setting("SOAK_BCRYPT_ROUNDS", rounds, "not a bcrypt cost", "4 to 31")
+        print(f"widgetsvc: {refused}", file=sys.stderr)
+        return 1
     if args.duration <= 0 or args.clients < 1:
         parser.error("--duration must be > 0 and --clients >= 1")
 

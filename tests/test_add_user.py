@@ -265,5 +265,8 @@ def test_an_unreachable_database_is_one_clear_line_not_a_traceback(tmp_path):
     unreachable = f"postgresql://nobody@/none?host={tmp_path}&connect_timeout=1"
     result = add_user(unreachable, "--password-stdin", email())
     assert result.returncode == 1
-    assert result.stderr.startswith("widgetsvc: the database is unreachable"), result.stderr
+    assert result.stderr == (
+        f"widgetsvc: DATABASE_URL={unreachable}: cannot connect to Unix socket "
+        f"{tmp_path}/.s.PGSQL.5432: No such file or directory (a libpq URL of a reachable "
+        "PostgreSQL, e.g. postgresql://user@host:5432/dbname)\n")
     assert "Traceback" not in result.stderr

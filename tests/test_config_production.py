@@ -25,22 +25,34 @@ PRODUCTION_ENVS = [{}, {"WIDGETSVC_ENV": "production"}, {"WIDGETSVC_ENV": " Prod
                    {"WIDGETSVC_ENV": ""}]
 PRODUCTION_IDS = ["unset", "production", "Production", "blank"]
 
+NOT_SET = "SECRET_KEY=: not set (a random string, at least 32 bytes in production)"
+
+
+def short(size: int) -> str:
+    return f"SECRET_KEY=<{size} bytes, not shown>: too short for production (at least 32 bytes)"
+
+
+def low_rounds(rounds: int) -> str:
+    return (f"BCRYPT_ROUNDS={rounds}: too low for production (at least 12; 4 with "
+            "WIDGETSVC_ENV=development or test)")
+
+
 REFUSED = [
-    ({}, "SECRET_KEY is not set"),
-    ({"SECRET_KEY": ""}, "SECRET_KEY is not set"),
-    ({"SECRET_KEY": "short"}, "SECRET_KEY must be at least 32 bytes in production"),
-    ({"SECRET_KEY": "s" * 31}, "SECRET_KEY must be at least 32 bytes in production"),
+    ({}, NOT_SET),
+    ({"SECRET_KEY": ""}, NOT_SET),
+    ({"SECRET_KEY": "short"}, short(5)),
+    ({"SECRET_KEY": "s" * 31}, short(31)),
     # 31 bytes however many characters: the rule counts bytes
-    ({"SECRET_KEY": "é" * 15 + "s"}, "SECRET_KEY must be at least 32 bytes in production"),
+    ({"SECRET_KEY": "é" * 15 + "s"}, short(31)),
     ({"SECRET_KEY": SECRET_32, "BCRYPT_ROUNDS": "11"},
-     "BCRYPT_ROUNDS must be at least 12 in production"),
+     low_rounds(11)),
     ({"SECRET_KEY": SECRET_32, "BCRYPT_ROUNDS": "10"},
-     "BCRYPT_ROUNDS must be at least 12 in production"),
+     low_rounds(10)),
     ({"SECRET_KEY": SECRET_32, "BCRYPT_ROUNDS": "4"},
-     "BCRYPT_ROUNDS must be at least 12 in production"),
+     low_rounds(4)),
     # both weak: the secret is reported
     ({"SECRET_KEY": "too-short-secret", "BCRYPT_ROUNDS": "4"},
-     "SECRET_KEY must be at least 32 bytes in production"),
+     short(16)),
 ]
 REFUSED_IDS = ["no-secret", "empty-secret", "5-bytes", "31-bytes", "31-bytes-multibyte",
                "rounds-11", "rounds-10", "rounds-4", "short-secret-and-rounds-4"]
@@ -85,7 +97,7 @@ def test_other_environments_allow_a_short_secret_and_a_low_cost(environment):
 
 @pytest.mark.parametrize("environment", ["test", "development"])
 def test_no_secret_is_refused_in_every_environment(environment):
-    with pytest.raises(ConfigError, match="^SECRET_KEY is not set$"):
+    with pytest.raises(ConfigError, match=r"^SECRET_KEY=: not set \("):
         Config.from_env(env({"WIDGETSVC_ENV": environment}, SECRET_KEY=""))
 
 

@@ -241,7 +241,8 @@ def test_bin_migrate_missing_database_fails_with_a_message(pg_cluster):
     result = run_bin_migrate(pg_cluster.url("no_such_database_here"))
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("migrate: ")
+    assert result.stderr.startswith("widgetsvc: DATABASE_URL=")
+    assert len(result.stderr.splitlines()) == 1
     assert 'database "no_such_database_here" does not exist' in result.stderr
 
 
@@ -250,8 +251,10 @@ def test_bin_migrate_unreachable_server_fails_with_a_message(tmp_path):
     result = run_bin_migrate(url)
     assert result.returncode == 1
     assert result.stdout == ""
-    assert result.stderr.startswith("migrate: ")
-    assert f'connection to server on socket "{tmp_path}/.s.PGSQL.1" failed' in result.stderr
+    assert result.stderr == (
+        f"widgetsvc: DATABASE_URL={url}: cannot connect to Unix socket {tmp_path}/.s.PGSQL.1: "
+        "No such file or directory (a libpq URL of a reachable PostgreSQL, e.g. "
+        "postgresql://user@host:5432/dbname)\n")
 
 
 def test_psql_gets_the_password_through_the_environment_not_its_arguments(monkeypatch):

@@ -271,18 +271,23 @@ def test_key_configuration_errors(tmp_path, ed):
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a key")
     missing = tmp_path / "missing.pem"
-    assert key_error(TOKEN_ALGORITHM="RS256") == "TOKEN_ALGORITHM must be one of HS256, EdDSA"
+    assert key_error(TOKEN_ALGORITHM="RS256") == (
+        "TOKEN_ALGORITHM=RS256: unsupported algorithm (HS256 or EdDSA)")
     assert key_error(TOKEN_ALGORITHM="EdDSA") == (
-        "TOKEN_ALGORITHM=EdDSA needs SIGNING_KEY_FILE (an Ed25519 private key in PEM)")
+        "SIGNING_KEY_FILE=: not set, and TOKEN_ALGORITHM=EdDSA needs it (an Ed25519 private key "
+        "in PEM)")
+    key_rule = ("(a readable Ed25519 private key in unencrypted PEM, e.g. from openssl genpkey "
+                "-algorithm ed25519)")
     assert key_error(TOKEN_ALGORITHM="EdDSA", SIGNING_KEY_FILE=str(missing)) == (
-        f"cannot read SIGNING_KEY_FILE {missing}: No such file or directory")
+        f"SIGNING_KEY_FILE={missing}: cannot read it: No such file or directory {key_rule}")
     assert key_error(TOKEN_ALGORITHM="EdDSA", SIGNING_KEY_FILE=str(garbage)) == (
-        f"SIGNING_KEY_FILE {garbage} is not an unencrypted PEM private key")
+        f"SIGNING_KEY_FILE={garbage}: not an unencrypted PEM private key {key_rule}")
     assert key_error(TOKEN_ALGORITHM="EdDSA", SIGNING_KEY_FILE=str(rsa_like)) == (
-        f"SIGNING_KEY_FILE {rsa_like} is not an Ed25519 key")
+        f"SIGNING_KEY_FILE={rsa_like}: not an Ed25519 key {key_rule}")
     assert key_error(TOKEN_ALGORITHM="EdDSA", SIGNING_KEY_FILE=str(ed[1]),
                      PREVIOUS_PUBLIC_KEY_FILES=f"{ed[2]},{garbage}") == (
-        f"PREVIOUS_PUBLIC_KEY_FILES: {garbage} is not a PEM public key")
+        f"PREVIOUS_PUBLIC_KEY_FILES={garbage}: not a PEM public key (comma-separated readable "
+        "Ed25519 public keys in PEM)")
     # EdDSA needs no SECRET_KEY
     keyring = keys.load(Config.from_env(env(TOKEN_ALGORITHM="EdDSA", SIGNING_KEY_FILE=str(ed[1]),
                                             SECRET_KEY="")))
@@ -292,8 +297,9 @@ def test_key_configuration_errors(tmp_path, ed):
 def test_production_wants_long_previous_secrets():
     production = {"DATABASE_URL": "postgresql:///x", "SECRET_KEY": SECRET,
                   "PREVIOUS_SECRET_KEYS": f"{OLD_SECRET}, short"}
-    with pytest.raises(ConfigError, match="^each of PREVIOUS_SECRET_KEYS must be at least 32 "
-                                          "bytes in production$"):
+    with pytest.raises(ConfigError, match=r"^PREVIOUS_SECRET_KEYS=<\d+ bytes, not shown>: a key "
+                                          r"is too short for production \(each at least 32 "
+                                          r"bytes\)$"):
         Config.from_env(production)
     config = Config.from_env({**production, "PREVIOUS_SECRET_KEYS": f" {OLD_SECRET} ,,"})
     assert config.previous_secret_keys == (OLD_SECRET,)
@@ -307,5 +313,6 @@ def test_bin_serve_refuses_an_unusable_key_before_starting(monkeypatch, tmp_path
     monkeypatch.setenv("SIGNING_KEY_FILE", str(tmp_path / "absent.pem"))
     assert cli.main(["serve"]) == 1
     assert capsys.readouterr().err == (
-        f"widgetsvc: cannot read SIGNING_KEY_FILE {tmp_path / 'absent.pem'}: "
-        "No such file or directory\n")
+        f"widgetsvc: SIGNING_KEY_FILE={tmp_path / 'absent.pem'}: cannot read it: "
+        "No such file or directory (a readable Ed25519 private key in unencrypted PEM, e.g. "
+        "from openssl genpkey -algorithm ed25519)\n")

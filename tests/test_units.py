@@ -674,18 +674,20 @@ def test_tools_that_sign_nothing_may_run_without_a_secret():
 @pytest.mark.parametrize("environment", ["prod", "staging", "dev"])
 def test_an_unknown_environment_is_refused(environment):
     assert config_error(WIDGETSVC_ENV=environment) == \
-        "WIDGETSVC_ENV must be one of production, development, test"
+        f"WIDGETSVC_ENV={environment}: unknown environment (production, development, test)"
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"DATABASE_URL": ""}, "DATABASE_URL is not set"),
-    ({"BCRYPT_ROUNDS": "3", "WIDGETSVC_ENV": "test"}, "BCRYPT_ROUNDS must be between 4 and 31"),
-    ({"BCRYPT_ROUNDS": "32"}, "BCRYPT_ROUNDS must be between 4 and 31"),
-    ({"BCRYPT_ROUNDS": "twelve"}, "BCRYPT_ROUNDS must be an integer, got 'twelve'"),
-    ({"TOKEN_LIFETIME": "0"}, "TOKEN_LIFETIME must be a positive number of seconds"),
-    ({"TOKEN_LIFETIME": "15m"}, "TOKEN_LIFETIME must be an integer, got '15m'"),
-    ({"DB_POOL_MIN": "5", "DB_POOL_MAX": "4"}, "need 1 <= DB_POOL_MIN <= DB_POOL_MAX"),
-    ({"DB_POOL_MIN": "0"}, "need 1 <= DB_POOL_MIN <= DB_POOL_MAX"),
+    ({"DATABASE_URL": ""}, "DATABASE_URL=: not set (a libpq URL such as "
+                          "postgresql://user@host:5432/dbname)"),
+    ({"BCRYPT_ROUNDS": "3", "WIDGETSVC_ENV": "test"}, "BCRYPT_ROUNDS=3: out of range (4 to 31)"),
+    ({"BCRYPT_ROUNDS": "32"}, "BCRYPT_ROUNDS=32: out of range (4 to 31)"),
+    ({"BCRYPT_ROUNDS": "twelve"}, "BCRYPT_ROUNDS=twelve: not a whole number (4 to 31)"),
+    ({"TOKEN_LIFETIME": "0"}, "TOKEN_LIFETIME=0: below 1 (seconds, at least 1)"),
+    ({"TOKEN_LIFETIME": "15m"}, "TOKEN_LIFETIME=15m: not a whole number (seconds, at least 1)"),
+    ({"DB_POOL_MIN": "5", "DB_POOL_MAX": "4"},
+     "DB_POOL_MIN=5: more than DB_POOL_MAX=4 (1 to DB_POOL_MAX)"),
+    ({"DB_POOL_MIN": "0"}, "DB_POOL_MIN=0: below 1 (1 to DB_POOL_MAX)"),
 ])
 def test_meaningless_settings_are_refused(values, message):
     assert config_error(**values) == message
@@ -817,4 +819,4 @@ def test_urls_at_localhost_names_are_refused_with_the_reason(value):
 
 def test_an_unknown_log_level_is_refused():
     assert config_error(LOG_LEVEL="verbose") == \
-        "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        "LOG_LEVEL=VERBOSE: unknown level (DEBUG, INFO, WARNING, ERROR, CRITICAL)"

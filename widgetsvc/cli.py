@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import logging
 import os
@@ -14,10 +13,11 @@ from pathlib import Path
 import psycopg
 import psycopg_pool
 
-from widgetsvc import localdb, safefs
+from widgetsvc import cmdline, localdb, safefs
+from widgetsvc.cmdline import bad_setting
 from widgetsvc.config import Config, ConfigError
 from widgetsvc.front import FrontError
-from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalDBError, ensure_dev_database
+from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalDBError, dev_cluster, ensure_dev_database
 from widgetsvc.migrate import MigrationError, migrate
 
 
@@ -34,6 +34,11 @@ def _local_defaults() -> bool:
     random secret kept in var/ (production sets both and never reaches this). True when so."""
     if os.environ.get("DATABASE_URL"):
         return False
+    cluster = dev_cluster()
+    if not cluster.is_running():
+        what = "starting" if cluster.is_initialized() else "creating and starting"
+        print(f"widgetsvc: {what} the private PostgreSQL in {cluster.data_dir.parent} ...",
+              file=sys.stderr, flush=True)
     os.environ["DATABASE_URL"] = ensure_dev_database()
     if not os.environ.get("SECRET_KEY"):
         os.environ["SECRET_KEY"] = _local_secret(VAR_DIR / "secret-key")
@@ -57,29 +62,126 @@ def _local_secret(path: Path) -> str:
     return path.read_text().strip()
 
 
+_SERVICE_ENV = [
+    ("DATABASE_URL", "the database (unset: the private cluster, see bin/localdb)"),
+    ("SECRET_KEY", "token key (unset with the private cluster: var/secret-key)"),
+    ("WIDGETSVC_ENV", "production (default), development or test"),
+    ("...", "every variable of the README's Configuration table"),
+]
+
+
+def _preflight(*, require_secret: bool, serving: bool) -> Config:
+    """Every setting this command reads, checked before anything starts (no cluster, no
+    migration, no process): the first bad one raises one line. Without DATABASE_URL the
+    private cluster's URL (and, for bin/serve, its generated secret) are not known yet: the
+    checks run with stand-ins for them."""
+    from widgetsvc import config as config_module
+    from widgetsvc import dbprobe, localdb
+
+    env = dict(os.environ)
+    if env.get("DATABASE_URL"):
+        dbprobe.check_url(env["DATABASE_URL"])
+    else:
+        env["DATABASE_URL"] = "postgresql:///private-cluster"
+        if serving and not env.get("SECRET_KEY"):
+            env["SECRET_KEY"] = "stand-in for var/secret-key " * 2
+    localdb.check_settings(env)
+    config = Config.from_env(env, require_secret=require_secret)
+    if serving:
+        from widgetsvc import front
+        from widgetsvc.auth import keys
+
+        config_module.check_gunicorn(env)
+        keys.load(config)
+        front.FrontSettings.from_env(env)
+        front.listen_address(env.get("HOST", "127.0.0.1"), env.get("PORT", "8000"))
+    return config
+
+
+def _check_port_free(host: str, port: str) -> None:
+    """The listening address is free (nginx would otherwise print six [emerg] lines)."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise bad_setting("HOST", host, f"cannot be resolved: {exc.strerror}",
+                          "an address or a host name of this machine") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            where = front_address(host, port)
+            if exc.errno == errno.EADDRINUSE:
+                raise bad_setting("PORT", port, f"{where} is already in use",
+                                  "a free port: set PORT, or HOST") from None
+            if exc.errno == errno.EACCES:
+                raise bad_setting("PORT", port, f"binding {where} needs privileges",
+                                  "a port from 1024 up, or run as root") from None
+            raise bad_setting("HOST", host, f"cannot listen on {where}: {exc.strerror}",
+                              "an address of this machine") from None
+
+
+def front_address(host: str, port: str) -> str:
+    from widgetsvc import front
+
+    return front.listen_address(host, port)
+
+
+def _serve_parser() -> cmdline.Parser:
+    parser = cmdline.Parser(
+        "bin/serve", "Serve the API: nginx on HOST:PORT in front of gunicorn on a Unix socket, "
+        "in the foreground.",
+        details="""
+Without DATABASE_URL it uses the private PostgreSQL under var/pg (created and started when
+needed; it keeps running after bin/serve exits: bin/localdb status|url|stop). It applies
+pending migrations, then prints one line "serving at ...". SIGTERM or Ctrl-C stops nginx and
+gunicorn. The first run prepares .venv (runtime dependencies only).""",
+        environment=[
+            ("HOST / PORT", "where it listens (127.0.0.1 / 8000)"),
+            ("WIDGETSVC_DIRECT", "1: gunicorn alone on HOST:PORT (as --direct)"),
+            ("WEB_CONCURRENCY", "gunicorn workers; GUNICORN_* (README) the rest"),
+            *_SERVICE_ENV,
+        ],
+        exit_codes=[(0, "stopped by SIGTERM / Ctrl-C"),
+                    (1, "refused to start (one line says why), or nginx/gunicorn died")])
+    parser.add_argument("--direct", action="store_true",
+                        help="gunicorn alone on HOST:PORT, no nginx (debugging)")
+    parser.add_argument("--no-migrate", action="store_true",
+                        help="do not apply pending migrations first")
+    parser.add_argument("app", nargs="?", metavar="MODULE:CALLABLE",
+                        help="another WSGI app behind the same front (bin/bench's floor); "
+                             "default: widgetsvc.wsgi:app")
+    return parser
+
+
 def serve(argv: list[str]) -> int:
     """gunicorn on a Unix socket behind nginx on HOST:PORT (``--direct``: gunicorn alone)."""
-    from widgetsvc import front
+    args = _serve_parser().parse_args(argv)
+    from widgetsvc import config as config_module
+    from widgetsvc import dbprobe, front
     from widgetsvc.supervisor import Supervisor
 
-    _local_defaults()
-    # Refuse a bad configuration here, with one clear line, before touching the database.
-    from widgetsvc.auth import keys
-
-    config = Config.from_env()
-    keys.load(config)
-    direct = "--direct" in argv or os.environ.get("WIDGETSVC_DIRECT", "") not in ("", "0")
+    # Refuse a bad configuration here, with one clear line, before anything starts.
+    _preflight(require_secret=True, serving=True)
+    direct = args.direct or config_module.is_direct(os.environ)
     host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
+    listen = front.listen_address(host, port)
+    _check_port_free(host, port)
     settings = None if direct else front.FrontSettings.from_env()
     nginx = None if direct else front.ensure_nginx()
-    listen = front.listen_address(host, port)
-    if "--no-migrate" not in argv:
+    user = None if direct else front.nginx_user()
+    local = _local_defaults()
+    config = Config.from_env()
+    dbprobe.probe(config.database_url, config.pool_timeout)
+    if not args.no_migrate:
         _migrate()
-    argv = [a for a in argv if a not in ("--no-migrate", "--direct")]
     gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).parent / "gunicorn")
     os.chdir(REPO_ROOT)
 
-    user = None if direct else front.nginx_user()
     app = front.app_user()  # as root: who gunicorn's workers run as (gunicorn.conf.py)
     # gunicorn's socket and nginx.conf (as root: root's directory, nginx's group may enter),
     # nginx's pid, temp files and gate socket in nginx/ inside (nginx's user's).
@@ -100,7 +202,8 @@ def serve(argv: list[str]) -> int:
             safefs.write_file(conf, front.render([f"unix:{sock}"], listen, nginx_dir,
                                                  **settings.limits(config.hash_slots)), 0o644)
         supervisor.spawn(
-            "gunicorn", [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"), *argv], env=env
+            "gunicorn", [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"),
+                         *([args.app] if args.app else [])], env=env
         )
         if not direct:
             if supervisor.wait_for_socket(sock):
@@ -109,11 +212,26 @@ def serve(argv: list[str]) -> int:
                     "nginx", [nginx, "-e", "stderr", "-p", str(nginx_dir), "-c", str(conf)],
                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, **ids,
                 )
+        if supervisor.wait_for_tcp(host.strip("[]"), int(port)):
+            print(f"widgetsvc: {_serving_line(listen, direct, config, local)}",
+                  file=sys.stderr, flush=True)
         return supervisor.run()
     finally:
         supervisor.stop_all()
         shutil.rmtree(runtime, ignore_errors=True)
         shutil.rmtree(slots, ignore_errors=True)
+
+
+def _serving_line(listen: str, direct: bool, config: Config, local: bool) -> str:
+    """Where it serves, the front, the workers and the database, in one line."""
+    workers = os.environ.get("WEB_CONCURRENCY", "").strip() or str((os.cpu_count() or 1) + 1)
+    kind = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "sync"
+    front = "gunicorn alone (--direct)" if direct else "nginx front"
+    database = (f"the private cluster in var/pg ({config.database_url}; it keeps running "
+                "after bin/serve: bin/localdb stop)" if local
+                else cmdline.shown("DATABASE_URL", config.database_url))
+    return (f"serving at http://{listen}/api/v1 ({front}, {workers} gunicorn {kind} workers; "
+            f"database: {database})")
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -130,34 +248,55 @@ def _read_password(from_stdin: bool) -> str:
         print("Error: the two entered values do not match", file=sys.stderr)
 
 
+def _connect(config: Config):
+    """The one-shot commands' database: reachable within the pool timeout, or one line
+    naming host, port and cause (not "pool initialization incomplete after 10 sec")."""
+    from widgetsvc import dbprobe
+    from widgetsvc.db import Database
+
+    dbprobe.probe(config.database_url, config.pool_timeout)
+    db = Database(config.database_url, min_size=1, max_size=1)
+    db.pool.open(wait=True, timeout=max(config.pool_timeout, 3.0))
+    return db
+
+
 def add_user(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bin/add-user", description="Add a new user.")
+    parser = cmdline.Parser(
+        "bin/add-user", "Add a user (or an administrator) with the API's e-mail and password "
+        "rules.",
+        details="""
+The password is asked twice on the terminal, or read from one line of standard input with
+--password-stdin. Without DATABASE_URL it uses the private cluster (bin/localdb), migrated
+first when it is new.""",
+        environment=_SERVICE_ENV[:1] + [("BCRYPT_ROUNDS", "bcrypt cost (12)"),
+                                         *_SERVICE_ENV[2:]],
+        exit_codes=[(0, "added"), (1, "not added: one line says why (a duplicate, an invalid "
+                                      "e-mail or password, a bad setting, no database)")])
     parser.add_argument("--admin", action="store_true", help="the new user is an administrator")
     parser.add_argument("--password-stdin", action="store_true",
                         help="read the password from one line of standard input")
-    parser.add_argument("email")
+    parser.add_argument("email", help="the new user's e-mail")
     args = parser.parse_args(argv)
 
     from widgetsvc import errors, timefmt
     from widgetsvc.auth.users import Users
-    from widgetsvc.db import Database
     from widgetsvc.validation import Validator
 
+    _preflight(require_secret=False, serving=False)
     if _local_defaults():
         _migrate()  # a fresh clone may add its first user before it ever served
     config = Config.from_env(require_secret=False)
-    password = _read_password(args.password_stdin)
+    db = _connect(config)  # before the password is typed: an unreachable database says so first
     try:
-        Validator(timefmt.Clock()).validate(
-            "credentials", {"email": args.email, "password": password}
-        )
-    except errors.APIError as exc:
-        for message in exc.body["errors"].values():
-            print(f"Error: {message}", file=sys.stderr)
-        return 1
-    db = Database(config.database_url, min_size=1, max_size=1)
-    db.pool.open(wait=True, timeout=10)
-    try:
+        password = _read_password(args.password_stdin)
+        try:
+            Validator(timefmt.Clock()).validate(
+                "credentials", {"email": args.email, "password": password}
+            )
+        except errors.APIError as exc:
+            for message in exc.body["errors"].values():
+                print(f"Error: {message}", file=sys.stderr)
+            return 1
         user = Users(db, config.bcrypt_rounds).create(args.email, password, admin=args.admin)
     finally:
         db.close()
@@ -174,11 +313,18 @@ def purge_revoked(argv: list[str]) -> int:
     from widgetsvc.auth.loginlock import KNOWN_ADDRESS_SECONDS
     from widgetsvc.db import Database
 
+    cmdline.Parser(
+        "bin/purge-revoked", "Delete expired token revocations, sessions, spent refresh "
+        "tokens and failed logins (for cron).",
+        environment=_SERVICE_ENV[:1] + [("LOGIN_LOCK_WINDOW", "failed logins older than this "
+                                                              "are purged (900 s)")],
+        exit_codes=[(0, "purged (the counts are printed)"),
+                    (1, "failed: one line says why")]).parse_args(argv)
+    _preflight(require_secret=False, serving=False)
     if _local_defaults():
         _migrate()
     config = Config.from_env(require_secret=False)
-    db = Database(config.database_url, min_size=1, max_size=1)
-    db.pool.open(wait=True, timeout=10)
+    db = _connect(config)
     try:
         count = db.execute("purge_revoked_tokens")
         failures = db.one("purge_login_failures", window_seconds=config.login_lock_window,
@@ -205,15 +351,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: python -m widgetsvc.cli {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
         return 2
     try:
-        return COMMANDS[args[0]](args[1:])
-    except (ConfigError, FrontError, LocalDBError, MigrationError, UsageError,
-            safefs.UnsafePath) as exc:
-        print(f"widgetsvc: {exc}", file=sys.stderr)
-        return 1
+        return cmdline.run(lambda: COMMANDS[args[0]](args[1:]),
+                           (ConfigError, FrontError, LocalDBError, MigrationError, UsageError,
+                             safefs.UnsafePath))
     except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-        print(f"widgetsvc: the database is unreachable: {exc}", file=sys.stderr)
+        from widgetsvc import dbprobe
+
+        url = os.environ.get("DATABASE_URL", "")
+        print(f"widgetsvc: the database at {dbprobe.where(url)} failed: {dbprobe.cause(exc)}",
+              file=sys.stderr)
         return 1
-    except (EOFError, KeyboardInterrupt):
+    except EOFError:
         print("widgetsvc: interrupted", file=sys.stderr)
         return 1
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from widgetsvc import hygiene
+from widgetsvc import cmdline, hygiene
 
 PRODUCTION = "production"
 ENVIRONMENTS = (PRODUCTION, "development", "test")
@@ -19,7 +19,18 @@ TOKEN_ALGORITHMS = (HS256, EDDSA)
 
 
 class ConfigError(Exception):
-    """The environment describes a configuration the service must not run with."""
+    """The environment describes a configuration the service must not run with (the message
+    is the operator's line, ``NAME=value: what is wrong (what is allowed)``)."""
+
+
+def bad(name: str, value: object, problem: str, allowed: str) -> ConfigError:
+    """The ConfigError for one refused setting, in the command line's one format."""
+    return ConfigError(str(cmdline.bad_setting(name, str(value), problem, allowed)))
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_BOOLEANS = {"": False, "0": False, "false": False, "no": False, "off": False,
+             "1": True, "true": True, "yes": True, "on": True}
 
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -27,14 +38,34 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, allowed: str = "a whole number",
+         minimum: int | None = None) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        raise bad(name, raw, "not a whole number", allowed) from None
+    if minimum is not None and value < minimum:
+        raise bad(name, raw, f"below {minimum}", allowed)
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip()
+    if raw.lower() not in _BOOLEANS:
+        raise bad(name, raw, "not a yes/no value", "1, true, yes or on; 0, false, no or off")
+    return _BOOLEANS[raw.lower()]
+
+
+def _realm(env: Mapping[str, str], name: str, default: str) -> str:
+    """A realm goes inside a quoted ``WWW-Authenticate`` parameter: printable, no quote."""
+    raw = env.get(name, default)
+    if not raw or any(c in raw for c in '"\\') or not raw.isprintable():
+        raise bad(name, raw, "cannot be a quoted header value",
+                  'printable characters other than " and \\, at least one')
+    return raw
 
 
 def _hosts(env: Mapping[str, str]) -> dict[str, Any]:
@@ -44,7 +75,36 @@ def _hosts(env: Mapping[str, str]) -> dict[str, Any]:
         return {"public_url": public_url,
                 "allowed_hosts": hygiene.allowed_hosts(env.get("ALLOWED_HOSTS", ""), public_url)}
     except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+        name = "PUBLIC_URL" if str(exc).startswith("PUBLIC_URL") else "ALLOWED_HOSTS"
+        raise bad(name, env.get(name, ""), str(exc).partition(": ")[2] or "not usable",
+                  "http(s)://host[:port][/path]" if name == "PUBLIC_URL" else
+                  "comma-separated host or host:port, or *") from None
+
+
+GUNICORN_WORKER_CLASSES = ("sync", "gthread")
+
+
+def check_gunicorn(env: Mapping[str, str]) -> None:
+    """gunicorn.conf.py's settings and bin/serve's own, refused in the one-line format before
+    gunicorn would stop on them with a traceback."""
+    _int(env, "WEB_CONCURRENCY", 1, "workers, at least 1", 1)
+    _int(env, "GUNICORN_THREADS", 1, "threads per worker, at least 1", 1)
+    for name in ("GUNICORN_TIMEOUT", "GUNICORN_GRACEFUL_TIMEOUT", "GUNICORN_KEEPALIVE"):
+        _int(env, name, 0, "seconds, 0 or more", 0)
+    worker_class = env.get("GUNICORN_WORKER_CLASS", "").strip()
+    if worker_class and worker_class not in GUNICORN_WORKER_CLASSES:
+        raise bad("GUNICORN_WORKER_CLASS", worker_class, "not a worker class installed here",
+                  " or ".join(GUNICORN_WORKER_CLASSES))
+    for name in ("WIDGETSVC_GUNICORN_SOCKET", "WIDGETSVC_RUNTIME_DIR"):
+        raw = env.get(name, "")
+        if raw and not raw.startswith("/"):
+            raise bad(name, raw, "not an absolute path", "an absolute path, or unset")
+    _bool(env, "WIDGETSVC_DIRECT")
+
+
+def is_direct(env: Mapping[str, str]) -> bool:
+    """``WIDGETSVC_DIRECT``: gunicorn alone on HOST:PORT, no nginx."""
+    return _bool(env, "WIDGETSVC_DIRECT")
 
 
 def _default_hash_slots(env: Mapping[str, str]) -> int:
@@ -53,8 +113,9 @@ def _default_hash_slots(env: Mapping[str, str]) -> int:
     take every core either (a bcrypt hash is pure CPU); at least one. Measured on 2 cores
     under a 32-client login flood (tests/test_front_door.py, AUTH_RATE_LIMIT=0): the reader's
     p99 was 154-231 ms with 2 slots, 114 ms with 1."""
-    workers = _int(env, "WEB_CONCURRENCY", (os.cpu_count() or 1) + 1)
-    threads = _int(env, "GUNICORN_THREADS", 1)
+    workers = _int(env, "WEB_CONCURRENCY", (os.cpu_count() or 1) + 1,
+                   "workers, at least 1", 1)
+    threads = _int(env, "GUNICORN_THREADS", 1, "threads per worker, at least 1", 1)
     cores = os.cpu_count() or 1
     return max(1, min(workers * threads - 1, cores - 1))
 
@@ -102,27 +163,33 @@ class Config:
             database_url=env.get("DATABASE_URL", ""),
             secret_key=env.get("SECRET_KEY", ""),
             environment=env.get("WIDGETSVC_ENV", PRODUCTION).strip().lower() or PRODUCTION,
-            token_lifetime=_int(env, "TOKEN_LIFETIME", 900),
-            refresh_token_lifetime=_int(env, "REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600),
+            token_lifetime=_int(env, "TOKEN_LIFETIME", 900, "seconds, at least 1", 1),
+            refresh_token_lifetime=_int(env, "REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600,
+                                         "seconds, at least TOKEN_LIFETIME", 1),
             token_algorithm=env.get("TOKEN_ALGORITHM", HS256).strip() or HS256,
             previous_secret_keys=_list(env, "PREVIOUS_SECRET_KEYS"),
             signing_key_file=env.get("SIGNING_KEY_FILE", "").strip(),
             previous_public_key_files=_list(env, "PREVIOUS_PUBLIC_KEY_FILES"),
-            token_leeway=_int(env, "TOKEN_LEEWAY", 10),
-            bcrypt_rounds=_int(env, "BCRYPT_ROUNDS", 12),
-            pool_min_size=_int(env, "DB_POOL_MIN", 2),
-            pool_max_size=_int(env, "DB_POOL_MAX", 4),
-            pool_timeout=float(_int(env, "DB_POOL_TIMEOUT_MS", 3000)) / 1000,
-            statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 5000),
-            pgbouncer=env.get("DB_PGBOUNCER", "").strip().lower() in ("1", "true", "yes"),
-            user_realm=env.get("USER_REALM", "registered_users@mydomain.com"),
-            admin_realm=env.get("ADMIN_REALM", "admin_users@mydomain.com"),
+            token_leeway=_int(env, "TOKEN_LEEWAY", 10, "seconds, 0 or more", 0),
+            bcrypt_rounds=_int(env, "BCRYPT_ROUNDS", 12, "4 to 31"),
+            pool_min_size=_int(env, "DB_POOL_MIN", 2, "1 to DB_POOL_MAX", 1),
+            pool_max_size=_int(env, "DB_POOL_MAX", 4, "at least DB_POOL_MIN", 1),
+            pool_timeout=float(_int(env, "DB_POOL_TIMEOUT_MS", 3000,
+                                          "milliseconds, at least 1", 1)) / 1000,
+            statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 5000,
+                                      "milliseconds, 0 = none", 0),
+            pgbouncer=_bool(env, "DB_PGBOUNCER"),
+            user_realm=_realm(env, "USER_REALM", "registered_users@mydomain.com"),
+            admin_realm=_realm(env, "ADMIN_REALM", "admin_users@mydomain.com"),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
-            hash_slots=_int(env, "HASH_SLOTS", 0) or _default_hash_slots(env),
+            hash_slots=(_int(env, "HASH_SLOTS", 0, "at least 1; 0 or unset: workers - 1", 0)
+                        or _default_hash_slots(env)),
             runtime_dir=env.get("WIDGETSVC_RUNTIME_DIR", ""),
-            login_lock_failures=_int(env, "LOGIN_LOCK_FAILURES", 5),
-            login_lock_window=_int(env, "LOGIN_LOCK_WINDOW", 900),
-            login_lock_account_failures=_int(env, "LOGIN_LOCK_ACCOUNT_FAILURES", 100),
+            login_lock_failures=_int(env, "LOGIN_LOCK_FAILURES", 5,
+                                     "0 = off, or a number of failures", 0),
+            login_lock_window=_int(env, "LOGIN_LOCK_WINDOW", 900, "seconds, at least 1", 1),
+            login_lock_account_failures=_int(env, "LOGIN_LOCK_ACCOUNT_FAILURES", 100,
+                                             "0 = off, or a number of failures", 0),
             forwarded_allow_ips=_list(env, "FORWARDED_ALLOW_IPS"),
             **_hosts(env),
         )
@@ -137,54 +204,59 @@ class Config:
         """Refuse settings that are unsafe or meaningless; production is strictest."""
         if self.environment not in ENVIRONMENTS:
             # A typo such as "prod" must not quietly switch the production checks off.
-            raise ConfigError(f"WIDGETSVC_ENV must be one of {', '.join(ENVIRONMENTS)}")
+            raise bad("WIDGETSVC_ENV", self.environment, "unknown environment",
+                      ", ".join(ENVIRONMENTS))
         if not self.database_url:
-            raise ConfigError("DATABASE_URL is not set")
-        if self.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+            raise bad("DATABASE_URL", "", "not set",
+                      "a libpq URL such as postgresql://user@host:5432/dbname")
+        if self.log_level not in LOG_LEVELS:
+            raise bad("LOG_LEVEL", self.log_level, "unknown level", ", ".join(LOG_LEVELS))
         if not 4 <= self.bcrypt_rounds <= 31:
-            raise ConfigError("BCRYPT_ROUNDS must be between 4 and 31")
+            raise bad("BCRYPT_ROUNDS", self.bcrypt_rounds, "out of range", "4 to 31")
         if self.token_lifetime < 1:
-            raise ConfigError("TOKEN_LIFETIME must be a positive number of seconds")
+            raise bad("TOKEN_LIFETIME", self.token_lifetime, "not positive",
+                      "seconds, at least 1")
         if self.refresh_token_lifetime < self.token_lifetime:
             # A session row is kept until its refresh expiry: it must outlive every access
             # token issued for it, or a purged session could not be told from a live one.
-            raise ConfigError("REFRESH_TOKEN_LIFETIME must be at least TOKEN_LIFETIME")
+            raise bad("REFRESH_TOKEN_LIFETIME", self.refresh_token_lifetime,
+                      f"shorter than TOKEN_LIFETIME={self.token_lifetime}",
+                      "seconds, at least TOKEN_LIFETIME")
         if self.token_algorithm not in TOKEN_ALGORITHMS:
-            raise ConfigError(f"TOKEN_ALGORITHM must be one of {', '.join(TOKEN_ALGORITHMS)}")
+            raise bad("TOKEN_ALGORITHM", self.token_algorithm, "unsupported algorithm",
+                      " or ".join(TOKEN_ALGORITHMS))
         if self.token_algorithm == EDDSA and require_secret and not self.signing_key_file:
-            raise ConfigError("TOKEN_ALGORITHM=EdDSA needs SIGNING_KEY_FILE (an Ed25519 "
-                              "private key in PEM)")
-        if not 1 <= self.pool_min_size <= self.pool_max_size:
-            raise ConfigError("need 1 <= DB_POOL_MIN <= DB_POOL_MAX")
+            raise bad("SIGNING_KEY_FILE", "", "not set, and TOKEN_ALGORITHM=EdDSA needs it",
+                      "an Ed25519 private key in PEM")
+        if self.pool_min_size > self.pool_max_size:
+            raise bad("DB_POOL_MIN", self.pool_min_size,
+                      f"more than DB_POOL_MAX={self.pool_max_size}", "1 to DB_POOL_MAX")
         if self.hash_slots < 1:
-            raise ConfigError("HASH_SLOTS must be at least 1 (unset: workers - 1)")
-        if (self.login_lock_failures < 0 or self.login_lock_account_failures < 0
-                or self.login_lock_window < 1):
-            raise ConfigError("LOGIN_LOCK_FAILURES and LOGIN_LOCK_ACCOUNT_FAILURES must be >= 0 "
-                              "(0 = off), LOGIN_LOCK_WINDOW >= 1 second")
+            raise bad("HASH_SLOTS", self.hash_slots, "below 1", "at least 1; unset: workers - 1")
         for item in self.forwarded_allow_ips:
             try:
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 # "*" too: trusting every TCP peer would let any client name its address.
-                raise ConfigError(f"FORWARDED_ALLOW_IPS: {item!r} is not an address or "
-                                  "network (list the front proxy's addresses)") from None
+                raise bad("FORWARDED_ALLOW_IPS", item, "not an address or network",
+                          "the front proxy's addresses, comma-separated") from None
         # With EdDSA the private key signs; a SECRET_KEY, when set, still verifies the HS256
         # tokens it signed before the switch.
         if require_secret and not self.secret_key and self.token_algorithm == HS256:
-            raise ConfigError("SECRET_KEY is not set")
+            raise bad("SECRET_KEY", "", "not set",
+                      f"a random string, at least {MIN_SECRET_BYTES} bytes in production")
         if self.is_production:
             if (require_secret and self.secret_key
                     and len(self.secret_key.encode()) < MIN_SECRET_BYTES):
-                raise ConfigError(
-                    f"SECRET_KEY must be at least {MIN_SECRET_BYTES} bytes in production"
-                )
-            if require_secret and any(len(key.encode()) < MIN_SECRET_BYTES
-                                      for key in self.previous_secret_keys):
-                raise ConfigError(f"each of PREVIOUS_SECRET_KEYS must be at least "
-                                  f"{MIN_SECRET_BYTES} bytes in production")
+                raise bad("SECRET_KEY", self.secret_key, "too short for production",
+                          f"at least {MIN_SECRET_BYTES} bytes")
+            short = [key for key in self.previous_secret_keys
+                     if len(key.encode()) < MIN_SECRET_BYTES]
+            if require_secret and short:
+                raise bad("PREVIOUS_SECRET_KEYS", ",".join(self.previous_secret_keys),
+                          "a key is too short for production",
+                          f"each at least {MIN_SECRET_BYTES} bytes")
             if self.bcrypt_rounds < MIN_PRODUCTION_BCRYPT_ROUNDS:
-                raise ConfigError(
-                    f"BCRYPT_ROUNDS must be at least {MIN_PRODUCTION_BCRYPT_ROUNDS} in production"
-                )
+                raise bad("BCRYPT_ROUNDS", self.bcrypt_rounds, "too low for production",
+                          f"at least {MIN_PRODUCTION_BCRYPT_ROUNDS}; 4 with "
+                          "WIDGETSVC_ENV=development or test")

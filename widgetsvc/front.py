@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from widgetsvc import apt, localdb, safefs
+from widgetsvc import apt, cmdline, localdb, safefs
 from widgetsvc.localdb import REPO_ROOT
 
 
@@ -42,6 +42,11 @@ _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 class FrontError(RuntimeError):
     """nginx is missing, or a setting cannot be put into its configuration."""
+
+
+def bad(name: str, value: object, problem: str, allowed: str) -> FrontError:
+    """The FrontError for one refused setting, in the command line's one format."""
+    return FrontError(str(cmdline.bad_setting(name, str(value), problem, allowed)))
 
 
 @dataclass(frozen=True)
@@ -80,7 +85,7 @@ def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
     if not raw:
         return default
     if not raw.isdigit():
-        raise FrontError(f"{name} must be a whole number (0 = off), got {raw!r}")
+        raise bad(name, raw, "not a whole number", "0 = off, or a positive whole number")
     return int(raw)
 
 
@@ -91,7 +96,8 @@ def parse_trusted_proxies(raw: str) -> tuple[str, ...]:
         try:
             proxies.append(str(ipaddress.ip_network(item, strict=False)))
         except ValueError:
-            raise FrontError(f"TRUSTED_PROXIES: {item!r} is not an address or network") from None
+            raise bad("TRUSTED_PROXIES", raw, f"{item!r} is not an address or network",
+                      "comma-separated addresses or networks, e.g. 10.0.0.0/8") from None
     return tuple(proxies)
 
 
@@ -99,13 +105,14 @@ def listen_address(host: str, port: int | str) -> str:
     """``HOST:PORT`` as nginx's ``listen`` wants it (IPv6 in brackets)."""
     port = str(port)
     if not port.isdigit() or not 0 < int(port) < 65536:
-        raise FrontError(f"PORT must be a TCP port number, got {port!r}")
+        raise bad("PORT", port, "not a TCP port number", "1 to 65535")
     host = host.strip("[]")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         if not _HOSTNAME.match(host):
-            raise FrontError(f"HOST must be an address or a host name, got {host!r}") from None
+            raise bad("HOST", host, "not an address or a host name",
+                      "an IPv4/IPv6 address or a host name") from None
         return f"{host}:{port}"
     return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
 
@@ -236,7 +243,9 @@ def nginx_user() -> pwd.struct_passwd | None:
     if os.geteuid() != 0:
         return None
     wanted = os.environ.get("WIDGETSVC_NGINX_USER")
-    for name in ([wanted] if wanted else ["www-data", "nobody"]):
+    if wanted:
+        return localdb.os_user("WIDGETSVC_NGINX_USER", wanted)
+    for name in ["www-data", "nobody"]:
         try:
             return pwd.getpwnam(name)
         except KeyError:

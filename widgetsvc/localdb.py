@@ -20,12 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
 
-from widgetsvc import apt, safefs
+from widgetsvc import apt, cmdline, safefs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = REPO_ROOT / "var"
@@ -74,12 +74,44 @@ def cluster_owner() -> pwd.struct_passwd:
     if os.geteuid() != 0:
         return pwd.getpwuid(os.geteuid())
     wanted = os.environ.get("WIDGETSVC_PG_OS_USER")
-    for name in ([wanted] if wanted else ["postgres", "nobody"]):
+    if wanted:
+        return os_user("WIDGETSVC_PG_OS_USER", wanted)
+    for name in ["postgres", "nobody"]:
         try:
             return pwd.getpwnam(name)
         except KeyError:
             continue
     raise LocalDBError("running as root, but no unprivileged user (postgres, nobody) exists")
+
+
+def os_user(variable: str, name: str) -> pwd.struct_passwd:
+    """The OS user a setting names; it must exist and must not be root (the point of naming
+    one is to run a part unprivileged)."""
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        raise cmdline.bad_setting(variable, name, "no such OS user on this machine",
+                                  "an existing unprivileged user, e.g. nobody") from None
+    if user.pw_uid == 0:
+        raise cmdline.bad_setting(variable, name, "is root",
+                                  "an existing unprivileged user, e.g. nobody")
+    return user
+
+
+def check_settings(env: Mapping[str, str] | None = None) -> None:
+    """Refuse this module's settings before anything starts (SettingError, one line)."""
+    env = os.environ if env is None else env
+    for variable in ("WIDGETSVC_PG_OS_USER", "WIDGETSVC_NGINX_USER"):
+        if env.get(variable):
+            os_user(variable, env[variable])
+    fsync = env.get("WIDGETSVC_PG_FSYNC", "")
+    if fsync not in ("", "on", "off"):
+        raise cmdline.bad_setting("WIDGETSVC_PG_FSYNC", fsync, "unknown value",
+                                  "off, or unset / on")
+    state = env.get("XDG_STATE_HOME", "")
+    if state and not Path(state).is_absolute():
+        raise cmdline.bad_setting("XDG_STATE_HOME", state, "not an absolute path",
+                                  "an absolute path; unset: ~/.local/state")
 
 
 def _searchable(directory: Path, user: pwd.struct_passwd) -> bool:
@@ -309,26 +341,51 @@ def database_url_from_env() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``bin/localdb start|stop|status|url``: manage the development cluster by hand."""
-    args = sys.argv[1:] if argv is None else argv
-    command = args[0] if args else "status"
+    """``bin/localdb start|stop|status|url``: the development cluster's lifecycle by hand."""
+    parser = cmdline.Parser(
+        "bin/localdb", "See, reach, start and stop the private development PostgreSQL "
+        "(var/pg).",
+        details="""
+The private cluster is what bin/serve, bin/migrate, bin/add-user and bin/purge-revoked use
+when DATABASE_URL is not set. It is started (and created, the first time) on demand and
+keeps running after bin/serve exits, so the next command starts at once and psql can reach
+it: stop it with `bin/localdb stop`. It listens on a Unix socket only (no TCP port).
+
+  psql "$(bin/localdb url)"     # reach it by hand""",
+        environment=[
+            ("WIDGETSVC_PG_OS_USER", "as root: the unprivileged user that owns the cluster"),
+            ("WIDGETSVC_PG_FSYNC", "off: run the cluster with fsync=off (tests only)"),
+            ("XDG_STATE_HOME", "where a clone the owner cannot reach keeps its cluster"),
+        ],
+        exit_codes=[(0, "done (status: running)"), (1, "failed (one line says why)"),
+                    (3, "status: stopped or not created")])
+    commands = parser.add_commands(required=False)
+    commands.add_parser("status", help="running or stopped, its directory and URL (exit 3: "
+                                       "stopped; the default)")
+    commands.add_parser("url", help="print the libpq URL of its database (starts nothing)")
+    commands.add_parser("start", help="create (first time) and start it; print the URL")
+    commands.add_parser("stop", help="stop it (its data stays; the next command restarts it)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    return cmdline.run(lambda: _command(args.command or "status"), (LocalDBError,))
+
+
+def _command(command: str) -> int:
+    check_settings()
     cluster = dev_cluster()
-    try:
-        if command == "start":
-            print(ensure_dev_database())
-        elif command == "stop":
-            cluster.stop()
-        elif command == "url":
-            print(cluster.url())
-        elif command == "status":
-            print("running" if cluster.is_running() else "stopped")
-            return 0 if cluster.is_running() else 3
-        else:
-            print("usage: bin/localdb start|stop|status|url", file=sys.stderr)
-            return 2
-    except LocalDBError as exc:
-        print(f"widgetsvc: {exc}", file=sys.stderr)
-        return 1
+    if command == "start":
+        print(ensure_dev_database())
+    elif command == "stop":
+        was_running = cluster.is_running()
+        cluster.stop()
+        print(f"stopped ({cluster.data_dir})" if was_running else "was not running")
+    elif command == "url":
+        print(cluster.url())
+    else:
+        running = cluster.is_running()
+        state = "running" if running else (
+            "stopped" if cluster.is_initialized() else "not created yet")
+        print(f"{state}\ndata: {cluster.data_dir}\nurl:  {cluster.url()}")
+        return 0 if running else 3
     return 0
 
 

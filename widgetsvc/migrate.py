@@ -46,7 +46,8 @@ def psql_binary() -> str:
         return str(bindir / "psql")
     found = shutil.which("psql")
     if not found:
-        raise MigrationError("psql was not found; install the PostgreSQL client")
+        raise MigrationError("psql was not found: install the PostgreSQL client "
+                             "(apt-get install postgresql-client)")
     return found
 
 
@@ -153,16 +154,68 @@ def migrate(url: str, directory: Path = MIGRATIONS_DIR, log=print, *,
     return applied
 
 
-def main(argv: list[str] | None = None) -> int:
-    from widgetsvc.localdb import LocalDBError, database_url_from_env
+def recorded_versions(url: str) -> dict[str, str]:
+    """Applied version -> when (UTC), read in a read-only transaction: changes nothing, not
+    even the bookkeeping table (``--status`` and ``--dry-run`` on a fresh database)."""
+    result = _psql(url, "-At", "-F", "|", "-f", str(SQL_DIR / "migration_status.psql"))
+    if result.returncode != 0:
+        raise MigrationError(result.stderr.strip())
+    return dict(line.split("|", 1) for line in result.stdout.splitlines() if "|" in line)
 
-    try:
-        url = database_url_from_env()
-        applied = migrate(url)
-    except (MigrationError, LocalDBError) as exc:
-        print(f"migrate: {exc}", file=sys.stderr)
-        return 1
-    if not applied:
+
+def main(argv: list[str] | None = None) -> int:
+    from widgetsvc import cmdline
+
+    parser = cmdline.Parser(
+        "bin/migrate", "Apply the pending sql/migrations/NNNN_*.sql files with psql, in order, "
+        "each in one transaction.",
+        details="""
+Each file and its row in schema_migrations are committed together: a failing file changes
+nothing and stops the run; a second run applies nothing. Two migrators at once take turns.
+The README's "Migrations" section shows the same psql commands to run by hand.""",
+        environment=[
+            ("DATABASE_URL", "the database (unset: the private cluster, started if needed; "
+                             "see bin/localdb)"),
+            ("PGOPTIONS", "libpq session options, e.g. '-c statement_timeout=0'"),
+        ],
+        exit_codes=[(0, "applied (or nothing to apply); --status / --dry-run answered"),
+                    (1, "failed: one line says why (a failed file: psql's output follows)")])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true",
+                      help="list what would be applied; change nothing")
+    mode.add_argument("--status", action="store_true",
+                      help="each migration file, applied (when) or pending; change nothing")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    from widgetsvc.localdb import LocalDBError
+
+    return cmdline.run(lambda: _main(args.dry_run, args.status), (MigrationError, LocalDBError))
+
+
+def _main(dry_run: bool, status: bool) -> int:
+    from widgetsvc import dbprobe
+    from widgetsvc.localdb import check_settings, database_url_from_env
+
+    check_settings()
+    if os.environ.get("DATABASE_URL"):
+        dbprobe.check_url(os.environ["DATABASE_URL"])
+    url = database_url_from_env()
+    dbprobe.probe(url)
+    if not (dry_run or status):
+        if not migrate(url):
+            print("migrate: nothing to apply")
+        return 0
+    done = recorded_versions(url)
+    files = {path.stem: path for path in migration_files()}
+    if status:
+        for version in sorted(set(files) | set(done)):
+            state = (f"applied {done[version]}" if version in done else "pending")
+            note = "" if version in files else "  (no such file here: a newer checkout's?)"
+            print(f"{state:<29} {version}{note}")
+        return 0
+    pending = [files[v] for v in sorted(files) if v not in done]
+    for path in pending:
+        print(f"would apply {path.name}")
+    if not pending:
         print("migrate: nothing to apply")
     return 0
 

@@ -112,6 +112,20 @@ class Supervisor:
         _say(f"gunicorn did not listen on {path} within {timeout:.0f} s")
         return False
 
+    def wait_for_tcp(self, host: str, port: int, timeout: float = 60.0) -> bool:
+        """True once HOST:PORT accepts connections (False: stop or a child died)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.stop_requested or self._dead_child():
+                return False
+            try:
+                with socket.create_connection((host, port), timeout=1):
+                    return True
+            except OSError:
+                time.sleep(0.05)
+        _say(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+        return False
+
     def _dead_child(self) -> str | None:
         for name, proc in self.children.items():
             if proc.poll() is not None:

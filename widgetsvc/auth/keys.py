@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from widgetsvc.auth.sessions import RefreshKeys
-from widgetsvc.config import EDDSA, HS256, Config, ConfigError
+from widgetsvc.config import EDDSA, HS256, Config, ConfigError, bad
 
 # Refresh tokens are MAC'd under keys derived from the configured secrets with this label, never
 # under the secrets themselves: an HS256 access-token key and a refresh MAC key are never equal.
@@ -82,21 +82,28 @@ class Keyring:
         return {"keys": [jwk for key in self.verifiers.values() if (jwk := key.jwk())]}
 
 
+_ALLOWED = {
+    "SIGNING_KEY_FILE": "a readable Ed25519 private key in unencrypted PEM, e.g. from "
+                        "openssl genpkey -algorithm ed25519",
+    "PREVIOUS_PUBLIC_KEY_FILES": "comma-separated readable Ed25519 public keys in PEM",
+}
+
+
 def _read_pem(path: str, what: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
+        raise bad(what, path, f"cannot read it: {exc.strerror}", _ALLOWED[what]) from None
 
 
 def _private_key(path: str) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(_read_pem(path, "SIGNING_KEY_FILE"), None)
     except (ValueError, TypeError):
-        raise ConfigError(
-            f"SIGNING_KEY_FILE {path} is not an unencrypted PEM private key") from None
+        raise bad("SIGNING_KEY_FILE", path, "not an unencrypted PEM private key",
+                  _ALLOWED["SIGNING_KEY_FILE"]) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ConfigError(f"SIGNING_KEY_FILE {path} is not an Ed25519 key")
+        raise bad("SIGNING_KEY_FILE", path, "not an Ed25519 key", _ALLOWED["SIGNING_KEY_FILE"])
     return key
 
 
@@ -104,10 +111,11 @@ def _public_key(path: str) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(_read_pem(path, "PREVIOUS_PUBLIC_KEY_FILES"))
     except (ValueError, TypeError):
-        raise ConfigError(
-            f"PREVIOUS_PUBLIC_KEY_FILES: {path} is not a PEM public key") from None
+        raise bad("PREVIOUS_PUBLIC_KEY_FILES", path, "not a PEM public key",
+                  _ALLOWED["PREVIOUS_PUBLIC_KEY_FILES"]) from None
     if not isinstance(key, Ed25519PublicKey):
-        raise ConfigError(f"PREVIOUS_PUBLIC_KEY_FILES: {path} is not an Ed25519 key")
+        raise bad("PREVIOUS_PUBLIC_KEY_FILES", path, "not an Ed25519 key",
+                  _ALLOWED["PREVIOUS_PUBLIC_KEY_FILES"])
     return key
 
 

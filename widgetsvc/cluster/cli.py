@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import shlex
 import sys
+from collections.abc import Mapping
 
+from widgetsvc import cmdline
 from widgetsvc.cluster.packages import MissingPackages
 from widgetsvc.cluster.topology import Cluster, ClusterError, Options
+from widgetsvc.config import ConfigError
+from widgetsvc.front import FrontError
 from widgetsvc.safefs import UnsafePath
 
 
@@ -17,13 +21,19 @@ def _log(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="bin/cluster",
-        description="etcd, PostgreSQL x 2 under Patroni, HAProxy, PgBouncer, N instances and "
-                    "nginx on this machine (README: Running a cluster).")
+    parser = cmdline.Parser(
+        "bin/cluster",
+        "The production-shaped topology on this machine: etcd, PostgreSQL x 2 under Patroni, "
+        "HAProxy, PgBouncer, N instances and nginx (README: Running a cluster).",
+        environment=[("WIDGETSVC_CLUSTER_DIR", "its directory (var/cluster; --dir wins)"),
+                     ("PGBOUNCER_POOL_SIZE", "PgBouncer's server connections (20)"),
+                     ("WIDGETSVC_PG_OS_USER", "as root: the user that runs its parts"),
+                     ("SECRET_KEY, ...", "the service's settings reach every instance")],
+        exit_codes=[(0, "done (status: running)"), (1, "failed: one line says why"),
+                    (3, "status: not running or no cluster")])
     parser.add_argument("--dir", help="the cluster's directory (default: var/cluster, or "
                                       "WIDGETSVC_CLUSTER_DIR)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_commands()
     up = sub.add_parser("up", help="start (first time: create) every part; idempotent")
     up.add_argument("--instances", type=int, default=2, help="widgetsvc instances (default 2)")
     up.add_argument("--no-pgbouncer", action="store_true",
@@ -37,6 +47,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from pathlib import Path
 
+    try:
+        check_settings(os.environ, up=args.command == "up")
+    except (cmdline.SettingError, ConfigError, FrontError) as exc:
+        _log(f"widgetsvc: {exc}")
+        return 1
     cluster = Cluster(Path(args.dir).resolve() if args.dir else None)
     try:
         if args.command == "up":
@@ -60,6 +75,28 @@ def main(argv: list[str] | None = None) -> int:
         _log(f"cluster: {exc}")
         return 1
     return 0
+
+
+def check_settings(env: Mapping[str, str], *, up: bool) -> None:
+    """bin/cluster's own settings, and for ``up`` the service's (they reach every instance),
+    refused in one line before any part starts."""
+    from widgetsvc import config, front, localdb
+
+    raw = env.get("PGBOUNCER_POOL_SIZE", "").strip()
+    if raw and (not raw.isdigit() or int(raw) < 1):
+        raise cmdline.bad_setting("PGBOUNCER_POOL_SIZE", raw, "not a positive whole number",
+                                  "server connections per database/user pair, at least 1")
+    where = env.get("WIDGETSVC_CLUSTER_DIR", "")
+    if where and os.path.exists(where) and not os.path.isdir(where):
+        raise cmdline.bad_setting("WIDGETSVC_CLUSTER_DIR", where, "exists and is not a directory",
+                                  "a directory, or a path to create one at")
+    localdb.check_settings(env)
+    if up:
+        stand_ins = {"DATABASE_URL": "postgresql:///cluster", "SECRET_KEY": "k" * 48}
+        service = {**env, **{k: v for k, v in stand_ins.items() if not env.get(k)}}
+        config.Config.from_env(service)
+        config.check_gunicorn(service)
+        front.FrontSettings.from_env(service)
 
 
 def _status(cluster: Cluster, *, as_json: bool) -> int:
