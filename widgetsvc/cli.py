@@ -311,7 +311,6 @@ first when it is new.""",
 
 def purge_revoked(argv: list[str]) -> int:
     from widgetsvc.auth.loginlock import KNOWN_ADDRESS_SECONDS
-    from widgetsvc.db import Database
 
     cmdline.Parser(
         "bin/purge-revoked", "Delete expired token revocations, sessions, spent refresh "
