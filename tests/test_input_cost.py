@@ -406,9 +406,9 @@ def test_each_schema_pattern_accepts_under_re2_exactly_what_re_accepted(pattern,
                                   "http://a." + "z" * 63, "http://a." + "z" * 64,
                                   "http://a.localhost./", "http://localhost.com"])
 def test_the_localhost_lookahead_is_rewritten_exactly(host):
-    pattern = validation.load_schemas()["widget_update"]["properties"]["info_url"]["pattern"]
+    pattern = validation.load_schemas()["InfoUrl"]["pattern"]
     assert linear_re.compile(pattern).search(host) == bool(re.search(pattern, host))
-    email = validation.load_schemas()["credentials"]["properties"]["email"]["pattern"]
+    email = validation.load_schemas()["Email"]["pattern"]
     address = "me@" + host.split("://", 1)[1]
     assert linear_re.compile(email).search(address) == bool(re.search(email, address))
 
@@ -442,8 +442,7 @@ def test_string_code_accepts_what_the_replaced_patterns_accepted(text):
                     text)
     assert hygiene.split_host(text) == (host and (host["host"], host["port"]))
     for token in (text * 3, f"{text}.{text}.{text}"):
-        assert sessions.could_be_refresh_token(token) == bool(
-            re.fullmatch(r"[A-Za-z0-9_-]{43,512}", token))
+        assert sessions._is_base64url(token) == bool(re.fullmatch(r"[A-Za-z0-9_-]*", token))
         assert tokens._jwt_shape(token) == bool(
             re.match(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$", token)
             and not token.endswith("\n"))

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import dateutil.parser
 from jsonschema import Draft202012Validator, ValidationError, validators
 from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from widgetsvc import linear_re, timefmt
 from widgetsvc.errors import validation_failed
@@ -298,9 +299,14 @@ class Validator:
             "page-number": parse_page,
             "per-page": parse_per_page,
         }
-        schemas = load_schemas()
+        # Without "$schema": jsonschema picks the class that validates a referenced schema by
+        # its "$schema" (Draft202012Validator, whose ``pattern`` backtracks), and only falls
+        # back to ours, with the linear ``pattern``, when it names none.
+        schemas = {name: {key: value for key, value in schema.items() if key != "$schema"}
+                   for name, schema in load_schemas().items()}
         registry = Registry().with_resources(
-            (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+            (schema["$id"], Resource.from_contents(schema, default_specification=DRAFT202012))
+            for schema in schemas.values()
         )
         self._forms: dict[str, _Form] = {}
         for name, schema in schemas.items():
