@@ -8,6 +8,8 @@ with the real ``bin/migrate`` code, and every test starts from empty tables.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import webtest
@@ -28,7 +30,7 @@ from tests.helpers import (  # noqa: F401
     unique_email,
 )
 from tests.helpers_sql import run_sql
-from widgetsvc import timefmt
+from widgetsvc import localdb, timefmt
 from widgetsvc.app import create_app
 from widgetsvc.auth.users import Users
 from widgetsvc.config import Config
@@ -54,6 +56,25 @@ class SessionedUsers(Users):
             run_sql(self.db, "sessions_insert_for_user", public_id=user["public_id"],
                     session_id=forged_sid(user["public_id"]))
         return user
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _app_user_reaches_the_checkout():
+    """As root, bin/serve runs the application as an unprivileged user, and refuses when that
+    user cannot read the code (front.app_user). CI clones into a directory only root may enter
+    (``mktemp -d``): let the test servers' app user traverse the directories above the clone
+    (search permission for others, never read), so the suite runs the service as it is
+    deployed rather than as root. Says what it changed."""
+    if os.geteuid() != 0 or os.environ.get("WIDGETSVC_APP_USER"):
+        return
+    localdb.ensure_bindir()  # the postgres user comes with Debian's postgresql
+    user = localdb.cluster_owner()
+    for code in (Path(localdb.REPO_ROOT), Path(sys.prefix).resolve()):
+        for directory in reversed([code, *code.parents]):
+            if not localdb.searchable(directory, user):
+                directory.chmod(directory.stat().st_mode | 0o001)
+                print(f"\nwidgetsvc tests: {directory} made searchable (o+x) for "
+                      f"{user.pw_name}, who runs the test servers' application", file=sys.stderr)
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,7 @@ def test_a_checkout_out_of_reach_gets_a_per_clone_directory(tmp_path):
     open_dir.mkdir(mode=0o755)
     os.chmod(tmp_path, 0o755)  # noqa: S103 (the test's own directory, traversable on purpose)
     if os.geteuid() == 0:  # pytest's own base directory is private too
-        assert not localdb._searchable(tmp_path.parent, stranger)
+        assert not localdb.searchable(tmp_path.parent, stranger)
 
     # Reachable: the very directory asked for.
     assert localdb.reachable_dir(private / "var" / "pg", me) == private / "var" / "pg"

@@ -114,7 +114,8 @@ def check_settings(env: Mapping[str, str] | None = None) -> None:
                                   "an absolute path; unset: ~/.local/state")
 
 
-def _searchable(directory: Path, user: pwd.struct_passwd) -> bool:
+def searchable(directory: Path, user: pwd.struct_passwd) -> bool:
+    """Whether ``user`` may traverse ``directory``, by its mode bits (no ACLs here)."""
     info = directory.stat()
     if info.st_uid == user.pw_uid:
         return bool(info.st_mode & 0o100)
@@ -147,7 +148,7 @@ def reachable_dir(wanted: Path, user: pwd.struct_passwd | None = None) -> Path:
     wanted = Path(wanted).resolve()
     user = user or cluster_owner()
     existing = [path for path in (wanted, *wanted.parents) if path.exists()]
-    if all(_searchable(path, user) for path in existing) and (
+    if all(searchable(path, user) for path in existing) and (
         os.geteuid() == 0 or os.access(existing[0], os.W_OK)
     ):
         return wanted
