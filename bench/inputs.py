@@ -15,7 +15,6 @@ with this script: ``PYTHONPATH=/path/to/old/checkout .venv/bin/python bench/inpu
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -154,9 +153,12 @@ FIELDS = ("name", "info_url", "deadline", "email", "password", "page", "per_page
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options before importing the service: ``--help`` needs nothing installed."""
-    parser = argparse.ArgumentParser(
-        prog="bin/bench-inputs",
-        description="Worst input-handling time per field on pathological inputs (issue 18).")
+    from widgetsvc import cmdline  # standard library only
+
+    parser = cmdline.Parser(
+        "bin/bench-inputs", "Worst input-handling time per field on pathological inputs "
+        "(docs/API.md §8.1): each field's worst CPU time, in this process, no database.",
+        exit_codes=[(0, "measured (the table is printed)")])
     parser.add_argument("--size", type=int, default=BODY_LIMIT,
                         help="bytes of each value (default: the body limit, 65536)")
     parser.add_argument("--repeat", type=int, default=3,

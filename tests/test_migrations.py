@@ -307,7 +307,7 @@ def test_a_migration_behind_a_long_transaction_gives_up_with_a_clear_message(bef
     try:
         result = run_bin_migrate(before_etag, MIGRATE_LOCK_TIMEOUT="300ms", MIGRATE_RETRIES="1")
         assert result.returncode == 1, result
-        assert result.stderr.startswith("migrate: 0007_widget_etag.sql gave up: 2 attempt(s) "
+        assert result.stderr.startswith("widgetsvc: 0007_widget_etag.sql gave up: 2 attempt(s) "
                                         "each waited 300ms (MIGRATE_LOCK_TIMEOUT)"), result
         assert "retry 1 of 1" in result.stdout
         assert applied(before_etag) == BEFORE_ETAG  # nothing of it was applied
@@ -337,7 +337,7 @@ def test_a_migration_succeeds_on_retry_once_the_lock_is_released(before_etag):
             proc.kill()
             proc.wait()
     assert (proc.returncode, err) == (0, ""), (out, err)
-    assert out.splitlines()[-1] == "applied 0007_widget_etag.sql"
+    assert "applied 0007_widget_etag.sql" in out.splitlines()
     assert applied(before_etag) == REAL_VERSIONS
     assert "etag" in widget_columns(before_etag)
 
@@ -347,5 +347,5 @@ def test_bad_lock_settings_are_refused_before_anything_runs(fresh_url):
                         ("MIGRATE_LOCK_TIMEOUT", "0"), ("MIGRATE_RETRIES", "-1")):
         result = run_bin_migrate(fresh_url, **{name: value})
         assert result.returncode == 1
-        assert result.stderr.startswith(f"migrate: {name}=")
+        assert result.stderr.startswith(f"widgetsvc: {name}=")
     assert not table_exists(fresh_url, "schema_migrations")

@@ -85,13 +85,18 @@ def _preflight(*, require_secret: bool, serving: bool) -> Config:
         env["DATABASE_URL"] = "postgresql:///private-cluster"
         if serving and not env.get("SECRET_KEY"):
             env["SECRET_KEY"] = "stand-in for var/secret-key " * 2
+    from widgetsvc.migrate import lock_settings
+
     localdb.check_settings(env)
+    lock_settings(env)
     config = Config.from_env(env, require_secret=require_secret)
     if serving:
         from widgetsvc import front
         from widgetsvc.auth import keys
 
         config_module.check_gunicorn(env)
+        if env.get("WIDGETSVC_APP_USER", "").strip():
+            localdb.os_user("WIDGETSVC_APP_USER", env["WIDGETSVC_APP_USER"].strip())
         keys.load(config)
         front.FrontSettings.from_env(env)
         front.listen_address(env.get("HOST", "127.0.0.1"), env.get("PORT", "8000"))

@@ -261,12 +261,9 @@ def app_user() -> pwd.struct_passwd | None:
     if os.geteuid() != 0:
         return None
     wanted = os.environ.get("WIDGETSVC_APP_USER", "").strip()
-    try:
-        user = pwd.getpwnam(wanted) if wanted else localdb.cluster_owner()
-    except (KeyError, localdb.LocalDBError):
-        raise FrontError(f"WIDGETSVC_APP_USER={wanted!r}: no such user") from None
-    if user.pw_uid == 0:
-        raise FrontError("WIDGETSVC_APP_USER: the application must not run as root")
+    # A named user must exist and not be root (one line naming the setting otherwise).
+    user = (localdb.os_user("WIDGETSVC_APP_USER", wanted) if wanted
+            else localdb.cluster_owner())
     for code in (Path(__file__).resolve().parent, Path(sys.prefix).resolve()):
         if localdb.reachable_dir(code, user) != code:
             raise FrontError(

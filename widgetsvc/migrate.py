@@ -25,6 +25,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from widgetsvc import cmdline
 from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -95,11 +96,12 @@ def lock_settings(env: Mapping[str, str] | None = None) -> tuple[str, int]:
     env = os.environ if env is None else env
     timeout = env.get("MIGRATE_LOCK_TIMEOUT", "").strip() or DEFAULT_LOCK_TIMEOUT
     if not _LOCK_TIMEOUT.match(timeout):
-        raise MigrationError(f"MIGRATE_LOCK_TIMEOUT={timeout!r}: a positive duration such as "
-                             "5s, 500ms or 1min")
+        raise cmdline.bad_setting("MIGRATE_LOCK_TIMEOUT", timeout, "not a duration",
+                                  "a positive duration such as 5s, 500ms or 1min")
     raw = env.get("MIGRATE_RETRIES", "").strip() or str(DEFAULT_RETRIES)
     if not raw.isdigit() or int(raw) > 100:
-        raise MigrationError(f"MIGRATE_RETRIES={raw!r}: a number from 0 to 100")
+        raise cmdline.bad_setting("MIGRATE_RETRIES", raw, "not a number of retries",
+                                  "a whole number from 0 to 100")
     return timeout, int(raw)
 
 
@@ -196,6 +198,7 @@ def _main(dry_run: bool, status: bool) -> int:
     from widgetsvc.localdb import check_settings, database_url_from_env
 
     check_settings()
+    lock_settings()  # refused before the database is touched
     if os.environ.get("DATABASE_URL"):
         dbprobe.check_url(os.environ["DATABASE_URL"])
     url = database_url_from_env()
