@@ -55,8 +55,7 @@ def drained_config(cluster: Cluster, run_dir: Path, drained: set[int]) -> str:
     return text
 
 
-def reload_front(cluster: Cluster, text: str, log: Callable[[str], None],
-                 timeout: float = DRAIN_TIMEOUT) -> None:
+def reload_front(cluster: Cluster, text: str, timeout: float = DRAIN_TIMEOUT) -> None:
     """Write the front's configuration, reload nginx, and return once every worker that ran
     before the reload has exited: from then on only the new configuration routes requests."""
     record = cluster.pids.get("nginx")
@@ -106,9 +105,24 @@ def rolling_upgrade(cluster: Cluster, log: Callable[[str], None] = print) -> dic
             raise ClusterError(f"instance {index + 1} is not serving: bin/cluster up first")
     cluster._bootstrap_database(log)  # noqa: SLF001 (expand migrations, under lock_timeout)
     # The instances started below get the settings of now; the others are not restarted for
-    # them (up would restart every instance at once).
+    # them (up would restart every instance at once). Should the upgrade stop half-way, the
+    # old digest is put back: the next up then knows some instances run older settings.
+    previous = cluster.state.get("instance_settings")
     cluster.state["instance_settings"] = cluster.instance_settings_digest()
     cluster._save()  # noqa: SLF001
+    try:
+        replaced = _replace_each(cluster, count, log)
+    except BaseException:
+        cluster.state["instance_settings"] = previous
+        cluster._save()  # noqa: SLF001
+        raise
+    log("upgrade: reloading the front")
+    reload_front(cluster, cluster.front_config(cluster.root / "nginx"))
+    return {"instances": replaced}
+
+
+def _replace_each(cluster: Cluster, count: int, log: Callable[[str], None]) -> list[dict]:
+    """Drain, stop, start and restore each instance in turn (module docstring)."""
     run_dir = cluster.root / "nginx"
     replaced = []
     for index in range(count):
@@ -116,16 +130,14 @@ def rolling_upgrade(cluster: Cluster, log: Callable[[str], None] = print) -> dic
         started = time.monotonic()
         old_pid = int(cluster.pids[name][0])
         log(f"upgrade: draining instance {index + 1}")
-        reload_front(cluster, drained_config(cluster, run_dir, {index}), log)
+        reload_front(cluster, drained_config(cluster, run_dir, {index}))
         log(f"upgrade: stopping instance {index + 1} (pid {old_pid})")
         graceful = float(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30") or 30)
         cluster._stop_part(name, timeout=graceful + 10)  # noqa: SLF001
         cluster._start_instances(log)  # noqa: SLF001 (starts the one stopped, waits for health)
         new_pid = int(cluster.pids[name][0])
         log(f"upgrade: instance {index + 1} serving again (pid {new_pid})")
-        reload_front(cluster, drained_config(cluster, run_dir, set()), log)
+        reload_front(cluster, drained_config(cluster, run_dir, set()))
         replaced.append({"index": index + 1, "old_pid": old_pid, "new_pid": new_pid,
                          "seconds": round(time.monotonic() - started, 2)})
-    log("upgrade: reloading the front")
-    reload_front(cluster, cluster.front_config(run_dir), log)
-    return {"instances": replaced}
+    return replaced
