@@ -1,8 +1,15 @@
 """gunicorn settings for widgetsvc; every value can be overridden from the environment."""
 
 import os
+import sys
 
-from widgetsvc.config import ConfigError, check_gunicorn
+# gunicorn runs this file again on a reload (SIGHUP, README "Upgrades"): the service's modules
+# its master imported before (this file's, and as root the preloaded app) are forgotten first,
+# so that the new workers run the code on disk now, not the release the master started with.
+for _name in [n for n in sys.modules if n == "widgetsvc" or n.startswith("widgetsvc.")]:
+    del sys.modules[_name]
+
+from widgetsvc.config import ConfigError, check_gunicorn  # noqa: E402
 
 # A bad setting is one line (README, "Command line"), not a traceback, even without bin/serve.
 try:

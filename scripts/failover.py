@@ -5,6 +5,7 @@
     bin/failover instance              # kill -9 one instance's gunicorn master under a read load
     bin/failover standby               # lose the synchronous standby (Patroni and PostgreSQL)
     bin/failover writes                # no failure: widget creates/s that 8 clients get
+    bin/failover upgrade               # bin/cluster upgrade under 8 reading/writing clients
 
 Each prints one JSON object on stdout (the test suite reads it) and a summary on stderr, and
 exits 1 when a promise is broken: an acknowledged widget missing afterwards, a revoked token
@@ -370,6 +371,79 @@ def measure_writes(cluster: Cluster, clients: int, seconds: float) -> dict:
     }
 
 
+# -- a rolling upgrade ------------------------------------------------------------------------
+def drill_upgrade(cluster: Cluster, clients: int, settle: float) -> dict:
+    """``bin/cluster upgrade`` while ``clients`` clients each create a widget, read it back and
+    list widgets through the front, each request on its own connection. Every answer must be
+    the expected one (no 5xx, no connection error), every acknowledged widget must be there
+    afterwards, and every instance must have been replaced."""
+    port = front_port(cluster)
+    _, token = make_user(cluster, port, admin=True)
+    deadline = (date.today() + timedelta(days=30)).isoformat()
+    prefix = f"up{uuid.uuid4().hex[:8]}"
+    stop = threading.Event()
+    lock = threading.Lock()
+    answers: Counter = Counter()  # "METHOD status" -> count
+    failures: list[str] = []
+    acknowledged: list[str] = []
+
+    def client(n: int) -> None:
+        number = 0
+        while not stop.is_set():
+            number += 1
+            name = f"{prefix}-{n}-{number}"
+            steps = [("POST", f"{API}/widgets", {"name": name, "info_url": "https://example.com",
+                                                   "deadline": deadline}, 201),
+                     ("GET", f"{API}/widgets/{name}", None, 200),
+                     ("GET", f"{API}/widgets?page=1&per_page=5", None, 200)]
+            for method, path, data, expected in steps:
+                status, _ = call(port, method, path, data, token=token, timeout=60)
+                with lock:
+                    answers[f"{method} {status}"] += 1
+                    if status == 201:
+                        acknowledged.append(name)
+                    if status != expected:
+                        failures.append(f"{method} {path}: {status}")
+                if status != expected:
+                    break  # a failed create has nothing to read back
+
+    before = [i["pid"] for i in cluster.status()["instances"]]
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    time.sleep(settle)
+    with lock:
+        until_upgrade = sum(answers.values())
+    started = time.monotonic()
+    upgrade = subprocess.run([str(REPO / "bin" / "cluster"), "--dir", str(cluster.root),
+                              "upgrade"], capture_output=True, text=True, timeout=900,
+                             stdin=subprocess.DEVNULL, check=False)
+    seconds = time.monotonic() - started
+    with lock:
+        during = sum(answers.values()) - until_upgrade
+    time.sleep(settle)
+    stop.set()
+    for thread in threads:
+        thread.join(90)
+    after = [i["pid"] for i in Cluster(cluster.root).status()["instances"]]
+    with lock:
+        names = list(acknowledged)
+        result = {
+            "upgrade_exit": upgrade.returncode, "upgrade_s": round(seconds, 2),
+            "requests": sum(answers.values()), "answers": dict(answers),
+            "failed": len(failures), "failures": failures[:20],
+            "acknowledged": len(names), "lost": len(missing_widgets(cluster, names)),
+            "pids_before": before, "pids_after": after,
+        }
+    result["requests_during_upgrade"] = during
+    if upgrade.returncode != 0:
+        result["upgrade_log"] = upgrade.stderr[-3000:]
+    result["ok"] = (upgrade.returncode == 0 and result["failed"] == 0 and result["lost"] == 0
+                    and result["acknowledged"] > 0 and all(after)
+                    and not set(before) & set(after))
+    return result
+
+
 def restart(cluster_dir: Path) -> None:
     """``bin/cluster up`` again: starts whatever part is not running."""
     subprocess.run([str(REPO / "bin" / "cluster"), "--dir", str(cluster_dir), "up"],
@@ -399,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     writes = sub.add_parser("writes", help="measure widget creates/s (nothing is killed)")
     writes.add_argument("--clients", type=int, default=8)
     writes.add_argument("--seconds", type=float, default=10.0)
+    upgrade = sub.add_parser("upgrade", help="bin/cluster upgrade under clients reading and "
+                                             "writing: no request may fail")
+    upgrade.add_argument("--clients", type=int, default=8)
+    upgrade.add_argument("--settle", type=float, default=2.0,
+                         help="seconds of load before and after the upgrade (default 2)")
     for drill in (instance, standby):
         drill.add_argument("--no-restart", action="store_true",
                            help="leave the killed part down (default: bin/cluster up again)")
@@ -421,6 +500,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"instance killed: failed GETs {result['failed_reads']} of "
               f"{sum(result['reads'].values())}; writes failed {result['failed_writes']} of "
               f"{result['writes']}; lost {result['lost']}", file=sys.stderr)
+    elif args.drill == "upgrade":
+        result = drill_upgrade(cluster, args.clients, args.settle)
+        print(f"upgrade under {args.clients} clients: {result['upgrade_s']} s, "
+              f"{result['requests']} requests ({result['requests_during_upgrade']} while it "
+              f"ran), failed {result['failed']}, acknowledged writes "
+              f"{result['acknowledged']}, lost {result['lost']}", file=sys.stderr)
     elif args.drill == "writes":
         result = measure_writes(cluster, args.clients, args.seconds)
         print(f"writes: {result['writes_per_s']}/s with {args.clients} clients, p50 "

@@ -2,7 +2,9 @@
 
 Both children stay in bin/serve's process group and in the foreground. SIGTERM or SIGINT stops
 both gracefully (nginx first, so it finishes the requests in flight, then gunicorn); if either
-child dies, the other is stopped and bin/serve exits non-zero. Nothing is left running.
+child dies, the other is stopped and bin/serve exits non-zero. Nothing is left running. SIGHUP
+reloads gunicorn (its own graceful reload: new workers start with the code on disk, the old ones
+finish their requests and exit; the listening socket stays open, so no request is refused).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class Supervisor:
         self.graceful_timeout = graceful_timeout
         self.children: dict[str, subprocess.Popen] = {}
         self.stop_requested = False
+        self.reload_requested = False
 
     def spawn(self, name: str, argv: list[str], *, env: dict[str, str] | None = None,
               user: int | None = None, group: int | None = None) -> subprocess.Popen:
@@ -89,7 +92,18 @@ class Supervisor:
         return proc
 
     def _on_signal(self, signum: int, _frame) -> None:
-        self.stop_requested = True
+        if signum == signal.SIGHUP:
+            self.reload_requested = True
+        else:
+            self.stop_requested = True
+
+    def reload(self) -> None:
+        """SIGHUP: gunicorn replaces its workers gracefully (README, "Upgrades")."""
+        self.reload_requested = False
+        proc = self.children.get("gunicorn")
+        if proc is not None and proc.poll() is None:
+            _say("SIGHUP: reloading gunicorn's workers")
+            proc.send_signal(signal.SIGHUP)
 
     def install_signal_handlers(self) -> None:
         # Orphans of our children (workers of a master that died) become ours, to stop.
@@ -139,6 +153,8 @@ class Supervisor:
             dead = self._dead_child()
             if dead:
                 break
+            if self.reload_requested:
+                self.reload()
             time.sleep(0.1)
         failed = dead is not None and not self.stop_requested
         if failed:

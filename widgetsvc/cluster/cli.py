@@ -1,4 +1,4 @@
-"""``bin/cluster up|down|status|env``: the command line over :mod:`widgetsvc.cluster.topology`."""
+"""``bin/cluster up|down|status|env|upgrade``: the command line over the cluster's modules."""
 
 from __future__ import annotations
 
@@ -43,12 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="what runs where; Patroni's roles")
     status.add_argument("--json", action="store_true")
     sub.add_parser("env", help="print export lines for bin/migrate, bin/add-user, psql")
+    sub.add_parser("upgrade", help="migrate, then replace the instances one at a time behind "
+                                   "the front (no request fails), then reload the front")
     args = parser.parse_args(argv)
 
     from pathlib import Path
 
     try:
-        check_settings(os.environ, up=args.command == "up")
+        check_settings(os.environ, up=args.command in ("up", "upgrade"))
     except (cmdline.SettingError, ConfigError, FrontError) as exc:
         _log(f"widgetsvc: {exc}")
         return 1
@@ -64,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
             cluster.down(purge=args.purge, log=_log)
         elif args.command == "status":
             return _status(cluster, as_json=args.json)
+        elif args.command == "upgrade":
+            from widgetsvc.cluster.upgrade import rolling_upgrade
+
+            rolling_upgrade(cluster, log=_log)
+            print(cluster.front_url)
         elif args.command == "env":
             if not cluster.exists:
                 _log("cluster: no cluster here; run bin/cluster up first")

@@ -511,11 +511,16 @@ class Cluster:
                "FORWARDED_ALLOW_IPS": HOST})
         return env
 
+    def instance_settings_digest(self) -> str:
+        """The settings the instances start with, hashed (``bin/cluster upgrade`` applies a
+        change one instance at a time; ``up`` restarts them all)."""
+        return hashlib.sha256(json.dumps(
+            {k: self.instance_env(0).get(k) for k in _INSTANCE_SETTINGS}).encode()).hexdigest()
+
     def _start_instances(self, log) -> None:
         count = self.state["instances"]
         # Instances started with other settings (database path, secret, ...) are restarted.
-        digest = hashlib.sha256(json.dumps(
-            {k: self.instance_env(0).get(k) for k in _INSTANCE_SETTINGS}).encode()).hexdigest()
+        digest = self.instance_settings_digest()
         if self.state.get("instance_settings") != digest:
             for name in [n for n in self.pids if n.startswith("instance-")]:
                 self._stop_part(name)
