@@ -21,6 +21,7 @@ from pathlib import Path
 import falcon
 
 from widgetsvc.errors import APIError
+from widgetsvc.metrics import HASH_SLOTS_BUSY
 
 BUSY_MESSAGE = "Service Unavailable: too many logins in progress"
 
@@ -73,7 +74,9 @@ class HashSlots:
                 break
         else:
             raise busy()
+        HASH_SLOTS_BUSY.inc()
         try:
             yield
         finally:
             self._release(index)
+            HASH_SLOTS_BUSY.dec()
