@@ -35,6 +35,8 @@ DB_POOL = Gauge("db_pool_connections", "Database pool connections by state (in_u
                 "waiting: requests waiting for one)", ["state"], multiprocess_mode="livesum")
 HASH_SLOTS_BUSY = Gauge("auth_hash_slots_busy", "Password hashing slots held now",
                         multiprocess_mode="livesum")
+HASH_SLOTS = Gauge("auth_hash_slots", "Password hashing slots of the instance (HASH_SLOTS)",
+                   multiprocess_mode="livemax")
 LOGIN_FAILURES = Counter("auth_login_failures", "Logins refused: failure (wrong e-mail or "
                          "password) or locked (the failed-login lock's 429)", ["outcome"])
 REFRESHES = Counter("auth_refresh", "Refresh token presentations: ok, invalid, reused",
