@@ -53,7 +53,6 @@ preload_app = False
 from widgetsvc import metrics_listener as _metrics  # noqa: E402
 
 _metrics_port = _metrics.port(os.environ)
-_made_metrics_dir = False
 if _metrics_port:
     _workers_ids = None
     if os.geteuid() == 0:
@@ -61,7 +60,7 @@ if _metrics_port:
 
         _ids = _app_user()
         _workers_ids = (_ids.pw_uid, _ids.pw_gid)
-    _made_metrics_dir = _metrics.prepare_multiprocess_dir(os.environ, _workers_ids)
+    _metrics.prepare_multiprocess_dir(os.environ, _workers_ids)
 
 
 def when_ready(server):
@@ -82,8 +81,7 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if _made_metrics_dir:
-        _metrics.remove_multiprocess_dir(os.environ[_metrics.MULTIPROC_ENV])
+    _metrics.remove_multiprocess_dir(os.environ)
 
 
 # As root (bin/serve, bin/cluster's instances), the application itself does not run as root:

@@ -118,6 +118,27 @@ def test_the_public_front_answers_404_for_metrics(metered):
     assert "http_requests_total" in scrape(metered.metrics_port)
 
 
+def test_the_workers_files_are_removed_when_it_stops(database_url, db, tmp_path):
+    """gunicorn.conf.py's directory for the workers' values exists while it serves and is gone
+    after: counters never carry over into the next start."""
+    import tempfile
+
+    def ours() -> set[Path]:
+        return set(Path(tempfile.gettempdir()).glob("widgetsvc-metrics-*"))
+
+    before = ours()
+    server = LiveServer(database_url, tmp_path / "serve.log", METRICS_PORT=str(free_port()))
+    server.start()
+    try:
+        made = ours() - before
+        assert len(made) == 1
+        assert call(server, "GET", f"{API}/health").status == 200
+        assert any(path.name.startswith("counter_") for path in next(iter(made)).iterdir())
+    finally:
+        server.stop()
+    assert not made & ours()
+
+
 def test_metrics_port_0_means_no_listener_and_a_busy_port_stops_the_start(database_url, db,
                                                                           tmp_path):
     server = LiveServer(database_url, tmp_path / "off.log", METRICS_PORT="0").start()

@@ -16,6 +16,10 @@ from widgetsvc import cmdline
 
 DEFAULT_PORT = 9464
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Set next to it when gunicorn.conf.py made the directory (and so removes it at exit): the
+# configuration file runs again on a reload (SIGHUP), which must neither make a second one nor
+# forget the first.
+MADE_ENV = "WIDGETSVC_METRICS_DIR_MADE"
 
 
 def port(env: Mapping[str, str]) -> int:
@@ -29,22 +33,25 @@ def port(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
-def prepare_multiprocess_dir(env: MutableMapping[str, str], owner: tuple[int, int] | None) -> bool:
+def prepare_multiprocess_dir(env: MutableMapping[str, str], owner: tuple[int, int] | None) -> None:
     """In gunicorn's master, before the app is imported: point ``PROMETHEUS_MULTIPROC_DIR`` at
-    a fresh directory the workers (``owner``: their uid and gid, as root) can write. True when
-    this process made it (and so removes it at exit)."""
+    a fresh directory the workers (``owner``: their uid and gid, as root) can write, unless it
+    names one already (the operator's, to be emptied before each start, or ours on a reload)."""
     if env.get(MULTIPROC_ENV):
-        return False
+        return
     # In the system's temporary directory: root makes it where no other user can swap it.
     path = tempfile.mkdtemp(prefix="widgetsvc-metrics-")
     if owner is not None:
         os.chown(path, *owner, follow_symlinks=False)
     env[MULTIPROC_ENV] = path
-    return True
+    env[MADE_ENV] = path
 
 
-def remove_multiprocess_dir(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+def remove_multiprocess_dir(env: Mapping[str, str]) -> None:
+    """At gunicorn's exit: the directory, if gunicorn.conf.py made it."""
+    path = env.get(MULTIPROC_ENV)
+    if path and env.get(MADE_ENV) == path:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def serve(metrics_port: int) -> None:
