@@ -54,6 +54,43 @@ keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # The app (and so each worker's connection pool) is created after the fork, never shared.
 preload_app = False
 
+# Metrics (widgetsvc/metrics.py, docs/operations.md): the workers write their values to files
+# in a directory of their own, the master adds them up on 127.0.0.1:METRICS_PORT (0: off). The
+# directory is named before anything imports prometheus_client (the app, below, as root).
+from widgetsvc import metrics_listener as _metrics  # noqa: E402
+
+_metrics_port = _metrics.port(os.environ)
+if _metrics_port:
+    _workers_ids = None
+    if os.geteuid() == 0:
+        from widgetsvc.front import app_user as _app_user
+
+        _ids = _app_user()
+        _workers_ids = (_ids.pw_uid, _ids.pw_gid)
+    _metrics.prepare_multiprocess_dir(os.environ, _workers_ids)
+
+
+def when_ready(server):
+    """The metrics listener, in the master, once gunicorn listens."""
+    if _metrics_port:
+        try:
+            _metrics.serve(_metrics_port)
+        except OSError as exc:
+            raise SystemExit(f"widgetsvc: METRICS_PORT={_metrics_port}: cannot listen on "
+                             f"127.0.0.1:{_metrics_port}: {exc.strerror} (a free port, or 0 "
+                             "for no metrics)") from None
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges (pool, hashing slots) stop counting."""
+    if _metrics_port:
+        _metrics.worker_exited(worker.pid)
+
+
+def on_exit(server):
+    _metrics.remove_multiprocess_dir(os.environ)
+
+
 # As root (bin/serve, bin/cluster's instances), the application itself does not run as root:
 # the master binds the socket, the workers (which import and run the app) become the
 # unprivileged WIDGETSVC_APP_USER (default: the private clusters' owner, who reaches their

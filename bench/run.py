@@ -38,6 +38,10 @@ EMAIL = "bench-user@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway bench account)
 SCENARIOS = ("user", "widget", "list", "list-deep", "create", "update", "login", "mixed",
              "refresh")
+# Asked for by name only: "widget" against a second service without metrics (METRICS_PORT=0),
+# the pair that measures the metrics' cost on the read path (docs/operations.md).
+OPTIONAL = ("widget-nometrics",)
+METRICS_OVERHEAD = 0.03
 # The performance targets, as ratios to the floor measured in the same run.
 TARGETS = {"user": 0.50, "widget": 0.48, "list": 0.40, "list-deep": 0.38,
            "update": 0.30, "create": 0.25}
@@ -163,6 +167,7 @@ class Bench:
             "AUTH_IN_FLIGHT": os.environ.get("AUTH_IN_FLIGHT", "0"),
         }
         self.small_port: int | None = None
+        self.nometrics_port: int | None = None
 
     # -- set-up -------------------------------------------------------------------------
     def setup(self) -> None:
@@ -182,6 +187,8 @@ class Bench:
         self.service_port = self._serve(url)
         self.floor_port = self._serve(url, app="bench.hello:app", ready="/hello")
         self.token = self._login(self.service_port)
+        if "widget-nometrics" in self.args.names:
+            self.nometrics_port = self._serve(url, metrics=False)
         if self.judges_list_at_small():
             # List at a large collection is judged against its own rate at a small one,
             # measured in this same run by a second service on a small database.
@@ -195,15 +202,18 @@ class Bench:
         return self.args.widgets >= LARGE and "list" in self.args.names and not self.args.url
 
     def _serve(self, database_url: str, app: str | None = None,
-               ready: str = "/api/v1/health") -> int:
+               ready: str = "/api/v1/health", metrics: bool = True) -> int:
         port = free_port()
+        # Each server its own metrics listener (they would all want 9464), or none.
+        metrics_port = str(free_port()) if metrics else "0"
         cmd = [str(REPO / "bin" / "serve"), "--no-migrate"]
         if self.args.direct:
             cmd.append("--direct")
         if app:
             cmd.append(app)
         proc = subprocess.Popen(
-            cmd, cwd=REPO, env={**self.env, "DATABASE_URL": database_url, "PORT": str(port)},
+            cmd, cwd=REPO, env={**self.env, "DATABASE_URL": database_url, "PORT": str(port),
+                                "METRICS_PORT": metrics_port},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=None if self.args.verbose else subprocess.DEVNULL,
             start_new_session=True,
@@ -259,6 +269,8 @@ class Bench:
             return self.run_wrk(port, "/api/v1/auth/user", connections=c)
         if name == "widget":
             return self.run_wrk(port, "/", connections=c, script="widgets.lua")
+        if name == "widget-nometrics":
+            return self.run_wrk(self.nometrics_port, "/", connections=c, script="widgets.lua")
         if name == "list":
             return self.run_wrk(port, "/api/v1/widgets?page=1&per_page=10", connections=c)
         if name == "list@1k":
@@ -325,6 +337,11 @@ def judge(args: argparse.Namespace, tallies: dict[str, Tally], floor: Tally) -> 
             small = tallies["list@1k"].median("rps")
             ratio = rps / small if small else 0.0
             target, met = f">= {LIST_KEEPS:.2f} of list@1k (ratio: vs list@1k)", ratio >= LIST_KEEPS
+        elif name == "widget-nometrics":
+            # ratio: widget (metrics on) over this (off), interleaved in the same rounds
+            ratio = tallies["widget"].median("rps") / rps if "widget" in tallies and rps else 0.0
+            target = f"metrics cost: widget >= {1 - METRICS_OVERHEAD:.2f} of this (ratio)"
+            met = ratio >= 1 - METRICS_OVERHEAD
         elif name == "list@1k":
             target, met = f"list's rate at {SMALL:,} widgets, same run", None
         elif name in targets:
@@ -422,9 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.url and urllib.parse.urlsplit(args.url).hostname != "127.0.0.1":
         parser.error("--url: only http://127.0.0.1:PORT")
     args.names = [n for n in args.scenarios.split(",") if n]
-    unknown = set(args.names) - set(SCENARIOS)
+    unknown = set(args.names) - set(SCENARIOS) - set(OPTIONAL)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    if args.url and "widget-nometrics" in args.names:
+        parser.error("widget-nometrics starts its own service: not with --url")
 
     bench = Bench(args)
     try:

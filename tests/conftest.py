@@ -38,6 +38,10 @@ from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.localdb import VAR_DIR, LocalCluster
 from widgetsvc.migrate import migrate
 
+# Many test servers start at once (and other clones' tests on this machine): none listens on the
+# default METRICS_PORT unless its test asks for a port (tests/test_metrics.py).
+os.environ.setdefault("METRICS_PORT", "0")
+
 # In CI the property-based tests (hypothesis, schemathesis) run a fixed, derandomized set of
 # examples: a submission is judged on the same inputs that passed here. Locally each run
 # explores new ones (and anything found becomes a pinned regression test).

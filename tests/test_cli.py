@@ -198,6 +198,7 @@ BAD = {
     "HOST": ("bad host!", {}),
     "PORT": ("99999", {}),
     "WIDGETSVC_DIRECT": ("maybe", {}),
+    "METRICS_PORT": ("70000", {}),
     "AUTH_RATE_LIMIT": ("-1", {}),
     "TRUSTED_PROXIES": ("not-a-network", {}),
     "WIDGETSVC_NGINX_USER": ("no-such-user-here", {}),

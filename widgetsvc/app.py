@@ -6,7 +6,7 @@ from pathlib import Path
 
 import falcon
 
-from widgetsvc import API_PREFIX, errors, jsonio, timefmt
+from widgetsvc import API_PREFIX, errors, jsonio, metrics, timefmt
 from widgetsvc.auth import keys
 from widgetsvc.auth.hashslots import HashSlots
 from widgetsvc.auth.middleware import AuthMiddleware, check_declarations
@@ -56,8 +56,13 @@ def create_app(
     validator = Validator(clock)
     dummy_hash(config.bcrypt_rounds)  # computed now, not during the first login
 
+    # Metrics (METRICS_PORT not 0): first in, last out, so a request's time covers the rest.
+    recording = metrics.enabled()
+    if recording and metrics.multiprocess_dir():  # under gunicorn (not a test's app)
+        metrics.watch_pool(db.pool)
     app = falcon.App(
         middleware=[
+            *([metrics.MetricsMiddleware()] if recording else []),
             HygieneMiddleware(config.allowed_hosts, config.public_url, UI_SCRIPT_HASHES),
             RequestLogMiddleware(enabled=config.log_level in ("DEBUG", "INFO")),
             falcon.CORSMiddleware(

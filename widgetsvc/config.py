@@ -100,6 +100,12 @@ def check_gunicorn(env: Mapping[str, str]) -> None:
         if raw and not raw.startswith("/"):
             raise bad(name, raw, "not an absolute path", "an absolute path, or unset")
     _bool(env, "WIDGETSVC_DIRECT")
+    from widgetsvc import metrics_listener
+
+    try:
+        metrics_listener.port(env)
+    except cmdline.SettingError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def is_direct(env: Mapping[str, str]) -> bool:

@@ -21,6 +21,7 @@ from pathlib import Path
 import falcon
 
 from widgetsvc.errors import APIError
+from widgetsvc.metrics import HASH_SLOTS, HASH_SLOTS_BUSY
 
 BUSY_MESSAGE = "Service Unavailable: too many logins in progress"
 
@@ -35,6 +36,7 @@ class HashSlots:
         if count < 1:
             raise ValueError("at least one hashing slot is needed")
         self.count = count
+        HASH_SLOTS.set(count)
         self._locks = [threading.Lock() for _ in range(count)]
         self._fds: list[int | None] = [None] * count
         if directory is not None:
@@ -73,7 +75,9 @@ class HashSlots:
                 break
         else:
             raise busy()
+        HASH_SLOTS_BUSY.inc()
         try:
             yield
         finally:
             self._release(index)
+            HASH_SLOTS_BUSY.dec()

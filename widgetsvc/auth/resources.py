@@ -13,6 +13,7 @@ from widgetsvc.auth.loginlock import LoginLock, client_address, front_networks
 from widgetsvc.auth.middleware import NONE, TOKEN
 from widgetsvc.auth.users import Users
 from widgetsvc.bodies import read_object
+from widgetsvc.metrics import LOGIN_FAILURES, REFRESHES
 from widgetsvc.resource import Resource
 from widgetsvc.validation import InvalidValue, check_password
 
@@ -82,7 +83,11 @@ class LoginResource(_AuthResource):
         email, password = self._credentials(req)
         address = client_address(req, self.fronts)
         # order (docs/API.md §8): 400, then the lock's 429, then the 503
-        self.lock.check(email, address)
+        try:
+            self.lock.check(email, address)
+        except errors.APIError:
+            LOGIN_FAILURES.labels("locked").inc()
+            raise
         with self.slots.hold():
             user = self.users.check_login(email, password)
         session = sessions.new_session(self.refresh_keys)
@@ -91,6 +96,7 @@ class LoginResource(_AuthResource):
         if user is None or not self.users.start_session(
                 user, session, self.config.refresh_token_lifetime):
             self.lock.record_failure(email, address)
+            LOGIN_FAILURES.labels("failure").inc()
             raise errors.fail(falcon.HTTP_401, LOGIN_FAILED)
         self.lock.succeeded(email, address, user["id"])
         self._respond_with_token(resp, user, session.id, session.refresh_token,
@@ -109,6 +115,7 @@ class RefreshResource(_AuthResource):
         self.validator.validate("refresh", body)
         presented = sessions.parse(self.refresh_keys, body["refresh_token"])
         if presented is None:  # not one of ours: no lookup
+            REFRESHES.labels("invalid").inc()
             raise errors.fail(falcon.HTTP_401, REFRESH_INVALID)
         secret = sessions.new_secret()
         lifetime = self.config.refresh_token_lifetime
@@ -118,16 +125,20 @@ class RefreshResource(_AuthResource):
             if row is None:
                 reused = self.db.one("legacy_refresh_token_reused",
                                      hash=presented.hash)["reused"]
+                REFRESHES.labels("reused" if reused else "invalid").inc()
                 raise errors.fail(falcon.HTTP_401, REFRESH_REUSED if reused else REFRESH_INVALID)
         else:
             row = self.db.one("refresh_session", session_id=presented.session_id,
                               generation=presented.generation, hash=presented.hash,
                               new_hash=secret.hash, lifetime=lifetime)
             if row is None:
+                REFRESHES.labels("invalid").inc()
                 raise errors.fail(falcon.HTTP_401, REFRESH_INVALID)
             if not row["rotated"]:
+                REFRESHES.labels("reused").inc()
                 raise errors.fail(falcon.HTTP_401, REFRESH_REUSED)
         new_token = sessions.token(self.refresh_keys, row["session_id"], row["generation"], secret)
+        REFRESHES.labels("ok").inc()
         self._respond_with_token(resp, row, row["session_id"], new_token,
                                  "successfully refreshed")
 

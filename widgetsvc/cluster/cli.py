@@ -24,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = cmdline.Parser(
         "bin/cluster",
         "The production-shaped topology on this machine: etcd, PostgreSQL x 2 under Patroni, "
-        "HAProxy, PgBouncer, N instances and nginx (README: Running a cluster).",
+        "HAProxy, PgBouncer, N instances and nginx, watched by Prometheus (README: Running a "
+        "cluster; docs/operations.md).",
         environment=[("WIDGETSVC_CLUSTER_DIR", "its directory (var/cluster; --dir wins)"),
                      ("PGBOUNCER_POOL_SIZE", "PgBouncer's server connections (20)"),
                      ("WIDGETSVC_PG_OS_USER", "as root: the user that runs its parts"),
@@ -124,6 +125,8 @@ def _status(cluster: Cluster, *, as_json: bool) -> int:
     for part in ("haproxy", "pgbouncer", "etcd"):
         if info.get(part):
             print(f"{part:<10} {info[part]['url']}  pid {info[part]['pid'] or '-'}")
+    if info.get("prometheus"):
+        print(f"prometheus {info['prometheus']}")
     return 0 if info["running"] else 3
 
 

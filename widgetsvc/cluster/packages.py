@@ -16,6 +16,11 @@ PROGRAMS = {
     "haproxy": "haproxy",
     "pgbouncer": "pgbouncer",
     "nginx": "nginx",
+    # metrics and alerts (widgetsvc/cluster/monitoring.py)
+    "prometheus": "prometheus",
+    "prometheus-nginx-exporter": "prometheus-nginx-exporter",
+    "prometheus-postgres-exporter": "prometheus-postgres-exporter",
+    "prometheus-node-exporter": "prometheus-node-exporter",
 }
 # Patroni's etcd3 client is built on python3-etcd (a Recommends, not a Depends).
 PYTHON_MODULES = {"etcd": "python3-etcd"}

@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 
 from widgetsvc import front, localdb, safefs
-from widgetsvc.cluster import procs
+from widgetsvc.cluster import monitoring, procs
 from widgetsvc.cluster.packages import ensure_packages, which
 from widgetsvc.cluster.render import DEPLOY_DIR, render, write
 from widgetsvc.config import Config
@@ -266,6 +266,7 @@ class Cluster:
         if not self.exists:
             self._new_state(options)
         self._apply_options(options)
+        monitoring.assign_ports(self)
         self._save()
         self._start_etcd(log)
         for index, node in enumerate(NODES):
@@ -279,6 +280,7 @@ class Cluster:
             self._stop_part("pgbouncer")
         self._start_instances(log)
         self._start_front(log)
+        monitoring.start(self, log)
         log(f"cluster: up, front at {self.front_url}")
 
     def _make_root(self) -> None:
@@ -509,6 +511,7 @@ class Cluster:
                # the front reaches the instances over TCP from HOST: its X-Forwarded-For
                # names the client (the failed-login lock's address, docs/API.md §8.1)
                "FORWARDED_ALLOW_IPS": HOST})
+        env.update(monitoring.instance_env(self, index))
         return env
 
     def instance_settings_digest(self) -> str:
@@ -565,8 +568,8 @@ class Cluster:
             raise ClusterError("deploy/nginx/widgetsvc.conf.template changed: its 'location /' "
                                "or 'listen' line is not where bin/cluster expects it")
         locations = (DEPLOY_DIR / "nginx" / "cluster-locations.conf").read_text()
-        return text.replace(plain, locations).replace(
-            listen, listen + "        error_page 418 = @write;\n")
+        return monitoring.with_stub_status(self, text.replace(plain, locations).replace(
+            listen, listen + "        error_page 418 = @write;\n"))
 
     def _start_front(self, log) -> None:
         run_dir = self._private_dir(self.root / "nginx")
@@ -598,7 +601,7 @@ class Cluster:
     def down(self, purge: bool = False, log=print) -> None:
         if self.exists:
             instances = sorted((n for n in self.pids if n.startswith("instance-")), reverse=True)
-            for name in ["nginx", *instances, *reversed(_BACKEND_ORDER)]:
+            for name in [*monitoring.PARTS, "nginx", *instances, *reversed(_BACKEND_ORDER)]:
                 if name in self.pids:
                     log(f"cluster: stopping {name}")
                     # Patroni stops its PostgreSQL (fast shutdown) before it exits.
@@ -675,6 +678,7 @@ class Cluster:
             "etcd": {"pid": self._pid("etcd"),
                      "url": f"http://{HOST}:{self.ports['etcd_client']}"},
             "nginx": {"pid": self._pid("nginx")},
+            "prometheus": monitoring.url(self),
         }
 
     def _pid(self, name: str) -> int | None:
