@@ -24,23 +24,28 @@ from widgetsvc.metrics_listener import MULTIPROC_ENV, port
 # 1 ms to 10 s (issue 19): a widget read takes a few ms, a login a quarter of a second.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED = "unmatched"  # the route label of a request no route matched (a 404)
+# registry=None: in multiprocess mode the values live in the workers' files, which the master's
+# listener adds up; nothing reads the process's default registry, and leaving the metrics out
+# of it lets a reload (SIGHUP: gunicorn.conf.py imports widgetsvc afresh) define them again.
 
 HTTP_REQUESTS = Counter("http_requests_total", "Requests answered by the app",
-                        ["method", "route", "status"])
+                        ["method", "route", "status"], registry=None)
 HTTP_DURATION = Histogram("http_request_duration_seconds",
                           "Time from the request reaching the app to its answer",
-                          ["method", "route"], buckets=BUCKETS)
+                          ["method", "route"], buckets=BUCKETS, registry=None)
 # Gauges: every live worker's own value, added up (a dead worker's files no longer count).
 DB_POOL = Gauge("db_pool_connections", "Database pool connections by state (in_use, idle, "
-                "waiting: requests waiting for one)", ["state"], multiprocess_mode="livesum")
+                "waiting: requests waiting for one)", ["state"], multiprocess_mode="livesum",
+                registry=None)
 HASH_SLOTS_BUSY = Gauge("auth_hash_slots_busy", "Password hashing slots held now",
-                        multiprocess_mode="livesum")
+                        multiprocess_mode="livesum", registry=None)
 HASH_SLOTS = Gauge("auth_hash_slots", "Password hashing slots of the instance (HASH_SLOTS)",
-                   multiprocess_mode="livemax")
+                   multiprocess_mode="livemax", registry=None)
 LOGIN_FAILURES = Counter("auth_login_failures", "Logins refused: failure (wrong e-mail or "
-                         "password) or locked (the failed-login lock's 429)", ["outcome"])
+                         "password) or locked (the failed-login lock's 429)", ["outcome"],
+                         registry=None)
 REFRESHES = Counter("auth_refresh", "Refresh token presentations: ok, invalid, reused",
-                    ["outcome"])
+                    ["outcome"], registry=None)
 
 
 class MetricsMiddleware:
