@@ -15,3 +15,12 @@ UNION ALL SELECT 'ALTER SYSTEM SET archive_mode = on';
 -- name: in_recovery
 -- After a restore: is the server still replaying WAL (not yet promoted)?
 SELECT pg_is_in_recovery() AS in_recovery;
+
+-- name: reset_ddl
+-- bin/restore --cluster: the settings the restored server replayed with (its own port, the
+-- recovery target ...) leave postgresql.auto.conf before Patroni takes the data over.
+SELECT format('ALTER SYSTEM RESET %%I', name) AS ddl FROM unnest(%(names)s::text[]) AS name;
+
+-- name: checkpoint
+-- The reset written down before the server stops.
+CHECKPOINT;
