@@ -6,7 +6,6 @@ on the repository. The cluster drill boots one cluster (about a minute on 2 core
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import shutil

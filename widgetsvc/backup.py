@@ -92,7 +92,7 @@ def parse_time(text: str) -> dt.datetime:
 
 def pg_time(moment: dt.datetime) -> str:
     """The target as pgBackRest passes it to recovery_target_time."""
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
 # -- pgBackRest -------------------------------------------------------------------------------

@@ -28,12 +28,34 @@ from pathlib import Path
 import psycopg
 
 from widgetsvc import localdb, safefs
-from widgetsvc.backup import (CLUSTER_STANZA, BackupError, archive_command, config_text,
-                              ensure_pgbackrest, pg_time, prepare_repo, queries, repo_path,
-                              restore_args, retention, run_pgbackrest, wait_promoted)
+from widgetsvc.backup import (
+    CLUSTER_STANZA,
+    BackupError,
+    archive_command,
+    config_text,
+    ensure_pgbackrest,
+    pg_time,
+    prepare_repo,
+    queries,
+    repo_path,
+    restore_args,
+    retention,
+    run_pgbackrest,
+    wait_promoted,
+)
 from widgetsvc.cluster import procs
-from widgetsvc.cluster.topology import (ETCD_PREFIX, HOST, NODES, SCOPE, SUPERUSER, Cluster,
-                                        ClusterError, _http_status, _owner, _post_json)
+from widgetsvc.cluster.topology import (
+    ETCD_PREFIX,
+    HOST,
+    NODES,
+    SCOPE,
+    SUPERUSER,
+    Cluster,
+    ClusterError,
+    _http_status,
+    _owner,
+    _post_json,
+)
 
 # Settings the restored server needs while it replays under our pg_ctl, not Patroni (its
 # postgresql.conf may be the other node's): reset again before Patroni takes over.
