@@ -40,6 +40,13 @@ def run(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.Com
     return result
 
 
+def run_failing(*args, env: dict[str, str]) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(a) for a in args], env=env, capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 1, result
+    return result
+
+
 def seed(url: str, first: int, last: int, owner_id: int | None = None) -> int:
     """Widgets ``widget-first`` .. ``widget-last`` (the bench seeder's statement), owned by
     the drill's user (created on the first call); its id."""
@@ -180,6 +187,14 @@ def test_local_drill_restores_exactly_the_widgets_before_t(repo, tmp_path):
         server = LiveServer(url, tmp_path / "serve.log").start()
         drill(url, env, ["--pgdir", str(root)], cluster.root / "pgbackrest.conf",
               backup.LOCAL_STANZA, [], server.port)
+        # A moment after the last write: nothing in the archive commits after it, yet replay
+        # must stop there (bin/restore writes one commit first) rather than fail.
+        moment = query(url, "backup_now")[0][0]
+        run(BIN / "restore", "--pgdir", root, "--time", moment, env=env, timeout=300)
+        assert [name for (name,) in query(url, "backup_widget_names")] == EXPECTED
+        future = run_failing(BIN / "restore", "--pgdir", root, "--time",
+                             "2999-01-01 00:00:00+00", env=env)
+        assert "in the future" in future.stderr and len(future.stderr.splitlines()) == 1
     finally:
         if server is not None:
             server.stop()

@@ -229,9 +229,11 @@ class LocalBackups:
             raise BackupError(f"no backups of {self.cluster.data_dir} yet: run bin/backup")
         ensure_pgbackrest()
         self.write_config()
+        refuse_future(target)
         if self.cluster.is_running():
             # The WAL being written now is archived only once full: switch and wait for it,
             # or the last writes before the target would not be in the archive.
+            mark_commit(self._connect, log)
             result = self.pgbackrest("check", check=False)
             if result.returncode != 0:
                 log("backup: warning: could not archive the current WAL first "
@@ -242,7 +244,8 @@ class LocalBackups:
         self.pgbackrest("restore", *restore_args(target))
         log(f"backup: files restored in {time.monotonic() - started:.1f} s; replaying WAL")
         self.cluster.start()
-        wait_promoted(self._connect, log)
+        wait_promoted(self._connect, log, alive=self.cluster.is_running,
+                      log_file=self.cluster.log_file)
         log(f"backup: restored to {pg_time(target) if target else 'the latest archived state'}"
             f" in {time.monotonic() - started:.1f} s; the cluster is running")
 
@@ -253,8 +256,25 @@ def restore_args(target: dt.datetime | None) -> list[str]:
     return ["--type=time", f"--target={pg_time(target)}", "--target-action=promote"]
 
 
-def wait_promoted(connect, log, timeout: float = 3600.0) -> None:
-    """Until the restored server has replayed to its target and accepts writes."""
+def refuse_future(target: dt.datetime | None) -> None:
+    """A moment still to come cannot be reached by replaying what was archived."""
+    if target is not None and target > dt.datetime.now(dt.UTC):
+        raise BackupError(f"--time {pg_time(target)} is in the future: --latest restores "
+                          "everything archived")
+
+
+def mark_commit(connect, log) -> None:
+    """One commit after the target, so that replay finds where to stop (``mark_commit``)."""
+    try:
+        with connect() as conn:
+            conn.execute(queries()["mark_commit"])
+    except psycopg.Error as exc:
+        log(f"backup: warning: could not write a last commit: {str(exc).strip()}")
+
+
+def wait_promoted(connect, log, *, alive, log_file: Path, timeout: float = 3600.0) -> None:
+    """Until the restored server has replayed to its target and accepts writes; a server that
+    stopped meanwhile (a target it could not reach) is reported with its log."""
     deadline = time.monotonic() + timeout
     last_error = ""
     while time.monotonic() < deadline:
@@ -264,6 +284,12 @@ def wait_promoted(connect, log, timeout: float = 3600.0) -> None:
                     return
         except psycopg.Error as exc:
             last_error = str(exc).strip()
+            if not alive():
+                text = safefs.read_text(log_file) or ""
+                fatal = [line for line in text.splitlines() if "FATAL" in line][-3:]
+                raise BackupError("the restored server stopped during recovery: "
+                                  + (" | ".join(fatal) or last_error)
+                                  + f" (log: {log_file})") from None
         time.sleep(0.3)
     raise BackupError(f"the restored server did not finish recovery: {last_error}")
 

@@ -24,3 +24,10 @@ SELECT format('ALTER SYSTEM RESET %%I', name) AS ddl FROM unnest(%(names)s::text
 -- name: checkpoint
 -- The reset written down before the server stops.
 CHECKPOINT;
+
+-- name: mark_commit
+-- bin/restore, before it archives the current WAL: one committed transaction (an xid), so that
+-- the archive holds a commit after the target time. Recovery stops at the first commit past
+-- the target; without one it would end with "recovery ended before configured recovery
+-- target was reached" when nothing was written since the target.
+SELECT pg_current_xact_id()::text AS xid;

@@ -34,9 +34,11 @@ from widgetsvc.backup import (
     archive_command,
     config_text,
     ensure_pgbackrest,
+    mark_commit,
     pg_time,
     prepare_repo,
     queries,
+    refuse_future,
     repo_path,
     restore_args,
     retention,
@@ -160,8 +162,10 @@ class ClusterBackups:
         cluster = self.cluster
         cluster.bindir = localdb.ensure_bindir()  # what Cluster.up sets for its parts
         cluster.owner = self.owner
+        refuse_future(target)
         leader = self.leader()
         if leader is not None:
+            mark_commit(lambda: self._connect(leader), log)
             result = self.pgbackrest(leader, "check", check=False)  # archive the current WAL
             if result.returncode != 0:
                 log("backup: warning: could not archive the current WAL first: "
@@ -235,15 +239,11 @@ class ClusterBackups:
         pg_ctl = [str(cluster.bindir / "pg_ctl"), "-D", str(data_dir), "-l", str(log_file)]
         self._as_owner([*pg_ctl, "start", "-w", "-t", "600"], log_file)
 
-        def connect() -> psycopg.Connection:
-            return psycopg.connect(host=str(cluster.socket_dir(node)), port=overrides["port"],
-                                   user=SUPERUSER, dbname="postgres", autocommit=True,
-                                   password=cluster.state["secrets"]["superuser"],
-                                   connect_timeout=10)
-
         try:
-            wait_promoted(connect, log)
-            with connect() as conn:
+            wait_promoted(lambda: self._connect(node), log,
+                          alive=lambda: cluster.postmaster_pid(node) is not None,
+                          log_file=log_file)
+            with self._connect(node) as conn:
                 for (ddl,) in conn.execute(queries()["reset_ddl"],
                                            {"names": [*_RESTORE_SETTINGS,
                                                       *_RECOVERY_SETTINGS]}).fetchall():
@@ -251,6 +251,15 @@ class ClusterBackups:
                 conn.execute(queries()["checkpoint"])
         finally:
             self._as_owner([*pg_ctl, "stop", "-w", "-m", "fast", "-t", "120"], log_file)
+
+    def _connect(self, node: str) -> psycopg.Connection:
+        """The node's PostgreSQL as the superuser, on its Unix socket."""
+        cluster = self.cluster
+        return psycopg.connect(host=str(cluster.socket_dir(node)),
+                               port=cluster.ports["postgres"][NODES.index(node)],
+                               user=SUPERUSER, dbname="postgres", autocommit=True,
+                               password=cluster.state["secrets"]["superuser"],
+                               connect_timeout=10)
 
     def _as_owner(self, argv: list[str], log_file: Path) -> None:
         kwargs: dict = {}
