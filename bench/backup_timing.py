@@ -56,6 +56,9 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             moment = conn.execute(load_queries(SQL_DIR / "testing")["backup_now"]).fetchone()[0]
         restore = timed([str(bin_dir / "restore"), *where, "--time", moment], env)
+        cluster.stop()  # the data directory lost: every file copied back, then all WAL
+        shutil.rmtree(cluster.data_dir)
+        lost = timed([str(bin_dir / "restore"), *where, "--latest"], env)
         with psycopg.connect(url, autocommit=True) as conn:
             count = len(conn.execute(
                 load_queries(SQL_DIR / "testing")["backup_widget_names"]).fetchall())
@@ -63,7 +66,9 @@ def main() -> None:
         print(json.dumps({"widgets": count, "seed_s": seeded,
                           "first_full_backup_s_with_archiving_setup": first,
                           "full_backup_s": full, "incr_backup_s": incr,
-                          "restore_to_time_s": restore, "repo_mb": round(size / 2**20, 1)}))
+                          "restore_to_time_s": restore,
+                          "restore_latest_into_empty_dir_s": lost,
+                          "repo_mb": round(size / 2**20, 1)}))
     finally:
         cluster.destroy()
         shutil.rmtree(repo, ignore_errors=True)

@@ -241,6 +241,7 @@ class LocalBackups:
             log("backup: stopping the private cluster")
             self.cluster.stop()
         started = time.monotonic()
+        localdb.make_dir(self.cluster.data_dir, self.cluster.owner)  # a lost data directory
         self.pgbackrest("restore", *restore_args(target))
         log(f"backup: files restored in {time.monotonic() - started:.1f} s; replaying WAL")
         self.cluster.start()
