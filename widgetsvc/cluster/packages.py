@@ -16,6 +16,7 @@ PROGRAMS = {
     "haproxy": "haproxy",
     "pgbouncer": "pgbouncer",
     "nginx": "nginx",
+    "pgbackrest": "pgbackrest",  # every node's archive_command (bin/backup --cluster)
 }
 # Patroni's etcd3 client is built on python3-etcd (a Recommends, not a Depends).
 PYTHON_MODULES = {"etcd": "python3-etcd"}
