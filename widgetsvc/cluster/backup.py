@@ -57,6 +57,7 @@ from widgetsvc.cluster.topology import (
     _http_status,
     _owner,
     _post_json,
+    reachable_dir,
 )
 
 # Settings the restored server needs while it replays under our pg_ctl, not Patroni (its
@@ -86,6 +87,11 @@ class ClusterBackups:
         self.cluster = cluster
         self.env = os.environ if env is None else env
         self.repo = repo_path(self.env)
+        if not self.env.get("BACKUP_REPO") and cluster.root != reachable_dir(
+                localdb.VAR_DIR / "cluster"):
+            # A cluster elsewhere (--dir, a test's) keeps its own: a repository holds one
+            # cluster's stanza (its system identifier), and a throwaway one goes with --purge.
+            self.repo = cluster.root / "backups"
         self.work = cluster.root / "pgbackrest"
         self.config = config_path(cluster)
         self.stanza = CLUSTER_STANZA
