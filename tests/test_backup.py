@@ -227,3 +227,17 @@ def test_cluster_drill_restores_exactly_the_widgets_before_t(repo):
     finally:
         subprocess.run([str(BIN / "cluster"), "--dir", str(directory), "down", "--purge"],
                        env=env, capture_output=True, timeout=300, check=False)
+
+
+def test_a_cluster_outside_var_cluster_keeps_its_own_repository(tmp_path):
+    """One stanza per repository: a --dir cluster (a test's) never shares var/backups with
+    the default cluster, and its repository goes with ``down --purge``; BACKUP_REPO wins."""
+    from widgetsvc.cluster.backup import ClusterBackups
+    from widgetsvc.cluster.topology import Cluster
+
+    default = ClusterBackups(Cluster(VAR_DIR / "cluster"), {})
+    elsewhere = Cluster(VAR_DIR / "cluster-elsewhere")
+    assert default.repo == localdb.reachable_dir(VAR_DIR / "backups")
+    assert ClusterBackups(elsewhere, {}).repo == elsewhere.root / "backups"
+    assert ClusterBackups(elsewhere, {"BACKUP_REPO": "/srv/r"}).repo == \
+        localdb.reachable_dir(Path("/srv/r"))
