@@ -228,9 +228,12 @@ BAD = {
     "WIDGETSVC_RUNTIME_DIR": ("relative", {}),
     "XDG_STATE_HOME": ("relative", {}),
     "SOAK_BCRYPT_ROUNDS": ("x", {}),
+    "BACKUP_REPO": ("relative/backups", {}),
+    "BACKUP_RETENTION": ("0", {}),
 }
 CLUSTER_ONLY = {"WIDGETSVC_CLUSTER_DIR", "PGBOUNCER_POOL_SIZE"}  # read by bin/cluster alone
 SOAK_ONLY = {"SOAK_BCRYPT_ROUNDS"}
+BACKUP_ONLY = {"BACKUP_REPO", "BACKUP_RETENTION"}  # read by bin/backup and bin/restore alone
 
 
 def test_every_readme_variable_has_a_bad_value():
@@ -263,7 +266,7 @@ def walk_env(name: str, key_files: dict[str, str]) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("name", sorted(set(BAD) - CLUSTER_ONLY - SOAK_ONLY))
+@pytest.mark.parametrize("name", sorted(set(BAD) - CLUSTER_ONLY - SOAK_ONLY - BACKUP_ONLY))
 def test_bin_serve_refuses_each_bad_setting_in_one_line(name, key_files, monkeypatch, capsys):
     """In process (one Python start for the whole walk): the same main() bin/serve runs.
     DATABASE_URL is unreachable, so a setting that got through would end in a DATABASE_URL
@@ -282,6 +285,21 @@ def test_bin_cluster_refuses_its_bad_settings_before_starting(name, key_files, m
     monkeypatch.setattr(os, "environ", walk_env(name, key_files))
     monkeypatch.setattr(cluster_cli.Cluster, "up", lambda *a, **k: pytest.fail("it started"))
     assert cluster_cli.main(["up"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and LINE.match(err.rstrip("\n"))["name"] == name, err
+
+
+@pytest.mark.parametrize("name", sorted(BACKUP_ONLY))
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_bin_backup_and_restore_refuse_their_bad_settings_first(name, command, key_files,
+                                                                 monkeypatch, capsys):
+    from widgetsvc import backup
+
+    monkeypatch.setattr(os, "environ", walk_env(name, key_files))
+    monkeypatch.setattr(backup.LocalBackups, "backup", lambda *a: pytest.fail("it backed up"))
+    monkeypatch.setattr(backup.LocalBackups, "restore", lambda *a: pytest.fail("it restored"))
+    main = backup.backup_main if command == "backup" else backup.restore_main
+    assert main(["--full"] if command == "backup" else ["--latest"]) == 1
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and LINE.match(err.rstrip("\n"))["name"] == name, err
 

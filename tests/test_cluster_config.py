@@ -27,6 +27,7 @@ VALUES = {
     "auth_file": "/u", "log_file": "/l", "pid_file": "/pid", "pool_size": 20,
     "max_db_connections": 24, "rest_username": "patroni", "rest_password": "r",
     "etcd_username": "patroni", "etcd_password": "e", "rest_basic": "cGF0cm9uaTpy",
+    "archive_command": '"pgbackrest --config=/c --stanza=cluster --pg1-path=/d archive-push %p"',
 }
 TEMPLATES = ["etcd/etcd.yml.template", "patroni/patroni.yml.template",
              "haproxy/haproxy.cfg.template", "pgbouncer/pgbouncer.ini.template"]
@@ -54,6 +55,14 @@ def test_patroni_settings_are_the_documented_ones():
     assert config["postgresql"]["listen"].startswith("127.0.0.1:")
     assert all("127.0.0.1/32" in line or line.startswith("local")
                for line in config["postgresql"]["pg_hba"])
+
+
+def test_every_node_archives_its_wal_with_pgbackrest():
+    """Both nodes carry archive_mode and the command (issue 19): whichever leads archives."""
+    parameters = yaml.safe_load(render("patroni/patroni.yml.template",
+                                       **VALUES))["postgresql"]["parameters"]
+    assert parameters["archive_mode"] == "on"
+    assert parameters["archive_command"].endswith("archive-push %p")
 
 
 def test_haproxy_routes_by_patronis_primary_check_and_cuts_old_sessions():

@@ -21,6 +21,7 @@ PROGRAMS = {
     "prometheus-nginx-exporter": "prometheus-nginx-exporter",
     "prometheus-postgres-exporter": "prometheus-postgres-exporter",
     "prometheus-node-exporter": "prometheus-node-exporter",
+    "pgbackrest": "pgbackrest",  # every node's archive_command (bin/backup --cluster)
 }
 # Patroni's etcd3 client is built on python3-etcd (a Recommends, not a Depends).
 PYTHON_MODULES = {"etcd": "python3-etcd"}

@@ -268,12 +268,16 @@ class Cluster:
         self._apply_options(options)
         monitoring.assign_ports(self)
         self._save()
+        from widgetsvc.cluster import backup as backups  # WAL archiving (bin/backup --cluster)
+
+        backups.prepare(self)
         self._start_etcd(log)
         for index, node in enumerate(NODES):
             self._start_patroni(index, node, log)
         self._wait_replicated(log)
         self._start_haproxy(log)
         self._bootstrap_database(log)
+        backups.after_up(self, log)
         if self.state["pgbouncer"]:
             self._start_pgbouncer(log)
         else:
@@ -362,6 +366,8 @@ class Cluster:
                 raise ClusterError(f"etcd {path}: {error}")
 
     def _start_patroni(self, index: int, node: str, log) -> None:
+        from widgetsvc.cluster.backup import node_archive_command
+
         directory = self._private_dir(self.node_dir(node))
         self._private_dir(self.socket_dir(node))
         config = directory / "patroni.yml"
@@ -374,7 +380,8 @@ class Cluster:
             replication_password=self.state["secrets"]["replication"],
             rest_username=PATRONI_USER, rest_password=self.state["secrets"]["patroni_rest"],
             etcd_username=PATRONI_USER, etcd_password=self.state["secrets"]["etcd_patroni"],
-            socket_dir=self.socket_dir(node), hba_network=f"{HOST}/32", max_connections=200))
+            socket_dir=self.socket_dir(node), hba_network=f"{HOST}/32", max_connections=200,
+            archive_command=node_archive_command(self, node)))
         name = f"patroni-{node}"
         if procs.alive(self.pids.get(name)):
             if changed:

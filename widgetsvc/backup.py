@@ -1,0 +1,408 @@
+"""``bin/backup`` and ``bin/restore``: pgBackRest backups of the private cluster (``var/pg``), and
+with ``--cluster`` of ``bin/cluster`` (``widgetsvc/cluster/backup.py``), restored to a moment.
+
+WAL archiving is what makes a restore to any moment possible: PostgreSQL hands each finished
+WAL segment to ``pgbackrest archive-push``, which stores it in the repository next to the
+backups. A restore copies the newest backup from before the target, then PostgreSQL replays the
+archived WAL up to the target time and starts a new timeline there.
+
+The private cluster gets archiving with its first ``bin/backup`` (``ALTER SYSTEM``, kept in its
+``postgresql.auto.conf``, and one restart: ``archive_mode`` wants one), so the test suite's
+throwaway clusters never archive. Everything pgBackRest writes (repository, logs, locks) is the
+cluster owner's: ``archive-push`` runs as the server does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import psycopg
+
+from widgetsvc import apt, cmdline, localdb, safefs
+from widgetsvc.db import SQL_DIR, load_queries
+
+LOCAL_STANZA = "local"
+CLUSTER_STANZA = "cluster"
+DEFAULT_RETENTION = 2
+_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S.%f%z")
+
+
+class BackupError(RuntimeError):
+    """pgBackRest or the database refused; the message carries what it said."""
+
+
+def queries() -> dict[str, str]:
+    return load_queries(SQL_DIR / "backup")
+
+
+# -- settings ---------------------------------------------------------------------------------
+def repo_path(env: Mapping[str, str] | None = None) -> Path:
+    """``BACKUP_REPO``, else ``var/backups`` (relocated like the clusters when the owner
+    cannot reach the checkout)."""
+    env = os.environ if env is None else env
+    wanted = env.get("BACKUP_REPO", "")
+    return localdb.reachable_dir(Path(wanted) if wanted else localdb.VAR_DIR / "backups")
+
+
+def retention(env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    return int(env.get("BACKUP_RETENTION", "") or DEFAULT_RETENTION)
+
+
+def check_settings(env: Mapping[str, str] | None = None) -> None:
+    """Refuse bin/backup's and bin/restore's settings in one line before anything runs."""
+    env = os.environ if env is None else env
+    localdb.check_settings(env)
+    repo = env.get("BACKUP_REPO", "")
+    if repo and not Path(repo).is_absolute():
+        raise cmdline.bad_setting("BACKUP_REPO", repo, "not an absolute path",
+                                  "an absolute directory path; unset: var/backups")
+    if repo and Path(repo).exists() and not Path(repo).is_dir():
+        raise cmdline.bad_setting("BACKUP_REPO", repo, "exists and is not a directory",
+                                  "an absolute directory path; unset: var/backups")
+    kept = env.get("BACKUP_RETENTION", "").strip()
+    if kept and (not kept.isdigit() or not 1 <= int(kept) <= 9999999):
+        raise cmdline.bad_setting("BACKUP_RETENTION", kept, "not a whole number from 1",
+                                  "full backups kept, e.g. 2; unset: 2")
+
+
+def parse_time(text: str) -> dt.datetime:
+    """``YYYY-MM-DD HH:MM:SS+00`` (seconds may have a fraction; the offset is required: a
+    moment without one would be read in the server's time zone)."""
+    raw = text.strip().replace("T", " ", 1)
+    if len(raw) >= 3 and raw[-3] in "+-" and raw[-2:].isdigit():
+        raw += "00"  # "+00" -> "+0000" for strptime
+    for fmt in _TIME_FORMATS:
+        try:
+            return dt.datetime.strptime(raw, fmt)
+        except ValueError:
+            continue
+    raise BackupError(f"--time {text!r}: not a moment like \"2026-12-04 07:30:00+00\" "
+                      "(date, time, and the UTC offset)")
+
+
+def pg_time(moment: dt.datetime) -> str:
+    """The target as pgBackRest passes it to recovery_target_time."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+# -- pgBackRest -------------------------------------------------------------------------------
+def ensure_pgbackrest() -> str:
+    """The ``pgbackrest`` program; as root, Debian's package is installed when missing."""
+    found = shutil.which("pgbackrest") or (
+        "/usr/bin/pgbackrest" if os.access("/usr/bin/pgbackrest", os.X_OK) else None)
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise BackupError("pgbackrest is not installed: sudo apt-get install pgbackrest")
+    apt.install(["--no-install-recommends", "pgbackrest"])
+    found = shutil.which("pgbackrest")
+    if not found:
+        raise BackupError("apt-get installed pgbackrest but it is still not found")
+    return found
+
+
+def config_text(*, repo: Path, work: Path, stanza: str, keep: int,
+                pg: Mapping[str, str] | None = None) -> str:
+    """pgBackRest's configuration: one repository, logs and locks of our own (two clones on a
+    machine never share a lock), and the stanza's server when it is fixed."""
+    lines = ["[global]", f"repo1-path={repo}", f"repo1-retention-full={keep}",
+             f"log-path={work / 'log'}", f"lock-path={work / 'lock'}",
+             f"spool-path={work / 'spool'}", "log-level-console=warn", "log-level-file=info",
+             "compress-type=lz4", "process-max=2", "start-fast=y", "delta=y",
+             "archive-timeout=120", "", f"[{stanza}]"]
+    lines += [f"{key}={value}" for key, value in (pg or {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+def archive_command(config: Path, stanza: str, data_dir: Path | None = None) -> str:
+    """What PostgreSQL runs for each finished WAL segment."""
+    words = ["pgbackrest", f"--config={config}", f"--stanza={stanza}"]
+    if data_dir is not None:
+        words.append(f"--pg1-path={data_dir}")
+    return " ".join(shlex.quote(w) for w in words) + " archive-push %p"
+
+
+def run_pgbackrest(config: Path, stanza: str, owner: pwd.struct_passwd, *args: str,
+                   env: Mapping[str, str] | None = None, capture: bool = True,
+                   check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``pgbackrest --config=... --stanza=... ARGS`` as the cluster's owner."""
+    kwargs: dict = {}
+    if os.geteuid() == 0 and owner.pw_uid != 0:
+        kwargs = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
+    argv = [ensure_pgbackrest(), f"--config={config}", f"--stanza={stanza}", *args]
+    result = subprocess.run(
+        argv, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": str(config.parent),
+                   **(env or {})},
+        cwd=str(config.parent), capture_output=capture, text=True, stdin=subprocess.DEVNULL,
+        check=False, **kwargs)
+    if check and result.returncode != 0:
+        said = ((result.stdout or "") + (result.stderr or "")).strip()
+        raise BackupError(f"pgbackrest {' '.join(args[:1])} failed ({result.returncode}): "
+                          f"{said[-3000:]}")
+    return result
+
+
+def prepare_repo(repo: Path, work: Path, owner: pwd.struct_passwd) -> None:
+    """The repository and pgBackRest's working directories, the owner's, 0700."""
+    for directory in (repo, work, work / "log", work / "lock", work / "spool"):
+        localdb.make_dir(directory, owner)
+
+
+# -- the private cluster ----------------------------------------------------------------------
+class LocalBackups:
+    """pgBackRest for one private cluster (``var/pg`` unless the tests name another)."""
+
+    def __init__(self, cluster: localdb.LocalCluster, env: Mapping[str, str] | None = None):
+        self.cluster = cluster
+        self.env = os.environ if env is None else env
+        self.repo = repo_path(self.env)
+        self.work = cluster.root / "pgbackrest"
+        self.config = cluster.root / "pgbackrest.conf"
+        self.stanza = LOCAL_STANZA
+
+    def write_config(self) -> None:
+        prepare_repo(self.repo, self.work, self.cluster.owner)
+        text = config_text(repo=self.repo, work=self.work, stanza=self.stanza,
+                           keep=retention(self.env), pg={
+                               "pg1-path": str(self.cluster.data_dir),
+                               "pg1-socket-path": str(self.cluster.socket_dir),
+                               "pg1-port": str(self.cluster.port),
+                               "pg1-user": localdb.SUPERUSER})
+        if safefs.read_text(self.config) != text:
+            safefs.write_file(self.config, text, 0o600, self.cluster.owner)
+
+    def pgbackrest(self, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+        return run_pgbackrest(self.config, self.stanza, self.cluster.owner, *args, **kwargs)
+
+    def _connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.cluster.url("postgres"), autocommit=True, connect_timeout=10)
+
+    def enable_archiving(self, log) -> None:
+        """archive_mode on and archive_command to this repository (restart when changed)."""
+        command = archive_command(self.config, self.stanza)
+        with self._connect() as conn:
+            mode, current = conn.execute(queries()["archive_settings"]).fetchone()
+            if mode == "on" and current == command:
+                return
+            for (ddl,) in conn.execute(queries()["archive_ddl"], {"command": command}):
+                conn.execute(ddl)
+        log("backup: WAL archiving turned on; restarting the private cluster once")
+        self.cluster.stop()
+        self.cluster.start()
+
+    def setup(self, log) -> None:
+        """Started, archiving into the repository, stanza created and checked."""
+        ensure_pgbackrest()
+        self.cluster.start()
+        self.write_config()
+        self.enable_archiving(log)
+        self.pgbackrest("stanza-create")
+        self.pgbackrest("check")
+
+    def backup(self, kind: str | None, log) -> None:
+        self.setup(log)
+        started = time.monotonic()
+        self.pgbackrest("backup", *([f"--type={kind}"] if kind else []))
+        log(f"backup: {kind or 'incr (full when there is none)'} backup done in "
+            f"{time.monotonic() - started:.1f} s into {self.repo}")
+
+    def info(self, as_json: bool) -> str:
+        if not self.config.exists():
+            raise BackupError(f"no backups of {self.cluster.data_dir} yet: run bin/backup")
+        self.write_config()
+        return self.pgbackrest("info", *(["--output=json"] if as_json else [])).stdout
+
+    def restore(self, target: dt.datetime | None, log) -> None:
+        """Stop, restore the newest backup from before ``target`` (``None``: the latest state
+        the archive holds), replay WAL to it, promote, and leave the cluster running."""
+        if not self.config.exists():
+            raise BackupError(f"no backups of {self.cluster.data_dir} yet: run bin/backup")
+        ensure_pgbackrest()
+        self.write_config()
+        refuse_future(target)
+        if self.cluster.is_running():
+            # The WAL being written now is archived only once full: switch and wait for it,
+            # or the last writes before the target would not be in the archive.
+            mark_commit(self._connect, log)
+            result = self.pgbackrest("check", check=False)
+            if result.returncode != 0:
+                log("backup: warning: could not archive the current WAL first "
+                    f"({(result.stderr or result.stdout).strip()[-300:]})")
+            log("backup: stopping the private cluster")
+            self.cluster.stop()
+        started = time.monotonic()
+        localdb.make_dir(self.cluster.data_dir, self.cluster.owner)  # a lost data directory
+        self.pgbackrest("restore", *restore_args(target))
+        log(f"backup: files restored in {time.monotonic() - started:.1f} s; replaying WAL")
+        self.cluster.start()
+        wait_promoted(self._connect, log, alive=self.cluster.is_running,
+                      log_file=self.cluster.log_file)
+        log(f"backup: restored to {pg_time(target) if target else 'the latest archived state'}"
+            f" in {time.monotonic() - started:.1f} s; the cluster is running")
+
+
+def restore_args(target: dt.datetime | None) -> list[str]:
+    if target is None:
+        return ["--type=default"]  # every archived WAL, then a new timeline
+    return ["--type=time", f"--target={pg_time(target)}", "--target-action=promote"]
+
+
+def refuse_future(target: dt.datetime | None) -> None:
+    """A moment still to come cannot be reached by replaying what was archived."""
+    if target is not None and target > dt.datetime.now(dt.UTC):
+        raise BackupError(f"--time {pg_time(target)} is in the future: --latest restores "
+                          "everything archived")
+
+
+def mark_commit(connect, log) -> None:
+    """One commit after the target, so that replay finds where to stop (``mark_commit``)."""
+    try:
+        with connect() as conn:
+            conn.execute(queries()["mark_commit"])
+    except psycopg.Error as exc:
+        log(f"backup: warning: could not write a last commit: {str(exc).strip()}")
+
+
+def wait_promoted(connect, log, *, alive, log_file: Path, timeout: float = 3600.0) -> None:
+    """Until the restored server has replayed to its target and accepts writes; a server that
+    stopped meanwhile (a target it could not reach) is reported with its log."""
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while time.monotonic() < deadline:
+        try:
+            with connect() as conn:
+                if not conn.execute(queries()["in_recovery"]).fetchone()[0]:
+                    return
+        except psycopg.Error as exc:
+            last_error = str(exc).strip()
+            if not alive():
+                text = safefs.read_text(log_file) or ""
+                fatal = [line for line in text.splitlines() if "FATAL" in line][-3:]
+                raise BackupError("the restored server stopped during recovery: "
+                                  + (" | ".join(fatal) or last_error)
+                                  + f" (log: {log_file})") from None
+        time.sleep(0.3)
+    raise BackupError(f"the restored server did not finish recovery: {last_error}")
+
+
+# -- the commands -----------------------------------------------------------------------------
+_ENVIRONMENT = [
+    ("BACKUP_REPO", "the pgBackRest repository (absolute; var/backups)"),
+    ("BACKUP_RETENTION", "full backups kept (2); older ones and their WAL expire"),
+    ("WIDGETSVC_CLUSTER_DIR", "with --cluster: the cluster's directory (--dir wins)"),
+    ("WIDGETSVC_PG_OS_USER", "as root: the unprivileged user that owns the clusters"),
+]
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _target(args) -> tuple[str, object]:
+    if getattr(args, "cluster", False):
+        from widgetsvc.cluster import backup as cluster_backup
+        from widgetsvc.cluster.topology import Cluster
+
+        cluster = Cluster(Path(args.dir).resolve() if args.dir else None)
+        return "cluster", cluster_backup.ClusterBackups(cluster)
+    where = Path(args.pgdir).resolve() if args.pgdir else localdb.VAR_DIR / "pg"
+    return "local", LocalBackups(localdb.LocalCluster(where))
+
+
+def _add_where(parser: cmdline.Parser) -> None:
+    parser.add_argument("--cluster", action="store_true",
+                        help="bin/cluster's databases instead of the private var/pg")
+    parser.add_argument("--dir", help="with --cluster: its directory (default var/cluster)")
+    parser.add_argument("--pgdir", help="the private cluster's directory (default var/pg)")
+
+
+def backup_main(argv: list[str] | None = None) -> int:
+    """``bin/backup``: a backup (or the list of them)."""
+    parser = cmdline.Parser(
+        "bin/backup", "Back up the private PostgreSQL (var/pg), or with --cluster bin/cluster's, "
+        "with pgBackRest; WAL archiving makes any later moment restorable (bin/restore).",
+        details="""
+The first backup turns WAL archiving on (the private cluster restarts once). Without a type,
+pgBackRest's default: incremental, or full when the repository has none. Backups older than
+the BACKUP_RETENTION newest full ones expire after each backup, with their WAL.
+
+  bin/backup --full && bin/backup --list""",
+        environment=_ENVIRONMENT)
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--full", action="store_const", const="full", dest="kind",
+                      help="a full backup (every file)")
+    kind.add_argument("--diff", action="store_const", const="diff", dest="kind",
+                      help="what changed since the last full backup")
+    kind.add_argument("--incr", action="store_const", const="incr", dest="kind",
+                      help="what changed since the last backup of any type")
+    kind.add_argument("--list", action="store_true",
+                      help="list the backups and the archived WAL (pgbackrest info)")
+    parser.add_argument("--json", action="store_true", help="with --list: pgBackRest's JSON")
+    _add_where(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    def command() -> int:
+        check_settings()
+        _, backups = _target(args)
+        if args.list:
+            text = backups.info(args.json)
+            print(text, end="" if text.endswith("\n") else "\n")
+        else:
+            backups.backup(args.kind, _log)
+        return 0
+
+    return _run(command)
+
+
+def restore_main(argv: list[str] | None = None) -> int:
+    """``bin/restore``: the databases as they were at a moment."""
+    parser = cmdline.Parser(
+        "bin/restore", "Restore the private PostgreSQL (var/pg), or with --cluster bin/cluster's, "
+        "to a moment (--time) or to the latest archived state (--latest), and start it again.",
+        details="""
+Everything written after the moment is lost (the restored server starts a new timeline):
+take a bin/backup first if that could matter. With --cluster: Patroni stops on both nodes,
+the leader's node is restored and promoted, the other node is cloned from it again, and the
+service's instances reconnect.
+
+  bin/restore --time "2026-12-04 07:30:00+00"
+""",
+        environment=_ENVIRONMENT)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--time", help='the moment, "YYYY-MM-DD HH:MM:SS+00" (UTC offset '
+                                      "required; seconds may have a fraction)")
+    which.add_argument("--latest", action="store_true",
+                       help="every archived transaction (after losing the data directory)")
+    _add_where(parser)
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    def command() -> int:
+        target = parse_time(args.time) if args.time else None
+        check_settings()
+        _, backups = _target(args)
+        backups.restore(target, _log)
+        return 0
+
+    return _run(command)
+
+
+def _run(command) -> int:
+    from widgetsvc.cluster.packages import MissingPackages
+    from widgetsvc.cluster.topology import ClusterError
+
+    return cmdline.run(command, (BackupError, localdb.LocalDBError, ClusterError,
+                                 MissingPackages, safefs.UnsafePath, psycopg.Error))
+
+
+if __name__ == "__main__":
+    raise SystemExit(backup_main())
