@@ -165,3 +165,61 @@ def test_twenty_parallel_posts_with_one_key_make_one_widget(database_url, db, us
         assert sum(r.headers.get("Idempotent-Replayed") != "true" for r in created) == 1
     finally:
         server.stop()
+
+
+# -- register ------------------------------------------------------------------------------
+
+def register(app, email="new@example.com", password=PASSWORD, key: str | None = KEY,
+             status="*"):
+    headers = {"Idempotency-Key": key} if key is not None else {}
+    return app.post_json(f"{API}/auth/register", {"email": email, "password": password},
+                         headers=headers, status=status)
+
+
+def test_a_register_replay_gets_the_same_body_and_tokens_that_work(app, db):
+    first = register(app, status=201)
+    again = register(app, status=201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert again.json == first.json
+    assert again.headers["Cache-Control"] == "no-store"
+    app.get(f"{API}/auth/user", headers=bearer(again.json["access_token"]), status=200)
+    refreshed = app.post_json(f"{API}/auth/refresh",
+                              {"refresh_token": again.json["refresh_token"]}, status=200)
+    assert refreshed.json["refresh_token"] != again.json["refresh_token"]
+    # Nothing secret is kept: only ids and a keyed digest.
+    rows = run_sql(db, "idem_rows")
+    assert [(r["scope"], r["owner"], r["status"]) for r in rows] == [
+        ("register", "new@example.com", 201)]
+
+
+def test_a_register_with_another_password_and_the_same_key_is_a_422(app):
+    register(app, status=201)
+    other = register(app, password=PASSWORD + "x", status=422)
+    assert other.json == {"status": "fail", "message": idempotency.REUSED}
+    app.post_json(f"{API}/auth/login", {"email": "new@example.com", "password": PASSWORD},
+                  status=200)
+
+
+def test_a_register_key_is_per_e_mail_and_its_409_is_replayed(app):
+    register(app, key=None, status=201)
+    first = register(app, status=409)
+    again = register(app, status=409)
+    assert again.json == first.json and again.headers["Idempotent-Replayed"] == "true"
+    register(app, email="other@example.com", status=201)  # same key, another e-mail
+
+
+def test_a_register_key_in_flight_gets_the_409(app, database_url):
+    with psycopg.connect(database_url) as conn, conn.transaction():
+        conn.execute(TESTING_QUERIES["idem_hold_lock"],
+                     {"lock_id": idempotency.lock_id("register", "new@example.com", KEY)})
+        busy = register(app, email="New@Example.com", status=409)
+    assert busy.json == {"status": "fail", "message": idempotency.IN_FLIGHT}
+    register(app, status=201)
+
+
+def test_a_bad_key_on_register_is_a_400_naming_the_header(app):
+    reply = register(app, key="x" * 256, status=400)
+    assert reply.json["errors"] == {"Idempotency-Key": idempotency.INVALID}
+    app.post_json(f"{API}/auth/login", {"email": "new@example.com", "password": PASSWORD},
+                  status=401)

@@ -6,7 +6,9 @@
 -- `scope` names the operation ('widgets', 'register'), `owner` whose key it is (the caller's
 -- public id; for register the lower-cased e-mail), `request_hash` the SHA-256 of the request's
 -- validated fields (a different body with the same key is a 422), `status` the answer kept;
--- `name`/`etag`/`public_id`/`session_id` what the answer is rebuilt from. Rows older than a day
+-- `name`/`etag` (widgets) and `public_id`/`session_id`/`issued_at` (register: its tokens are
+-- derived again from these and the server's keys, never stored) what the answer is rebuilt
+-- from. Rows older than a day
 -- are dead (a lookup ignores them, a new request with the key replaces them) and purged by
 -- bin/purge-revoked and, a hundred at a time, by every recording statement.
 CREATE TABLE idempotency_keys (
@@ -17,6 +19,9 @@ CREATE TABLE idempotency_keys (
     status       smallint    NOT NULL,
     name         text,
     etag         uuid,
+    public_id    uuid,
+    session_id   uuid,
+    issued_at    timestamptz,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (scope, owner, key)
 );
