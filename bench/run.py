@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import floor as write_floor  # noqa: E402
 from bench.seed import fresh_refresh_tokens, seed_existing, seeded_database  # noqa: E402
 from widgetsvc import cmdline  # noqa: E402
 from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
@@ -37,7 +38,10 @@ from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
 EMAIL = "bench-user@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway bench account)
 SCENARIOS = ("user", "widget", "list", "list-deep", "create", "update", "login", "mixed",
-             "refresh")
+             "refresh", "write-floor", "create-floor")
+# The pgbench write floors (bench/floor.py), and the share of them each write must reach.
+WRITE_FLOORS = {"update": "write-floor", "create": "create-floor"}
+WRITE_FLOOR_SHARE = 0.70
 # The performance targets, as ratios to the floor measured in the same run.
 TARGETS = {"user": 0.50, "widget": 0.48, "list": 0.40, "list-deep": 0.38,
            "update": 0.30, "create": 0.25}
@@ -283,6 +287,15 @@ class Bench:
             logins.join()
             reads.errors += login_result[0].errors if login_result else 1
             return reads
+        if name in ("write-floor", "create-floor"):
+            if self.args.url:
+                raise SystemExit("bench: the write floors run against its own service only")
+            body = write_floor.scripts(self.token, self.args.widgets, self.run_id)[
+                "update" if name == "write-floor" else "create"]
+            rate, latency = write_floor.run(
+                self.db_url, body, clients=write_floor.concurrency(self.env),
+                seconds=self.args.duration)
+            return Result(rate, latency, latency, 0)
         if name == "refresh":
             # Fresh sessions for each run, whose chains of refresh tokens the connections
             # follow (bench/refresh.lua). Twice as many as connections: wrk calls request()
@@ -327,8 +340,18 @@ def judge(args: argparse.Namespace, tallies: dict[str, Tally], floor: Tally) -> 
             target, met = f">= {LIST_KEEPS:.2f} of list@1k (ratio: vs list@1k)", ratio >= LIST_KEEPS
         elif name == "list@1k":
             target, met = f"list's rate at {SMALL:,} widgets, same run", None
+        elif name in WRITE_FLOORS and WRITE_FLOORS[name] in tallies:
+            pg = tallies[WRITE_FLOORS[name]].median("rps")
+            share = rps / pg if pg else 0.0
+            target = (f">= {targets[name]:.2f} of floor, >= {WRITE_FLOOR_SHARE:.2f} of "
+                      f"{WRITE_FLOORS[name]}: {share:.2f}")
+            met = ratio >= targets[name] and share >= WRITE_FLOOR_SHARE
         elif name in targets:
             target, met = f">= {targets[name]:.2f} of floor", ratio >= targets[name]
+        elif name in WRITE_FLOORS.values():
+            clients = write_floor.concurrency(dict(os.environ))
+            target = f"pgbench, same statement, {clients} clients (p50/p99: mean latency)"
+            met = None
         elif name == "login":
             ratio = rps / login_ideal
             target = f">= {LOGIN_SHARE:.2f} of 2/bcrypt = {login_ideal:.1f} req/s"
