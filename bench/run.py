@@ -179,6 +179,7 @@ class Bench:
             self.token = self._login(self.service_port)
             return
         self.cluster.start()
+        self.group_commit()
         url, self.user = seeded_database(
             self.cluster, widgets=self.args.widgets, email=EMAIL, password=PASSWORD,
             bcrypt_rounds=self.args.bcrypt_rounds, admin=True, dbname="bench")
@@ -194,6 +195,19 @@ class Bench:
                 bcrypt_rounds=self.args.bcrypt_rounds, admin=True, dbname="bench_small")
             self.small_port = self._serve(small_url)
             self.small_token = self._login(self.small_port)
+
+    def group_commit(self) -> None:
+        """--commit-delay / --commit-siblings: PostgreSQL's group commit for the whole bench
+        cluster (service and pgbench alike), to measure what it buys the writes."""
+        settings = {"commit_delay": self.args.commit_delay,
+                    "commit_siblings": self.args.commit_siblings}
+        for name, value in settings.items():
+            if value is not None:
+                self.cluster._run("psql", *self.cluster._client_args(), "-d", "postgres",
+                                  "-c", f"ALTER SYSTEM SET {name} = {int(value)}")
+        if any(value is not None for value in settings.values()):
+            self.cluster._run("psql", *self.cluster._client_args(), "-d", "postgres",
+                              "-c", "SELECT pg_reload_conf()")
 
     def judges_list_at_small(self) -> bool:
         return self.args.widgets >= LARGE and "list" in self.args.names and not self.args.url
@@ -373,7 +387,9 @@ def report(args: argparse.Namespace, rows: list[Row]) -> None:
     path = "direct to gunicorn" if args.direct else "through nginx"
     print(f"\nwidgets={args.widgets} rounds={args.rounds} duration={args.duration}s "
           f"connections={args.connections} cores={os.cpu_count()} {path} "
-          f"bcrypt cost {args.bcrypt_rounds}")
+          f"bcrypt cost {args.bcrypt_rounds} workers x pool = "
+          f"{write_floor.concurrency(dict(os.environ))} commit_delay={args.commit_delay or 0} "
+          f"commit_siblings={args.commit_siblings or 5}")
     print(f"{'scenario':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
           f"{'ratio':>6}  target")
     for row in rows:
@@ -432,6 +448,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="serve from gunicorn alone, without the nginx front")
     parser.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="also draw req/s and p99 per scenario against the floor")
+    parser.add_argument("--commit-delay", type=int, metavar="MICROSECONDS",
+                        help="the cluster's commit_delay (group commit; default: 0)")
+    parser.add_argument("--commit-siblings", type=int, metavar="N",
+                        help="the cluster's commit_siblings (default: 5)")
     parser.add_argument("--short", action="store_true", help="one quick round (for CI)")
     parser.add_argument("--verbose", action="store_true", help="show the servers' logs")
     parser.add_argument("--url", help="measure this running service (http://127.0.0.1:PORT, "
