@@ -223,3 +223,24 @@ def test_a_bad_key_on_register_is_a_400_naming_the_header(app):
     assert reply.json["errors"] == {"Idempotency-Key": idempotency.INVALID}
     app.post_json(f"{API}/auth/login", {"email": "new@example.com", "password": PASSWORD},
                   status=401)
+
+
+def test_a_keyed_post_and_its_replay_are_one_statement_each(app, admin_token, monkeypatch):
+    from widgetsvc.db import Session
+
+    seen: list[str] = []
+    original = Session._run
+
+    def counting(self, query, params):
+        seen.append(query)
+        return original(self, query, params)
+
+    monkeypatch.setattr(Session, "_run", counting)
+    post(app, admin_token, status=201)
+    post(app, admin_token, status=201)
+    post(app, admin_token, body={**WIDGET, "name": "x"}, status=422)
+    assert seen == ["insert_widget_idempotent"] * 3
+    seen.clear()
+    register(app, status=201)
+    register(app, status=201)
+    assert seen == ["register_user_idempotent"] * 2
