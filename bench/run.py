@@ -38,7 +38,8 @@ from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
 EMAIL = "bench-user@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway bench account)
 SCENARIOS = ("user", "widget", "list", "list-deep", "create", "update", "login", "mixed",
-             "refresh", "write-floor", "create-floor")
+             "refresh", "write-floor", "create-floor", "replay")
+REPLAY_SHARE = 0.9  # an Idempotency-Key replay (one statement, no write) against `widget`
 # The pgbench write floors (bench/floor.py), and the share of them each write must reach.
 WRITE_FLOORS = {"update": "write-floor", "create": "create-floor"}
 WRITE_FLOOR_SHARE = 0.70
@@ -289,6 +290,20 @@ class Bench:
             return self.run_wrk(port, "/", connections=c, script="create.lua")
         if name == "update":
             return self.run_wrk(port, "/", connections=c, script="update.lua")
+        if name == "replay":
+            # The first request with the key is made here, so that every request of the run
+            # is a replay (concurrent firsts would be the in-flight 409s).
+            run = f"{self.run_id}-{time.monotonic_ns()}"
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/widgets", method="POST",
+                data=json.dumps({"name": f"replay-{run}", "info_url": "https://www.example.com/r",
+                                 "deadline": "2099-12-31"}).encode(),
+                headers={"Content-Type": "application/json", "Idempotency-Key": f"bench-{run}",
+                         "Authorization": f"Bearer {self.token}"})
+            with urllib.request.urlopen(request, timeout=30):  # noqa: S310 (http to 127.0.0.1)
+                pass
+            return self.run_wrk(port, "/", connections=c, script="replay.lua",
+                                env={"BENCH_RUN": run})
         if name == "login":
             return self.run_wrk(port, "/api/v1/auth/login", connections=self.args.login_connections,
                                 script="login.lua")
@@ -362,6 +377,11 @@ def judge(args: argparse.Namespace, tallies: dict[str, Tally], floor: Tally) -> 
             met = ratio >= targets[name] and share >= WRITE_FLOOR_SHARE
         elif name in targets:
             target, met = f">= {targets[name]:.2f} of floor", ratio >= targets[name]
+        elif name == "replay":
+            read = tallies["widget"].median("rps") if "widget" in tallies else 0.0
+            share = rps / read if read else 0.0
+            target = f">= {REPLAY_SHARE:.2f} of widget: {share:.2f}"
+            met = share >= REPLAY_SHARE if read else None
         elif name in WRITE_FLOORS.values():
             clients = write_floor.concurrency(dict(os.environ))
             target = f"pgbench, same statement, {clients} clients (p50/p99: mean latency)"
