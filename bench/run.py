@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench import floor as write_floor  # noqa: E402
 from bench.seed import fresh_refresh_tokens, seed_existing, seeded_database  # noqa: E402
 from widgetsvc import cmdline  # noqa: E402
 from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
@@ -37,11 +38,15 @@ from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
 EMAIL = "bench-user@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway bench account)
 SCENARIOS = ("user", "widget", "list", "list-deep", "create", "update", "login", "mixed",
-             "refresh")
+             "refresh", "write-floor", "create-floor", "replay")
 # Asked for by name only: "widget" against a second service without metrics (METRICS_PORT=0),
 # the pair that measures the metrics' cost on the read path (docs/operations.md).
 OPTIONAL = ("widget-nometrics",)
 METRICS_OVERHEAD = 0.03
+REPLAY_SHARE = 0.9  # an Idempotency-Key replay (one statement, no write) against `widget`
+# The pgbench write floors (bench/floor.py), and the share of them each write must reach.
+WRITE_FLOORS = {"update": "write-floor", "create": "create-floor"}
+WRITE_FLOOR_SHARE = 0.70
 # The performance targets, as ratios to the floor measured in the same run.
 TARGETS = {"user": 0.50, "widget": 0.48, "list": 0.40, "list-deep": 0.38,
            "update": 0.30, "create": 0.25}
@@ -180,6 +185,7 @@ class Bench:
             self.token = self._login(self.service_port)
             return
         self.cluster.start()
+        self.group_commit()
         url, self.user = seeded_database(
             self.cluster, widgets=self.args.widgets, email=EMAIL, password=PASSWORD,
             bcrypt_rounds=self.args.bcrypt_rounds, admin=True, dbname="bench")
@@ -197,6 +203,19 @@ class Bench:
                 bcrypt_rounds=self.args.bcrypt_rounds, admin=True, dbname="bench_small")
             self.small_port = self._serve(small_url)
             self.small_token = self._login(self.small_port)
+
+    def group_commit(self) -> None:
+        """--commit-delay / --commit-siblings: PostgreSQL's group commit for the whole bench
+        cluster (service and pgbench alike), to measure what it buys the writes."""
+        settings = {"commit_delay": self.args.commit_delay,
+                    "commit_siblings": self.args.commit_siblings}
+        for name, value in settings.items():
+            if value is not None:
+                self.cluster._run("psql", *self.cluster._client_args(), "-d", "postgres",
+                                  "-c", f"ALTER SYSTEM SET {name} = {int(value)}")
+        if any(value is not None for value in settings.values()):
+            self.cluster._run("psql", *self.cluster._client_args(), "-d", "postgres",
+                              "-c", "SELECT pg_reload_conf()")
 
     def judges_list_at_small(self) -> bool:
         return self.args.widgets >= LARGE and "list" in self.args.names and not self.args.url
@@ -283,6 +302,20 @@ class Bench:
             return self.run_wrk(port, "/", connections=c, script="create.lua")
         if name == "update":
             return self.run_wrk(port, "/", connections=c, script="update.lua")
+        if name == "replay":
+            # The first request with the key is made here, so that every request of the run
+            # is a replay (concurrent firsts would be the in-flight 409s).
+            run = f"{self.run_id}-{time.monotonic_ns()}"
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/api/v1/widgets", method="POST",
+                data=json.dumps({"name": f"replay-{run}", "info_url": "https://www.example.com/r",
+                                 "deadline": "2099-12-31"}).encode(),
+                headers={"Content-Type": "application/json", "Idempotency-Key": f"bench-{run}",
+                         "Authorization": f"Bearer {self.token}"})
+            with urllib.request.urlopen(request, timeout=30):  # noqa: S310 (http to 127.0.0.1)
+                pass
+            return self.run_wrk(port, "/", connections=c, script="replay.lua",
+                                env={"BENCH_RUN": run})
         if name == "login":
             return self.run_wrk(port, "/api/v1/auth/login", connections=self.args.login_connections,
                                 script="login.lua")
@@ -295,6 +328,15 @@ class Bench:
             logins.join()
             reads.errors += login_result[0].errors if login_result else 1
             return reads
+        if name in ("write-floor", "create-floor"):
+            if self.args.url:
+                raise SystemExit("bench: the write floors run against its own service only")
+            body = write_floor.scripts(self.token, self.args.widgets, self.run_id)[
+                "update" if name == "write-floor" else "create"]
+            rate, latency = write_floor.run(
+                self.db_url, body, clients=write_floor.concurrency(self.env),
+                seconds=self.args.duration)
+            return Result(rate, latency, latency, 0)
         if name == "refresh":
             # Fresh sessions for each run, whose chains of refresh tokens the connections
             # follow (bench/refresh.lua). Twice as many as connections: wrk calls request()
@@ -344,8 +386,23 @@ def judge(args: argparse.Namespace, tallies: dict[str, Tally], floor: Tally) -> 
             met = ratio >= 1 - METRICS_OVERHEAD
         elif name == "list@1k":
             target, met = f"list's rate at {SMALL:,} widgets, same run", None
+        elif name in WRITE_FLOORS and WRITE_FLOORS[name] in tallies:
+            pg = tallies[WRITE_FLOORS[name]].median("rps")
+            share = rps / pg if pg else 0.0
+            target = (f">= {targets[name]:.2f} of floor, >= {WRITE_FLOOR_SHARE:.2f} of "
+                      f"{WRITE_FLOORS[name]}: {share:.2f}")
+            met = ratio >= targets[name] and share >= WRITE_FLOOR_SHARE
         elif name in targets:
             target, met = f">= {targets[name]:.2f} of floor", ratio >= targets[name]
+        elif name == "replay":
+            read = tallies["widget"].median("rps") if "widget" in tallies else 0.0
+            share = rps / read if read else 0.0
+            target = f">= {REPLAY_SHARE:.2f} of widget: {share:.2f}"
+            met = share >= REPLAY_SHARE if read else None
+        elif name in WRITE_FLOORS.values():
+            clients = write_floor.concurrency(dict(os.environ))
+            target = f"pgbench, same statement, {clients} clients (p50/p99: mean latency)"
+            met = None
         elif name == "login":
             ratio = rps / login_ideal
             target = f">= {LOGIN_SHARE:.2f} of 2/bcrypt = {login_ideal:.1f} req/s"
@@ -367,7 +424,9 @@ def report(args: argparse.Namespace, rows: list[Row]) -> None:
     path = "direct to gunicorn" if args.direct else "through nginx"
     print(f"\nwidgets={args.widgets} rounds={args.rounds} duration={args.duration}s "
           f"connections={args.connections} cores={os.cpu_count()} {path} "
-          f"bcrypt cost {args.bcrypt_rounds}")
+          f"bcrypt cost {args.bcrypt_rounds} workers x pool = "
+          f"{write_floor.concurrency(dict(os.environ))} commit_delay={args.commit_delay or 0} "
+          f"commit_siblings={args.commit_siblings or 5}")
     print(f"{'scenario':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
           f"{'ratio':>6}  target")
     for row in rows:
@@ -426,6 +485,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="serve from gunicorn alone, without the nginx front")
     parser.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="also draw req/s and p99 per scenario against the floor")
+    parser.add_argument("--commit-delay", type=int, metavar="MICROSECONDS",
+                        help="the cluster's commit_delay (group commit; default: 0)")
+    parser.add_argument("--commit-siblings", type=int, metavar="N",
+                        help="the cluster's commit_siblings (default: 5)")
     parser.add_argument("--short", action="store_true", help="one quick round (for CI)")
     parser.add_argument("--verbose", action="store_true", help="show the servers' logs")
     parser.add_argument("--url", help="measure this running service (http://127.0.0.1:PORT, "

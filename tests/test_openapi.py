@@ -75,12 +75,12 @@ OPERATION_IDS = {
 # refusals (408, 414, 431), the app failing (500) or unreachable behind the front (502-504).
 FRONT_STATUSES = {"400", "408", "414", "431", "500", "502", "503", "504"}
 STATUSES = {
-    ("post", f"{API}/auth/register"): {"201", "409", "413", "415", "429"},
+    ("post", f"{API}/auth/register"): {"201", "409", "413", "415", "422", "429"},
     ("post", f"{API}/auth/login"): {"200", "401", "413", "415", "429"},
     ("get", f"{API}/auth/user"): {"200", "401"},
     ("post", f"{API}/auth/logout"): {"200", "401"},
     ("get", f"{API}/widgets"): {"200", "401"},
-    ("post", f"{API}/widgets"): {"201", "401", "403", "409", "413", "415"},
+    ("post", f"{API}/widgets"): {"201", "401", "403", "409", "413", "415", "422"},
     ("get", f"{API}/widgets/{{name}}"): {"200", "304", "401", "404"},
     ("put", f"{API}/widgets/{{name}}"): {"200", "201", "401", "403", "412", "413", "415"},
     ("delete", f"{API}/widgets/{{name}}"): {"204", "401", "403", "404", "412"},
@@ -426,3 +426,22 @@ def test_responses_schemas_describe_real_bodies(app, users, doc):
     check("Health", app.get(f"{API}/health").json)
     with pytest.raises(Exception, match="required"):
         check("TokenBody", {"status": "success"})
+
+
+def test_the_idempotency_and_rate_limit_headers_are_declared(app):
+    """docs/API.md §8.8: what a generated client sends and reads on a retry or near a limit."""
+    doc = app.get(f"{API}/openapi.json").json
+    for path, method in [("/api/v1/widgets", "post"), ("/api/v1/auth/register", "post")]:
+        op = doc["paths"][path][method]
+        assert [p["name"] for p in op["parameters"] if p["in"] == "header"] == [
+            "Idempotency-Key"], path
+        ok = op["responses"]["201"]["headers"]
+        assert "Idempotent-Replayed" in ok and "Idempotent-Replayed" in op["responses"][
+            "409"]["headers"], path
+        assert op["responses"]["422"]["content"]["application/json"]
+    for path, method, ok in [("/api/v1/auth/login", "post", "200"),
+                             ("/api/v1/auth/register", "post", "201"),
+                             ("/api/v1/auth/password", "put", "200")]:
+        responses = doc["paths"][path][method]["responses"]
+        assert "RateLimit-Policy" in responses[ok]["headers"], path
+        assert {"RateLimit-Policy", "RateLimit"} <= responses["429"]["headers"].keys(), path

@@ -52,4 +52,4 @@ def test_every_query_takes_values_only_as_named_parameters():
         code = "\n".join(line for line in text.splitlines() if not line.strip().startswith("--"))
         assert "{" not in code and "%s" not in code, name  # no str.format / positional slots
         assert re.findall(r"%\((\w+)\)s", code) or name in {
-        "health_check", "purge_revoked_tokens", "purge_sessions"}, name
+        "health_check", "purge_revoked_tokens", "purge_sessions", "purge_idempotency_keys"}, name

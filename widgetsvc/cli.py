@@ -319,7 +319,7 @@ def purge_revoked(argv: list[str]) -> int:
 
     cmdline.Parser(
         "bin/purge-revoked", "Delete expired token revocations, sessions, spent refresh "
-        "tokens and failed logins (for cron).",
+        "tokens, failed logins and Idempotency-Key outcomes (for cron).",
         environment=_SERVICE_ENV[:1] + [("LOGIN_LOCK_WINDOW", "failed logins older than this "
                                                               "are purged (900 s)")],
         exit_codes=[(0, "purged (the counts are printed)"),
@@ -334,6 +334,7 @@ def purge_revoked(argv: list[str]) -> int:
         failures = db.one("purge_login_failures", window_seconds=config.login_lock_window,
                           known_seconds=KNOWN_ADDRESS_SECONDS)
         purged = db.one("purge_sessions")
+        keys = db.execute("purge_idempotency_keys")
     finally:
         db.close()
     print(f"purged {count} expired revocation(s)")
@@ -341,6 +342,7 @@ def purge_revoked(argv: list[str]) -> int:
     print(f"purged {failures['addresses']} login address(es) unused for 30 days")
     print(f"purged {purged['sessions']} expired session(s)")
     print(f"purged {purged['spent']} expired spent refresh token(s)")
+    print(f"purged {keys} Idempotency-Key outcome(s) older than 24 h")
     return 0
 
 

@@ -191,6 +191,19 @@ def render(
         zones += ["    map $host $widgetsvc_gate { default all; }  # one key: all clients",
                   "    limit_conn_zone $widgetsvc_gate zone=widgetsvc_auth_all:1m;"]
         gate.append(f"            limit_conn widgetsvc_auth_all {int(auth_in_flight)};")
+    # The IETF httpapi draft's rate-limit headers (docs/API.md §8.8), written by the front
+    # from the numbers its limit_req applies, so they cannot disagree with its 429s: the
+    # policy on every answer of the limited location, and on every 429 the quota left (none)
+    # and the seconds until one more request passes (one request's share of the minute, as
+    # Retry-After). limit_req exposes no remaining count for a passed request.
+    policy = f'"auth";q={int(auth_rate_limit)};w=60'
+    retry_after = math.ceil(60 / auth_rate_limit) if auth_rate_limit else 1
+    rate_policy, rate_429 = "", ""
+    if auth_rate_limit > 0:
+        rate_policy = f"            add_header RateLimit-Policy '{policy}' always;"
+        rate_429 = "\n".join([
+            f"                add_header RateLimit-Policy '{policy}' always;",
+            f"                add_header RateLimit '\"auth\";r=0;t={retry_after}' always;"])
     values = {
         "worker_processes": str(worker_processes),
         "worker_connections": str(int(worker_connections)),
@@ -201,7 +214,9 @@ def render(
         "auth_zones": "\n".join(zones),
         "auth_limits": "\n".join(limits),
         "auth_gate_limit": "\n".join(gate),
-        "auth_retry_after": str(math.ceil(60 / auth_rate_limit) if auth_rate_limit else 1),
+        "auth_retry_after": str(retry_after),
+        "auth_rate_policy": rate_policy,
+        "auth_rate_429": rate_429,
         "upstream_servers": "\n".join(f"        server {_upstream(u)};" for u in upstreams),
         "listen": listen,
     }

@@ -1,7 +1,7 @@
 -- Used only by the test suite, between tests: empty every table the service writes.
 -- name: reset_all
 TRUNCATE widgets, revoked_tokens, spent_refresh_tokens, sessions, users, login_failures,
-    login_addresses
+    login_addresses, idempotency_keys
     RESTART IDENTITY CASCADE;
 
 -- name: auth_delete_user_by_email
@@ -27,3 +27,17 @@ INSERT INTO sessions (id, user_id, refresh_hash, expires_at)
 SELECT %(session_id)s::uuid, id, sha256(convert_to(%(session_id)s::text, 'UTF8')),
        now() + interval '1 day'
 FROM users WHERE public_id = %(public_id)s;
+
+-- name: idem_age_keys
+-- tests/test_idempotency.py: move every kept Idempotency-Key outcome %(hours)s hours back.
+UPDATE idempotency_keys SET created_at = created_at - make_interval(hours => %(hours)s);
+
+-- name: idem_rows
+-- tests/test_idempotency.py: the kept outcomes, oldest first.
+SELECT scope, owner, key, status, name, etag, created_at FROM idempotency_keys
+ORDER BY created_at, key;
+
+-- name: idem_hold_lock
+-- tests/test_idempotency.py: hold a key's advisory lock in the test's own transaction, as a
+-- request still in flight does.
+SELECT pg_advisory_xact_lock(%(lock_id)s) AS held;

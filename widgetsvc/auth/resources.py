@@ -3,9 +3,13 @@ logout-all, password change and the JWKS (§8.4, §8.6)."""
 
 from __future__ import annotations
 
-import falcon
+import uuid
+from datetime import datetime
 
-from widgetsvc import errors, timefmt
+import falcon
+import psycopg
+
+from widgetsvc import errors, idempotency, timefmt
 from widgetsvc.auth import keys, sessions, tokens
 from widgetsvc.auth.caller import CurrentUser
 from widgetsvc.auth.hashslots import HashSlots
@@ -42,10 +46,11 @@ class _AuthResource(Resource):
         return body["email"], body["password"]
 
     def _respond_with_token(self, resp: falcon.Response, user: dict, session_id,
-                            refresh_token: str, message: str) -> None:
+                            refresh_token: str, message: str, *, now: datetime | None = None,
+                            jti: str | None = None) -> None:
         token, claims = tokens.issue(
             user["public_id"], user["admin"], session_id=session_id, keys=self.keys,
-            lifetime=self.config.token_lifetime, now=self.clock.now(),
+            lifetime=self.config.token_lifetime, now=now or self.clock.now(), jti=jti,
         )
         resp.set_header("Cache-Control", "no-store")
         resp.set_header("Pragma", "no-cache")
@@ -65,6 +70,10 @@ class RegisterResource(_AuthResource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         email, password = self._credentials(req)
+        key = idempotency.requested_key(req)
+        if key is not None:
+            self._register_once(resp, key, email, password)
+            return
         session = sessions.new_session(self.refresh_keys)
         with self.slots.hold():
             user = self.users.register(email, password, session,
@@ -73,6 +82,49 @@ class RegisterResource(_AuthResource):
             raise errors.fail(falcon.HTTP_409, f"{email} is already registered")
         self._respond_with_token(resp, user, session.id, session.refresh_token,
                                  "successfully registered")
+        resp.status = falcon.HTTP_201
+
+
+    def _register_once(self, resp: falcon.Response, key: str, email: str,
+                       password: str) -> None:
+        """Register with an Idempotency-Key (docs/API.md §8.8): one statement answers a
+        replay, the 422 or the in-flight 409, or registers and records the outcome. The
+        replayed body is the first one: its tokens are issued again from the kept session id
+        and issue time (same claims, same key: the same tokens; nothing secret is kept)."""
+        session = sessions.replayable_session(self.refresh_keys, uuid.uuid4())
+        issued_at = self.clock.now().replace(microsecond=0)
+        digest = idempotency.keyed_hash(self.refresh_keys.keys[0],
+                                        {"email": email, "password": password})
+        try:
+            with self.slots.hold():
+                row = self.users.register_once(
+                    email, password, session, self.config.refresh_token_lifetime, key=key,
+                    request_hash=digest, issued_at=issued_at,
+                    lock_id=idempotency.lock_id("register", email.lower(), key))
+        except psycopg.Error as exc:
+            if idempotency.raced(exc):
+                raise idempotency.in_flight() from None
+            raise
+        replayed = row["prior_status"] is not None
+        if replayed:
+            if bytes(row["prior_hash"]) != digest:
+                raise idempotency.reused()
+            if row["prior_status"] != 201:
+                raise errors.fail(falcon.HTTP_409, f"{email} is already registered",
+                                  {idempotency.REPLAYED: "true"})
+            session = sessions.replayable_session(self.refresh_keys, row["prior_session_id"])
+            user, issued_at = ({"public_id": row["prior_public_id"], "admin": False},
+                               row["prior_issued_at"])
+            resp.set_header(idempotency.REPLAYED, "true")
+        elif not row["free"]:
+            raise idempotency.in_flight()
+        elif row["id"] is None:
+            raise errors.fail(falcon.HTTP_409, f"{email} is already registered")
+        else:
+            user = row
+        self._respond_with_token(resp, user, session.id, session.refresh_token,
+                                 "successfully registered", now=issued_at,
+                                 jti=sessions.replayed_jti(session.id))
         resp.status = falcon.HTTP_201
 
 

@@ -122,6 +122,21 @@ def new_session(keys: RefreshKeys) -> NewSession:
     return NewSession(session_id, token(keys, session_id, 0, secret), secret.hash)
 
 
+def replayable_session(keys: RefreshKeys, session_id: uuid.UUID) -> NewSession:
+    """The session of a register with an Idempotency-Key: its generation-0 random part is
+    derived from the session id under the signing MAC key, so that a replay can give the very
+    same refresh token without it ever being stored (only its hash is, as always)."""
+    random = hmac.new(keys.keys[0], b"idempotent register\x00" + session_id.bytes,
+                      hashlib.sha256).digest()[:RANDOM_BYTES]
+    secret = Secret(random)
+    return NewSession(session_id, token(keys, session_id, 0, secret), secret.hash)
+
+
+def replayed_jti(session_id: uuid.UUID) -> str:
+    """The access token id of that register's token (a fixed function of its session)."""
+    return hashlib.sha256(b"idempotent register jti\x00" + session_id.bytes).hexdigest()[:32]
+
+
 def parse(keys: RefreshKeys, value: str) -> Presented | PresentedLegacy | None:
     """What a presented refresh token claims, or None when it cannot be one of ours (wrong
     shape, a MAC no key verifies, a non-canonical encoding): no lookup needed then."""

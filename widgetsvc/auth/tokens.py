@@ -38,11 +38,13 @@ class Claims:
 
 
 def issue(public_id: uuid.UUID, admin: bool, *, session_id: uuid.UUID, keys: Keyring,
-          lifetime: int, now: datetime) -> tuple[str, Claims]:
+          lifetime: int, now: datetime, jti: str | None = None) -> tuple[str, Claims]:
+    """A signed access token; ``jti`` (default: random) is given only to issue one again, as
+    an Idempotency-Key replay of register does (same claims: the same token)."""
     issued_at = now.replace(microsecond=0)
     claims = Claims(
         public_id=public_id,
-        jti=uuid.uuid4().hex,
+        jti=jti or uuid.uuid4().hex,
         issued_at=issued_at,
         expires_at=issued_at + timedelta(seconds=lifetime),
         admin=bool(admin),

@@ -39,6 +39,21 @@ class Users:
             lifetime=lifetime,
         )
 
+    def register_once(self, email: str, password: str, session: NewSession, lifetime: int,
+                      **idempotent: Any) -> dict[str, Any]:
+        """``register`` with an Idempotency-Key, in one statement (register_user_idempotent):
+        the kept outcome, the in-flight flag, or the new user."""
+        return self.db.one(
+            "register_user_idempotent",
+            public_id=uuid.uuid4(),
+            email=email,
+            password_hash=hash_password(password, self.rounds),
+            session_id=session.id,
+            refresh_hash=session.refresh_hash,
+            lifetime=lifetime,
+            **idempotent,
+        )
+
     def check_login(self, email: str, password: str) -> dict[str, Any] | None:
         """The user when the password matches and the user is not disabled. Exactly one
         bcrypt check either way, so an unknown e-mail, a wrong password and a disabled user

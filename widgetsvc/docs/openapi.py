@@ -108,6 +108,25 @@ _PAGE_HEADERS = {
                     "order: self, first, prev, next, last", required=True),
     "Total-Count": _header("the total number of items", _SECONDS, required=True),
 }
+_REPLAYED = {"Idempotent-Replayed": _header(
+    "`true` on an Idempotency-Key replay: the first request's answer again, nothing changed",
+    {"const": "true"})}
+_RATE_LIMIT = {
+    "RateLimit-Policy": _header("the front's per-address quota for login, register and "
+                                "password changes (IETF httpapi draft): `\"auth\";q=<per "
+                                "minute>;w=60`"),
+    "RateLimit": _header("what is left of it (IETF httpapi draft): `\"auth\";r=<remaining>;"
+                         "t=<seconds to reset>`; sent by the front with every 429"),
+}
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "1-255 printable ASCII characters: the first request with the key is "
+                   "processed and its answer kept 24 hours for the caller (register: the key "
+                   "and e-mail); a retry with the same body gets it again, marked "
+                   "Idempotent-Replayed, and changes nothing; another body: 422; while the "
+                   "first is in flight: 409. Without it nothing changes.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
 # Bodies of the 400s: the validation errors, a malformed body ({"status": "fail"}), or a
 # request refused before it is read (the Host check, or the front: {"message"} alone).
 _BAD_REQUEST = {"anyOf": [_ref("ValidationFailed"), _ref("StatusMessage"), _ref("Message")]}
@@ -120,15 +139,17 @@ def _errors(*codes: int) -> dict[str, Any]:
         401: _json("Message", "Missing, invalid, expired or revoked token", _CHALLENGE),
         403: _json("Message", "The caller is not an administrator", _CHALLENGE),
         404: _json("StatusMessage", "No widget of that name"),
-        409: _json("StatusMessage", "The name (or e-mail) is taken"),
+        409: _json("StatusMessage", "The name (or e-mail) is taken, or a request with the same "
+                                    "Idempotency-Key is in progress", _REPLAYED),
         412: _json("StatusMessage", "If-Match / If-None-Match failed: the widget has changed "
                                     "(nothing was written)"),
         413: _json("StatusMessage", "Body over 65,536 bytes"),
         415: _json("StatusMessage", "Body is neither JSON nor a form"),
+        422: _json("StatusMessage", "Idempotency-Key reused with a different request"),
         429: _json("StatusMessage", "Too many requests from this address (the front's rate "
                                     "limit), or, for a password check, too many failed logins "
                                     "for this account (the lock); retry after Retry-After "
-                                    "seconds", _RETRY_REQUIRED),
+                                    "seconds", {**_RETRY_REQUIRED, **_RATE_LIMIT}),
         503: _json("Message", "Unavailable for now: PostgreSQL unreachable, every hashing slot "
                               "busy (login, register, password change) or the front's gate "
                               "full; retry later", _RETRY),
@@ -234,16 +255,19 @@ def build_document(routes: Mapping[str, object], public_url: str = "") -> dict[s
                        if title not in {names[stem] for stem in QUERY_SCHEMAS}}
     pagination = by_title[names["pagination"]]
     responses = json.loads((HERE / "responses.json").read_text(encoding="utf-8"))
-    token_ok = lambda text: _json("TokenBody", text, _NO_STORE)  # noqa: E731
+    token_ok = lambda text, more=None: _json("TokenBody", text,  # noqa: E731
+                                             {**_NO_STORE, **(more or {})})
+    policy = {"RateLimit-Policy": _RATE_LIMIT["RateLimit-Policy"]}
     message = lambda text, headers=None: _json("StatusMessage", text, headers)  # noqa: E731
     paths = {
         "/auth/register": {"post": _operation(
             "register", "Register a user and get an access token", "auth",
-            {"201": token_ok("Registered"), **_errors(409, 413, 415, 429)},
-            requestBody=_body("Credentials"))},
+            {"201": token_ok("Registered", {**policy, **_REPLAYED}),
+             **_errors(409, 413, 415, 422, 429)},
+            requestBody=_body("Credentials"), parameters=[IDEMPOTENCY_KEY])},
         "/auth/login": {"post": _operation(
             "login", "Log in and get an access token", "auth",
-            {"200": token_ok("Logged in"),
+            {"200": token_ok("Logged in", policy),
              "401": _json("StatusMessage", "email or password does not match"),
              **_errors(413, 415, 429)},
             requestBody=_body("Credentials"))},
@@ -267,7 +291,7 @@ def build_document(routes: Mapping[str, object], public_url: str = "") -> dict[s
         "/auth/password": {"put": _operation(
             "changePassword", "Change the caller's password; every other session is revoked",
             "auth",
-            {"200": message("Password changed"), **_errors(401, 413, 415, 429)},
+            {"200": message("Password changed", policy), **_errors(401, 413, 415, 429)},
             requestBody=_body("PasswordChange"),
             description="A wrong current_password is a 400 for that field, and counts as a "
                         "failed login for the account from that address.")},
@@ -302,9 +326,9 @@ def build_document(routes: Mapping[str, object], public_url: str = "") -> dict[s
                 parameters=_query_parameters(pagination, by_title)),
             "post": _operation(
                 "createWidget", "Create a widget", "widgets",
-                {"201": message("Created", {**_LOCATION, **_ETAG}),
-                 **_errors(401, 403, 409, 413, 415)},
-                requestBody=_body("WidgetCreate")),
+                {"201": message("Created", {**_LOCATION, **_ETAG, **_REPLAYED}),
+                 **_errors(401, 403, 409, 413, 415, 422)},
+                requestBody=_body("WidgetCreate"), parameters=[IDEMPOTENCY_KEY]),
         },
         "/widgets/{name}": {
             "parameters": [_name_parameter()],

@@ -13,9 +13,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import falcon
+import psycopg
 from falcon.routing import BaseConverter
 
-from widgetsvc import errors, paging
+from widgetsvc import errors, idempotency, paging
 from widgetsvc.auth.middleware import ADMIN, TOKEN
 from widgetsvc.bodies import read_object
 from widgetsvc.resource import Resource
@@ -75,12 +76,47 @@ class WidgetCollection(_WidgetResource):
         with req.context.caller.refusals_first():
             values = self.validator.validate(
                 "widget_create", read_object(req, self.config.max_body_bytes))
+            key = idempotency.requested_key(req)
         name = values["name"]
+        if key is not None:
+            self._post_once(req, resp, key, name, self._fields(values))
+            return
         row = req.context.caller.one("insert_widget", name=name, **self._fields(values))
         if row["etag"] is None:
-            raise errors.fail(
-                falcon.HTTP_409, f"Widget name: {name} already exists, must be unique."
-            )
+            raise self._taken(name)
+        self._created(req, resp, name, row["etag"])
+
+    @staticmethod
+    def _taken(name: str, headers: dict[str, str] | None = None) -> errors.APIError:
+        return errors.fail(falcon.HTTP_409,
+                           f"Widget name: {name} already exists, must be unique.", headers)
+
+    def _post_once(self, req: falcon.Request, resp: falcon.Response, key: str, name: str,
+                   fields: dict[str, Any]) -> None:
+        """POST with an Idempotency-Key (docs/API.md §8.8): one statement answers a replay,
+        the 422, the in-flight 409, or makes the write and records its outcome."""
+        subject = str(req.context.caller.claims.public_id)
+        digest = idempotency.request_hash({"name": name, **fields})
+        try:
+            row = req.context.caller.one(
+                "insert_widget_idempotent", name=name, **fields, key=key, request_hash=digest,
+                lock_id=idempotency.lock_id("widgets", subject, key))
+        except psycopg.Error as exc:
+            if idempotency.raced(exc):
+                raise idempotency.in_flight() from None
+            raise
+        if row["prior_status"] is not None:
+            if bytes(row["prior_hash"]) != digest:
+                raise idempotency.reused()
+            if row["prior_status"] != 201:
+                raise self._taken(row["prior_name"], {idempotency.REPLAYED: "true"})
+            resp.set_header(idempotency.REPLAYED, "true")
+            self._created(req, resp, row["prior_name"], row["prior_etag"])
+            return
+        if not row["free"]:
+            raise idempotency.in_flight()
+        if row["etag"] is None:
+            raise self._taken(name)
         self._created(req, resp, name, row["etag"])
 
 
