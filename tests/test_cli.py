@@ -198,6 +198,8 @@ BAD = {
     "HOST": ("bad host!", {}),
     "PORT": ("99999", {}),
     "WIDGETSVC_DIRECT": ("maybe", {}),
+    "WIDGETSVC_SERVER": ("tomcat", {}),
+    "WIDGETSVC_GRANIAN_APP": ("not an app", {}),
     "AUTH_RATE_LIMIT": ("-1", {}),
     "TRUSTED_PROXIES": ("not-a-network", {}),
     "WIDGETSVC_NGINX_USER": ("no-such-user-here", {}),

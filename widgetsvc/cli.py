@@ -92,7 +92,7 @@ def _preflight(*, require_secret: bool, serving: bool) -> Config:
         from widgetsvc.auth import keys
 
         config_module.check_gunicorn(env)
-        servers.chosen(env)
+        servers.check(env)
         keys.load(config)
         front.FrontSettings.from_env(env)
         front.listen_address(env.get("HOST", "127.0.0.1"), env.get("PORT", "8000"))

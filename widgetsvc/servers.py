@@ -48,6 +48,18 @@ def chosen(env: Mapping[str, str], flag: str | None = None) -> str:
     return raw
 
 
+def check(env: Mapping[str, str]) -> str:
+    """bin/serve's preflight: the server, and the app Granian's workers load, in one line."""
+    kind = chosen(env)
+    target = env.get("WIDGETSVC_GRANIAN_APP", "")
+    module, _, name = target.partition(":")
+    if target and not (name.isidentifier()
+                       and all(part.isidentifier() for part in module.split("."))):
+        raise bad("WIDGETSVC_GRANIAN_APP", target, "not a WSGI app's name",
+                  "MODULE:CALLABLE, e.g. widgetsvc.wsgi:app; bin/serve sets it")
+    return kind
+
+
 def workers(env: Mapping[str, str]) -> int:
     """The same rule for both: WEB_CONCURRENCY, else one per core plus one."""
     raw = env.get("WEB_CONCURRENCY", "").strip()
