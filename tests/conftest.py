@@ -156,7 +156,7 @@ def wsgi_server(request: pytest.FixtureRequest):
 
 
 @pytest.fixture
-def live_server(database_url, db, tmp_path):
+def live_server(database_url, db, tmp_path, wsgi_server):
     server = LiveServer(database_url, tmp_path / "serve.log").start()
     yield server
     server.stop()

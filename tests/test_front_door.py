@@ -147,7 +147,7 @@ def _closed_by_peer(sock: socket.socket) -> bool:
 
 
 @pytest.fixture
-def front_server(database_url, db, tmp_path):
+def front_server(database_url, db, tmp_path, wsgi_server):
     servers: list[LiveServer] = []
 
     def start(**env: str) -> LiveServer:

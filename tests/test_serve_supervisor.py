@@ -45,7 +45,7 @@ def wait_gone(pgid: int, timeout: float = 40) -> dict[int, str]:
 
 
 @pytest.fixture
-def server(database_url, db, tmp_path):
+def server(database_url, db, tmp_path, wsgi_server):
     live = LiveServer(database_url, tmp_path / "serve.log").start()
     deadline = time.monotonic() + 30
     while call(live, "GET", f"{API}/health").status != 200:
