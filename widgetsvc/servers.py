@@ -30,10 +30,16 @@ DEFAULT = "gunicorn"
 GRANIAN_REQUIREMENT = "granian==2.8.9"
 
 # Granian's own settings that bin/serve chooses unless the operator set them (granian reads
-# every GRANIAN_* variable itself). One Python thread per worker, as gunicorn's sync workers:
-# measured with bin/bench --servers gunicorn,granian, more blocking threads per worker only
-# queue requests on the GIL (and on the 4-connection pool), which is where Granian's p99 came
-# from; the backpressure then bounds what one worker accepts at once to what it can serve.
+# every GRANIAN_* variable itself). One Python thread per worker, as gunicorn's sync workers,
+# and at most 16 requests taken in per worker. Measured (WEB_CONCURRENCY=3 bin/bench --servers
+# gunicorn,granian --scenarios user,widget,list --rounds 2, shared 2-core machine; Granian /
+# gunicorn req/s, and p99 ratio):
+#   1 thread,  backpressure 16:   user 1.60x (p99 0.80x), widget 2.35x (1.24x), list 1.58x (1.12x)
+#   2 threads, backpressure 16:   user 2.08x (0.86x), widget 2.76x (2.67x), list 2.33x (1.09x)
+#   Granian's default (341 threads and backpressure per worker here):
+#                                 user 2.99x (5.42x), widget 2.68x (5.27x), list 2.21x (4.32x)
+# Many threads per worker take in every request at once and queue them on the GIL and on the
+# 4-connection pool (DB_POOL_MAX): that is where Granian's higher p99 came from.
 GRANIAN_DEFAULTS = {
     "GRANIAN_BLOCKING_THREADS": "1",
     "GRANIAN_BACKPRESSURE": "16",
