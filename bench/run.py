@@ -5,6 +5,13 @@ and the floor each with ``bin/serve`` (so both sit behind the same nginx front a
 settings; ``--direct`` serves both from gunicorn alone), then runs wrk against each scenario
 and the floor in alternation for several rounds and prints medians, each judged against the
 performance targets. Everything runs on 127.0.0.1 and stops by itself.
+
+``--servers gunicorn,granian`` (issue 25) compares the two WSGI servers instead: the same
+service (and the floor, as the scenario "hello") under each, both through the same front,
+the two runs of every scenario back to back in each round, and reports each scenario's req/s
+and p99 under both with their ratios, judged against the acceptance: Granian at least
+``SERVER_TARGETS`` times gunicorn's rate (no worse elsewhere), its p99 at most
+``SERVER_P99`` times gunicorn's.
 """
 
 from __future__ import annotations
@@ -56,6 +63,9 @@ LIST_KEEPS = 0.9  # share of its 1,000-widget rate that list keeps at a large co
 SMALL = 1000
 MIXED_P99_MS = 50.0
 LOGIN_SHARE = 0.90  # of two cores doing nothing but bcrypt
+SERVERS = ("gunicorn", "granian")
+SERVER_TARGETS = {"user": 1.3, "widget": 1.3}  # Granian / gunicorn req/s; others: >= 1.0
+SERVER_P99 = 1.25  # Granian's p99 at most this times gunicorn's
 
 
 @dataclass
@@ -220,12 +230,33 @@ class Bench:
     def judges_list_at_small(self) -> bool:
         return self.args.widgets >= LARGE and "list" in self.args.names and not self.args.url
 
+    def setup_servers(self) -> None:
+        """--servers: the service and the floor under each server, one database."""
+        self.cluster.start()
+        url, self.user = seeded_database(
+            self.cluster, widgets=self.args.widgets, email=EMAIL, password=PASSWORD,
+            bcrypt_rounds=self.args.bcrypt_rounds, admin=True, dbname="bench")
+        self.db_url = url
+        self.ports = {server: (self._serve(url, server=server),
+                               self._serve(url, app="bench.hello:app", ready="/hello",
+                                           server=server))
+                      for server in self.args.server_list}
+        self.use(self.args.server_list[0])
+        self.token = self._login(self.service_port)
+
+    def use(self, server: str) -> None:
+        """Point the scenarios at ``server``'s service and floor."""
+        self.service_port, self.floor_port = self.ports[server]
+
     def _serve(self, database_url: str, app: str | None = None,
-               ready: str = "/api/v1/health", metrics: bool = True) -> int:
+               ready: str = "/api/v1/health", metrics: bool = True,
+               server: str | None = None) -> int:
         port = free_port()
         # Each server its own metrics listener (they would all want 9464), or none.
         metrics_port = str(free_port()) if metrics else "0"
         cmd = [str(REPO / "bin" / "serve"), "--no-migrate"]
+        if server:
+            cmd += ["--server", server]
         if self.args.direct:
             cmd.append("--direct")
         if app:
@@ -435,6 +466,54 @@ def report(args: argparse.Namespace, rows: list[Row]) -> None:
               f"{row.errors:>7} {row.ratio:>6.2f}  {row.target}{verdict}")
 
 
+def compare(args: argparse.Namespace, tallies: dict[str, dict[str, Tally]]) -> bool:
+    """--servers: each scenario under both servers, the ratios, and the acceptance verdicts.
+    True when every judged row met its target and no request failed."""
+    first, second = args.server_list
+    path = "direct" if args.direct else "through nginx"
+    print(f"\nwidgets={args.widgets} rounds={args.rounds} duration={args.duration}s "
+          f"connections={args.connections} cores={os.cpu_count()} {path} "
+          f"workers={os.environ.get('WEB_CONCURRENCY') or (os.cpu_count() or 1) + 1} "
+          f"bcrypt cost {args.bcrypt_rounds}; medians, interleaved")
+    print(f"{'scenario':<10} {first + ' req/s':>14} {'p99 ms':>7} {second + ' req/s':>14} "
+          f"{'p99 ms':>7} {'ratio':>6} {'p99 x':>6} {'errors':>6}  target")
+    ok = True
+    for name, pair in tallies.items():
+        a, b = pair[first], pair[second]
+        ratio = b.median("rps") / a.median("rps") if a.median("rps") else 0.0
+        p99 = b.median("p99_ms") / a.median("p99_ms") if a.median("p99_ms") else 0.0
+        errors = a.errors() + b.errors()
+        wanted = SERVER_TARGETS.get(name, 1.0)
+        judged = name not in ("login", "mixed", "refresh")
+        met = ratio >= wanted and p99 <= SERVER_P99 and not errors
+        target = (f">= {wanted:.2f}x, p99 <= {SERVER_P99:.2f}x" + ("  met" if met else "  MISSED")
+                  if judged else "(not judged)")
+        ok = ok and (met or not judged) and not errors
+        print(f"{name:<10} {a.median('rps'):>14.0f} {a.median('p99_ms'):>7.2f} "
+              f"{b.median('rps'):>14.0f} {b.median('p99_ms'):>7.2f} {ratio:>6.2f} {p99:>6.2f} "
+              f"{errors:>6}  {target}")
+    return ok
+
+
+def run_servers(args: argparse.Namespace, bench: Bench) -> int:
+    """--servers: the scenarios (and "hello", the floor) under each server, interleaved."""
+    bench.setup_servers()
+    names = ["hello", *args.names]
+    tallies = {name: {server: Tally() for server in args.server_list} for name in names}
+    started = time.monotonic()
+    for round_no in range(1, args.rounds + 1):
+        order = args.server_list if round_no % 2 else args.server_list[::-1]
+        for name in names:
+            for server in order:
+                bench.use(server)
+                result = bench.floor() if name == "hello" else bench.scenario(name)
+                tallies[name][server].runs.append(result)
+                print(f"round {round_no}/{args.rounds}: {name} under {server} "
+                      f"{result.rps:.0f} req/s p99 {result.p99_ms:.1f} ms "
+                      f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+    return 0 if compare(args, tallies) else 1
+
+
 def plot(args: argparse.Namespace, rows: list[Row], path: Path) -> None:
     """Two panels: each scenario's req/s beside the floor's, and its p99."""
     import matplotlib
@@ -483,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--direct", action="store_true",
                         help="serve from gunicorn alone, without the nginx front")
+    parser.add_argument("--servers", metavar="gunicorn,granian",
+                        help="compare the two WSGI servers (each scenario under both, "
+                             "interleaved) instead of the service against the floor")
     parser.add_argument("--plot", type=Path, metavar="FILE.png",
                         help="also draw req/s and p99 per scenario against the floor")
     parser.add_argument("--commit-delay", type=int, metavar="MICROSECONDS",
@@ -507,6 +589,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if args.url and "widget-nometrics" in args.names:
         parser.error("widget-nometrics starts its own service: not with --url")
+
+    if args.servers:
+        args.server_list = [n.strip() for n in args.servers.split(",") if n.strip()]
+        if sorted(args.server_list) != sorted(SERVERS):
+            parser.error("--servers: gunicorn,granian (in either order)")
+        if args.url or args.plot:
+            parser.error("--servers starts its own services: no --url nor --plot")
+        bench = Bench(args)
+        try:
+            return run_servers(args, bench)
+        finally:
+            bench.teardown()
 
     bench = Bench(args)
     try:

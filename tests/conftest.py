@@ -152,8 +152,36 @@ def admin_token(app, users) -> str:
     return login(app, "admin@example.com")
 
 
+# Issue 25: in the HTTP-level end-to-end files, every test that starts a real bin/serve runs
+# under both servers (WIDGETSVC_SERVER, which LiveServer passes on); the rest of the suite, and
+# the timing tests marked gunicorn_only, under gunicorn alone (suite time).
+BOTH_SERVERS = frozenset({"test_e2e", "test_hygiene", "test_front_door", "test_graceful_stop",
+                          "test_serve_supervisor"})
+SERVER_FIXTURES = frozenset({"live_server", "servers", "front_server", "server"})
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    definition = metafunc.definition
+    if module in BOTH_SERVERS and definition.get_closest_marker("gunicorn_only") is None and (
+            SERVER_FIXTURES & set(metafunc.fixturenames)
+            or definition.get_closest_marker("both_servers") is not None):
+        metafunc.parametrize("wsgi_server", ["gunicorn", "granian"], indirect=True,
+                             scope="module")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def wsgi_server(request: pytest.FixtureRequest):
+    """The server bin/serve runs (parametrized above); "gunicorn" where not parametrized."""
+    kind = getattr(request, "param", "gunicorn")
+    with pytest.MonkeyPatch.context() as patch:
+        if kind != "gunicorn":
+            patch.setenv("WIDGETSVC_SERVER", kind)
+        yield kind
+
+
 @pytest.fixture
-def live_server(database_url, db, tmp_path):
+def live_server(database_url, db, tmp_path, wsgi_server):
     server = LiveServer(database_url, tmp_path / "serve.log").start()
     yield server
     server.stop()

@@ -199,6 +199,8 @@ BAD = {
     "PORT": ("99999", {}),
     "WIDGETSVC_DIRECT": ("maybe", {}),
     "METRICS_PORT": ("70000", {}),
+    "WIDGETSVC_SERVER": ("tomcat", {}),
+    "WIDGETSVC_GRANIAN_APP": ("not an app", {}),
     "AUTH_RATE_LIMIT": ("-1", {}),
     "TRUSTED_PROXIES": ("not-a-network", {}),
     "WIDGETSVC_NGINX_USER": ("no-such-user-here", {}),

@@ -147,7 +147,7 @@ def _closed_by_peer(sock: socket.socket) -> bool:
 
 
 @pytest.fixture
-def front_server(database_url, db, tmp_path):
+def front_server(database_url, db, tmp_path, wsgi_server):
     servers: list[LiveServer] = []
 
     def start(**env: str) -> LiveServer:
@@ -379,6 +379,7 @@ def login_eventually(server: LiveServer, email: str, timeout: float = 30):
         time.sleep(int(reply.headers.get("Retry-After", "1")))
 
 
+@pytest.mark.gunicorn_only  # timing: run once (issue 25)
 @pytest.mark.parametrize("mode", ["default", "no_rate_limit_distinct_emails"])
 def test_a_login_flood_does_not_slow_down_readers(front_server, db, mode):
     env = {"BCRYPT_ROUNDS": "12", "WIDGETSVC_ENV": "production", "SECRET_KEY": SECRET,

@@ -17,6 +17,7 @@ from tests.live_http import call
 pytestmark = pytest.mark.e2e
 
 
+@pytest.mark.both_servers
 def test_sigterm_lets_the_in_flight_request_finish(database_url, db, tmp_path):
     # Cost 14 makes one register take about a second; one worker, so the request that is in
     # flight is surely on the worker that already answered the health check.

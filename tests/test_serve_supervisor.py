@@ -1,6 +1,7 @@
 """``bin/serve`` supervises nginx and gunicorn as one unit (issue 10): both in its process
 group, SIGTERM stops both and leaves nothing running, and if either dies the other is stopped
-and bin/serve exits non-zero."""
+and bin/serve exits non-zero. The same with Granian in gunicorn's place (issue 25: every test
+here runs under both, see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def wait_gone(pgid: int, timeout: float = 40) -> dict[int, str]:
 
 
 @pytest.fixture
-def server(database_url, db, tmp_path):
+def server(database_url, db, tmp_path, wsgi_server):
     live = LiveServer(database_url, tmp_path / "serve.log").start()
     deadline = time.monotonic() + 30
     while call(live, "GET", f"{API}/health").status != 200:
@@ -54,10 +55,15 @@ def server(database_url, db, tmp_path):
     live.stop()
 
 
+def kind(server: LiveServer) -> str:
+    """The WSGI server this bin/serve runs: gunicorn, or granian (tests/conftest.py)."""
+    return server.env.get("WIDGETSVC_SERVER") or "gunicorn"
+
+
 def members(server: LiveServer) -> dict[int, str]:
     found = group_members(server.proc.pid)
     assert any("nginx: master" in cmd for cmd in found.values()), found
-    assert any("gunicorn" in cmd for cmd in found.values()), found
+    assert any(f"bin/{kind(server)} " in cmd for cmd in found.values()), found
     return found
 
 
@@ -88,7 +94,7 @@ def test_as_root_the_application_runs_unprivileged(server):
     while True:  # health answered once one worker was up; the other may still be booting
         found = members(server)
         gunicorns = [p for p, cmd in found.items()
-                     if "gunicorn" in cmd and "widgetsvc.cli" not in cmd]
+                     if f"bin/{kind(server)} " in cmd and "widgetsvc.cli" not in cmd]
         master = min(gunicorns)
         workers = [p for p in gunicorns if parent_of(p) == master]
         if len(workers) == 2 or time.monotonic() > deadline:
@@ -107,7 +113,10 @@ def test_as_root_the_application_runs_unprivileged(server):
     (runtime,) = [p for p in runtime_dirs(server.proc.pid) if p.name.startswith("serve-")]
     info = runtime.stat()
     assert (info.st_uid, oct(info.st_mode & 0o777)) == (0, "0o710")
-    assert (runtime / "gunicorn.sock").stat().st_uid == owner.pw_uid
+    if kind(server) == "gunicorn":
+        assert (runtime / "gunicorn.sock").stat().st_uid == owner.pw_uid
+    else:  # Granian's main process binds it (root's), open to nginx, who alone enters here
+        assert oct((runtime / "granian.sock").stat().st_mode & 0o777) == "0o666"
 
     email = f"unprivileged-{os.getpid()}@example.com"
     registered = call(server, "POST", f"{API}/auth/register",
@@ -128,10 +137,12 @@ def test_sigterm_stops_nginx_and_gunicorn_and_leaves_nothing(server):
     assert runtime_dirs(server.proc.pid) == []
 
 
-@pytest.mark.parametrize("victim", ["nginx: master", "gunicorn"])
+@pytest.mark.parametrize("victim", ["nginx: master", "wsgi server"])
 def test_if_one_dies_the_other_is_stopped_and_serve_exits_non_zero(server, victim):
     found = members(server)
-    # the oldest matching process is the master (gunicorn's workers are its children)
+    if victim == "wsgi server":
+        victim = f"bin/{kind(server)} "
+    # the oldest matching process is the master (the workers are its children)
     pid = min(p for p, cmd in found.items() if victim in cmd and "widgetsvc.cli" not in cmd)
     os.kill(pid, signal.SIGKILL)
     assert server.proc.wait(40) != 0

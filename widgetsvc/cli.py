@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import psycopg_pool
 
-from widgetsvc import cmdline, localdb, safefs
+from widgetsvc import cmdline, localdb, safefs, servers
 from widgetsvc.cmdline import bad_setting
 from widgetsvc.config import Config, ConfigError
 from widgetsvc.front import FrontError
@@ -97,6 +97,7 @@ def _preflight(*, require_secret: bool, serving: bool) -> Config:
         config_module.check_gunicorn(env)
         if env.get("WIDGETSVC_APP_USER", "").strip():
             localdb.os_user("WIDGETSVC_APP_USER", env["WIDGETSVC_APP_USER"].strip())
+        servers.check(env)
         keys.load(config)
         front.FrontSettings.from_env(env)
         front.listen_address(env.get("HOST", "127.0.0.1"), env.get("PORT", "8000"))
@@ -148,6 +149,7 @@ gunicorn. The first run prepares .venv (runtime dependencies only).""",
         environment=[
             ("HOST / PORT", "where it listens (127.0.0.1 / 8000)"),
             ("WIDGETSVC_DIRECT", "1: gunicorn alone on HOST:PORT (as --direct)"),
+            ("WIDGETSVC_SERVER", "gunicorn (default) or granian (as --server)"),
             ("WEB_CONCURRENCY", "gunicorn workers; GUNICORN_* (README) the rest"),
             *_SERVICE_ENV,
         ],
@@ -155,6 +157,9 @@ gunicorn. The first run prepares .venv (runtime dependencies only).""",
                     (1, "refused to start (one line says why), or nginx/gunicorn died")])
     parser.add_argument("--direct", action="store_true",
                         help="gunicorn alone on HOST:PORT, no nginx (debugging)")
+    parser.add_argument("--server", choices=servers.SERVERS, default=None,
+                        help="the WSGI server behind the front (WIDGETSVC_SERVER; default "
+                             "gunicorn); granian is installed (pinned) when missing")
     parser.add_argument("--no-migrate", action="store_true",
                         help="do not apply pending migrations first")
     parser.add_argument("app", nargs="?", metavar="MODULE:CALLABLE",
@@ -184,10 +189,12 @@ def serve(argv: list[str]) -> int:
     dbprobe.probe(config.database_url, config.pool_timeout)
     if not args.no_migrate:
         _migrate()
+    kind = servers.chosen(os.environ, args.server)
     gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).parent / "gunicorn")
+    granian = servers.granian_executable() if kind == "granian" else None
     os.chdir(REPO_ROOT)
 
-    app = front.app_user()  # as root: who gunicorn's workers run as (gunicorn.conf.py)
+    app = front.app_user()  # as root: who gunicorn's workers (or Granian) run as
     # gunicorn's socket and nginx.conf (as root: root's directory, nginx's group may enter),
     # nginx's pid, temp files and gate socket in nginx/ inside (nginx's user's).
     runtime = front.make_runtime_dir(VAR_DIR, user, os.getpid(), root_owned=True)
@@ -199,17 +206,25 @@ def serve(argv: list[str]) -> int:
     env = {**os.environ, "WIDGETSVC_RUNTIME_DIR": str(slots)}
     if not direct:
         env["WIDGETSVC_GUNICORN_SOCKET"] = str(sock)
+    if granian and not direct:
+        sock = runtime / "granian.sock"
     supervisor = Supervisor(float(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30")))
     supervisor.install_signal_handlers()
     try:
         conf = runtime / "nginx.conf"
         if settings is not None:
-            safefs.write_file(conf, front.render([f"unix:{sock}"], listen, nginx_dir,
-                                                 **settings.limits(config.hash_slots)), 0o644)
-        supervisor.spawn(
-            "gunicorn", [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"),
-                         *([args.app] if args.app else [])], env=env
-        )
+            safefs.write_file(conf, front.render(
+                [f"unix:{sock}"], listen, nginx_dir, **settings.limits(config.hash_slots),
+                upstream_keepalive=servers.upstream_keepalive(kind)), 0o644)
+        if granian:  # as root its workers become the app user (widgetsvc/granian_app.py)
+            supervisor.spawn("granian", servers.granian_argv(
+                granian, env, uds=None if direct else sock, host=host, port=port),
+                env=servers.granian_env(env, args.app))
+        else:
+            supervisor.spawn(
+                "gunicorn", [gunicorn, "-c", str(REPO_ROOT / "gunicorn.conf.py"),
+                             *([args.app] if args.app else [])], env=env
+            )
         if not direct:
             if supervisor.wait_for_socket(sock):
                 ids = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid}
@@ -218,7 +233,7 @@ def serve(argv: list[str]) -> int:
                     env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, **ids,
                 )
         if supervisor.wait_for_tcp(host.strip("[]"), int(port)):
-            print(f"widgetsvc: {_serving_line(listen, direct, config, local)}",
+            print(f"widgetsvc: {_serving_line(listen, direct, config, local, kind)}",
                   file=sys.stderr, flush=True)
         return supervisor.run()
     finally:
@@ -227,15 +242,20 @@ def serve(argv: list[str]) -> int:
         shutil.rmtree(slots, ignore_errors=True)
 
 
-def _serving_line(listen: str, direct: bool, config: Config, local: bool) -> str:
+def _serving_line(listen: str, direct: bool, config: Config, local: bool,
+                  server: str = "gunicorn") -> str:
     """Where it serves, the front, the workers and the database, in one line."""
     workers = os.environ.get("WEB_CONCURRENCY", "").strip() or str((os.cpu_count() or 1) + 1)
     kind = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "sync"
-    front = "gunicorn alone (--direct)" if direct else "nginx front"
+    if server == "granian":
+        workers, kind = f"{workers} granian", "wsgi"
+    else:
+        workers = f"{workers} gunicorn"
+    front = f"{server} alone (--direct)" if direct else "nginx front"
     database = (f"the private cluster in var/pg ({config.database_url}; it keeps running "
                 "after bin/serve: bin/localdb stop)" if local
                 else cmdline.shown("DATABASE_URL", config.database_url))
-    return (f"serving at http://{listen}/api/v1 ({front}, {workers} gunicorn {kind} workers; "
+    return (f"serving at http://{listen}/api/v1 ({front}, {workers} {kind} workers; "
             f"database: {database})")
 
 

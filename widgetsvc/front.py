@@ -139,6 +139,7 @@ def render(
     worker_processes: int | str = "auto",
     worker_connections: int = 4096,
     upstream_timeout: int = 60,
+    upstream_keepalive: int = 0,
     template: Path = TEMPLATE,
 ) -> str:
     """The nginx configuration text.
@@ -154,7 +155,9 @@ def render(
       flight in all (0 = no limit): the sum of the upstreams' hashing slots (HASH_SLOTS), so a
       flood beyond what can be hashed is answered here and never queues in front of other
       requests;
-    - ``trusted_proxies``: addresses/networks whose ``X-Forwarded-For`` names the client.
+    - ``trusted_proxies``: addresses/networks whose ``X-Forwarded-For`` names the client;
+    - ``upstream_keepalive``: idle connections to the upstreams nginx keeps open (0: none, a
+      new one per request: gunicorn's sync workers close theirs; Granian keeps them).
     """
     if not upstreams:
         raise FrontError("at least one upstream is needed")
@@ -217,7 +220,10 @@ def render(
         "auth_retry_after": str(retry_after),
         "auth_rate_policy": rate_policy,
         "auth_rate_429": rate_429,
-        "upstream_servers": "\n".join(f"        server {_upstream(u)};" for u in upstreams),
+        "upstream_servers": "\n".join(
+            [f"        server {_upstream(u)};" for u in upstreams]
+            + ([f"        keepalive {int(upstream_keepalive)};"]
+               if upstream_keepalive > 0 else [])),
         "listen": listen,
     }
     text = template.read_text(encoding="utf-8")

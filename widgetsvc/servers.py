@@ -1,0 +1,129 @@
+"""The WSGI server bin/serve runs the app under: gunicorn (the default) or Granian (issue 25).
+
+Both serve the same unchanged ``widgetsvc.wsgi:app`` behind the same nginx front, on a Unix
+socket only nginx reaches (or, with ``--direct``, alone on HOST:PORT). This module only builds
+their command lines and environments, so that cli.serve() stays one small branch.
+
+Granian cannot drop privileges itself, and it cannot be started as the app user either when
+the interpreter lives where that user cannot read (a Python under /root). So it runs as
+gunicorn does: its main process, as root, binds the socket in root's runtime directory and
+manages the workers; each worker loads ``widgetsvc.granian_app``, which loads the code as root,
+then becomes the app user (front.app_user()) before the app (its pool, its hashing slots) is
+created.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from widgetsvc.config import ConfigError, bad
+
+SERVERS = ("gunicorn", "granian")
+DEFAULT = "gunicorn"
+# Pinned: a new release must not change what is measured and tested unseen (setup.cfg's
+# ``granian`` extra says the same; tests/test_servers.py keeps them in step).
+GRANIAN_REQUIREMENT = "granian==2.8.9"
+
+# Granian's own settings that bin/serve chooses unless the operator set them (granian reads
+# every GRANIAN_* variable itself). One Python thread per worker, as gunicorn's sync workers,
+# and at most 16 requests taken in per worker. Measured (WEB_CONCURRENCY=3 bin/bench --servers
+# gunicorn,granian --scenarios user,widget,list --rounds 2, shared 2-core machine; Granian /
+# gunicorn req/s, and p99 ratio):
+#   1 thread,  backpressure 16:   user 1.60x (p99 0.80x), widget 2.35x (1.24x), list 1.58x (1.12x)
+#   2 threads, backpressure 16:   user 2.08x (0.86x), widget 2.76x (2.67x), list 2.33x (1.09x)
+#   Granian's default (341 threads and backpressure per worker here):
+#                                 user 2.99x (5.42x), widget 2.68x (5.27x), list 2.21x (4.32x)
+# Many threads per worker take in every request at once and queue them on the GIL and on the
+# 4-connection pool (DB_POOL_MAX): that is where Granian's higher p99 came from.
+GRANIAN_DEFAULTS = {
+    "GRANIAN_BLOCKING_THREADS": "1",
+    "GRANIAN_BACKPRESSURE": "16",
+}
+
+
+def chosen(env: Mapping[str, str], flag: str | None = None) -> str:
+    """``--server`` if given, else ``WIDGETSVC_SERVER``, else gunicorn; refused in one line."""
+    raw = (flag if flag is not None else env.get("WIDGETSVC_SERVER", "")).strip() or DEFAULT
+    if raw not in SERVERS:
+        raise bad("WIDGETSVC_SERVER", raw, "not a server bin/serve runs", " or ".join(SERVERS))
+    return raw
+
+
+def check(env: Mapping[str, str]) -> str:
+    """bin/serve's preflight: the server, and the app Granian's workers load, in one line."""
+    kind = chosen(env)
+    target = env.get("WIDGETSVC_GRANIAN_APP", "")
+    module, _, name = target.partition(":")
+    if target and not (name.isidentifier()
+                       and all(part.isidentifier() for part in module.split("."))):
+        raise bad("WIDGETSVC_GRANIAN_APP", target, "not a WSGI app's name",
+                  "MODULE:CALLABLE, e.g. widgetsvc.wsgi:app; bin/serve sets it")
+    return kind
+
+
+def workers(env: Mapping[str, str]) -> int:
+    """The same rule for both: WEB_CONCURRENCY, else one per core plus one."""
+    raw = env.get("WEB_CONCURRENCY", "").strip()
+    return int(raw) if raw else (os.cpu_count() or 1) + 1
+
+
+def granian_executable(*, install: bool = True) -> str:
+    """The ``granian`` next to this interpreter; installed (pinned) with pip when missing."""
+    path = Path(sys.executable).parent / "granian"
+    if path.exists() or shutil.which("granian") and _importable():
+        return str(path) if path.exists() else str(shutil.which("granian"))
+    if not install:
+        raise ConfigError("WIDGETSVC_SERVER=granian: granian is not installed "
+                          "(pip install 'widgetsvc[granian]')")
+    print(f"widgetsvc: installing {GRANIAN_REQUIREMENT} (widgetsvc[granian]) ...",
+          file=sys.stderr, flush=True)
+    done = subprocess.run(  # noqa: S603 (our own interpreter, a pinned requirement)
+        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q",
+         GRANIAN_REQUIREMENT], stdin=subprocess.DEVNULL, check=False)
+    if done.returncode != 0 or not path.exists():
+        raise ConfigError(f"installing {GRANIAN_REQUIREMENT} failed (pip's output "
+                          "above); install it with pip install 'widgetsvc[granian]'")
+    return str(path)
+
+
+def _importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("granian") is not None
+
+
+def granian_argv(executable: str, env: Mapping[str, str], *,
+                 uds: Path | None, host: str, port: str) -> list[str]:
+    """Granian's command line: WSGI, HTTP/1 (what nginx speaks upstream), no websockets, the
+    same workers, log level and graceful timeout as gunicorn's settings."""
+    graceful = max(1, int(env.get("GUNICORN_GRACEFUL_TIMEOUT", "30") or 30))
+    # The socket is in bin/serve's runtime directory, which only nginx's group may enter (as
+    # root; otherwise only this user): nginx, whoever it runs as, may connect.
+    where = (["--uds", str(uds), "--uds-permissions", str(0o666)] if uds is not None
+             else ["--host", host.strip("[]"), "--port", str(port)])
+    level = env.get("LOG_LEVEL", "info").strip().lower() or "info"
+    return [executable, "--interface", "wsgi", "--http", "1", "--no-ws",
+            "--workers", str(workers(env)), *where,
+            "--log-level", level if level in _GRANIAN_LEVELS else "info", "--no-access-log",
+            "--workers-kill-timeout", str(graceful),
+            "widgetsvc.granian_app:app"]
+
+
+_GRANIAN_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def granian_env(env: Mapping[str, str], app: str | None = None) -> dict[str, str]:
+    """bin/serve's environment plus Granian's tuned defaults (an operator's GRANIAN_* wins),
+    and the app its workers load (granian_app.py; bin/bench's floor names another)."""
+    return {**GRANIAN_DEFAULTS, **env, "WIDGETSVC_GRANIAN_APP": app or "widgetsvc.wsgi:app"}
+
+
+def upstream_keepalive(kind: str) -> int:
+    """Idle connections nginx keeps to the server: none for gunicorn's sync workers (they close
+    each one), some for Granian, which keeps them open (one connect less per request)."""
+    return 32 if kind == "granian" else 0
