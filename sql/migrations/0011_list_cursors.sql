@@ -110,7 +110,7 @@ CREATE FUNCTION widget_list_plan(
     sort_key text, descending boolean, after_time timestamptz, after_name text,
     deadline_from timestamptz, deadline_to timestamptz, owner uuid, name_like text,
     skip bigint, take bigint, counting boolean
-) RETURNS SETOF text LANGUAGE plpgsql STABLE AS $$
+) RETURNS SETOF text LANGUAGE plpgsql VOLATILE AS $$  -- EXPLAIN needs VOLATILE
 BEGIN
     RETURN QUERY EXECUTE 'EXPLAIN ' || widget_list_sql(
         sort_key, descending, after_name IS NOT NULL, deadline_from IS NOT NULL,

@@ -18,13 +18,15 @@ DELETE FROM widgets WHERE name = ANY (%(names)s::text[]);
 -- name: cursors_seed_million
 -- %(count)s widgets for the plan test, quickly: one INSERT ... SELECT over generate_series,
 -- owners spread over the given users, deadlines over ten years, creation times over a year.
+-- Names and creation times grow with g (appended to their indexes, as a live table's
+-- creation times are), deadlines are spread.
 INSERT INTO widgets (name, info_url, deadline, created_at, owner_id)
-SELECT 'seed-' || g, 'https://www.example.com/' || g,
-       timestamptz '2020-01-01' + make_interval(days => (g * 7919) %% 3650)
+SELECT 'seed-' || lpad(g::text, 7, '0'), 'https://www.example.com/' || g,
+       timestamptz '2020-01-01' + make_interval(days => ((g * 7919) %% 3650)::int)
            + interval '23:59:59.999999',
-       timestamptz '2020-01-01' + make_interval(secs => (g * 104729) %% 31536000),
+       timestamptz '2020-01-01' + make_interval(secs => g * 31),
        (%(owners)s::bigint[])[1 + g %% cardinality(%(owners)s::bigint[])]
-FROM generate_series(1, %(count)s::int) AS g;
+FROM generate_series(1, %(count)s::bigint) AS g;
 
 -- name: cursors_analyze
 ANALYZE widgets;
