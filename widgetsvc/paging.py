@@ -149,6 +149,11 @@ class Position:
     text: str
 
 
+def cursor_kind(sort: str) -> int:
+    """The kind a widget cursor of this sort carries (bin/bench makes a deep cursor)."""
+    return _KIND[sort]
+
+
 def _binding(kind: int, query: str) -> bytes:
     return hashlib.sha256(f"{kind}\0{query}".encode()).digest()[:8]
 

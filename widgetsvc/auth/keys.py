@@ -182,6 +182,12 @@ def cursor_keys_for_config(config: Config) -> RefreshKeys:
     return refresh_mac_keys(config, CURSOR_MAC_LABEL)
 
 
+def cursor_keys_from_secrets(*secrets: str) -> RefreshKeys:
+    """The cursor MAC keys of an HS256 configuration with these secrets (the first signs)."""
+    return RefreshKeys(tuple(_refresh_key(secret.encode("utf-8"), CURSOR_MAC_LABEL)
+                             for secret in secrets))
+
+
 def refresh_mac_keys(config: Config, label: bytes = REFRESH_MAC_LABEL) -> RefreshKeys:
     """The refresh tokens' MAC keys (docs/API.md §8.4): derived from ``SECRET_KEY`` (which signs)
     and ``PREVIOUS_SECRET_KEYS`` (which still verify), so rotating the secret as for access
