@@ -38,14 +38,16 @@ sys.path.insert(0, str(REPO))
 
 from bench import floor as write_floor  # noqa: E402
 from bench.seed import fresh_refresh_tokens, seed_existing, seeded_database  # noqa: E402
-from widgetsvc import cmdline  # noqa: E402
+from widgetsvc import cmdline, paging  # noqa: E402
+from widgetsvc.auth import keys  # noqa: E402
 from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
 from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
 
 EMAIL = "bench-user@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway bench account)
 SCENARIOS = ("user", "widget", "list", "list-deep", "create", "update", "login", "mixed",
-             "refresh", "write-floor", "create-floor", "replay")
+             "refresh", "write-floor", "create-floor", "replay", "cursor", "cursor-deep",
+             "cursor-filtered")
 # Asked for by name only: "widget" against a second service without metrics (METRICS_PORT=0),
 # the pair that measures the metrics' cost on the read path (docs/operations.md).
 OPTIONAL = ("widget-nometrics",)
@@ -54,6 +56,16 @@ REPLAY_SHARE = 0.9  # an Idempotency-Key replay (one statement, no write) agains
 # The pgbench write floors (bench/floor.py), and the share of them each write must reach.
 WRITE_FLOORS = {"update": "write-floor", "create": "create-floor"}
 WRITE_FLOOR_SHARE = 0.70
+# Cursor pages (docs/API.md §8.7): page 1, a page ~89 % deep in name order ("widget-9" sorts
+# after every seeded name starting with widget-1 .. widget-8), and a filtered + sorted page.
+# Each is judged against list's rate at 1,000 widgets in the same run (list itself at 1,000).
+CURSOR_SCENARIOS = ("cursor", "cursor-deep", "cursor-filtered")
+CURSOR_KEEPS = 0.95
+CURSOR_PATHS = {
+    "cursor": "/api/v1/widgets?per_page=10&cursor=&sort=name",
+    "cursor-filtered": "/api/v1/widgets?per_page=10&cursor=&sort=-deadline&passed=false"
+                       "&name_prefix=widget-1",
+}
 # The performance targets, as ratios to the floor measured in the same run.
 TARGETS = {"user": 0.50, "widget": 0.48, "list": 0.40, "list-deep": 0.38,
            "update": 0.30, "create": 0.25}
@@ -228,7 +240,17 @@ class Bench:
                               "-c", "SELECT pg_reload_conf()")
 
     def judges_list_at_small(self) -> bool:
-        return self.args.widgets >= LARGE and "list" in self.args.names and not self.args.url
+        wanted = {"list", *CURSOR_SCENARIOS} & set(self.args.names)
+        return self.args.widgets >= LARGE and bool(wanted) and not self.args.url
+
+    def deep_cursor_path(self) -> str:
+        """A cursor page ~89 % deep in name order, its cursor made with the service's key."""
+        if "SECRET_KEY" not in self.env:
+            raise SystemExit("bench: cursor-deep runs against its own service only")
+        cursor = paging.encode_cursor(keys.cursor_keys_from_secrets(self.env["SECRET_KEY"]),
+                                      paging.cursor_kind("name"), "&sort=name",
+                                      paging.Position(0, "widget-9"))
+        return f"/api/v1/widgets?per_page=10&cursor={cursor}&sort=name"
 
     def setup_servers(self) -> None:
         """--servers: the service and the floor under each server, one database."""
@@ -329,6 +351,10 @@ class Bench:
         if name == "list-deep":
             return self.run_wrk(
                 port, f"/api/v1/widgets?page={self.deep_page()}&per_page=10", connections=c)
+        if name in CURSOR_PATHS:
+            return self.run_wrk(port, CURSOR_PATHS[name], connections=c)
+        if name == "cursor-deep":
+            return self.run_wrk(port, self.deep_cursor_path(), connections=c)
         if name == "create":
             return self.run_wrk(port, "/", connections=c, script="create.lua")
         if name == "update":
@@ -415,6 +441,12 @@ def judge(args: argparse.Namespace, tallies: dict[str, Tally], floor: Tally) -> 
             ratio = tallies["widget"].median("rps") / rps if "widget" in tallies and rps else 0.0
             target = f"metrics cost: widget >= {1 - METRICS_OVERHEAD:.2f} of this (ratio)"
             met = ratio >= 1 - METRICS_OVERHEAD
+        elif name in CURSOR_SCENARIOS:
+            reference = tallies.get("list@1k" if large else "list")
+            small = reference.median("rps") if reference else 0.0
+            ratio = rps / small if small else 0.0
+            target = f">= {CURSOR_KEEPS:.2f} of list at {SMALL:,} (ratio: vs that)"
+            met = ratio >= CURSOR_KEEPS if reference else None
         elif name == "list@1k":
             target, met = f"list's rate at {SMALL:,} widgets, same run", None
         elif name in WRITE_FLOORS and WRITE_FLOORS[name] in tallies:
@@ -607,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.setup()
         names = list(args.names)
         if bench.judges_list_at_small():
-            names.insert(names.index("list") + 1, "list@1k")
+            names.insert(names.index("list") + 1 if "list" in names else 0, "list@1k")
         tallies = {name: Tally() for name in names}
         floor = Tally()
         started = time.monotonic()

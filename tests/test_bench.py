@@ -12,7 +12,7 @@ import pytest
 from widgetsvc.localdb import REPO_ROOT
 
 SCENARIOS = ("user", "widget", "list", "list-deep", "create", "update", "login", "mixed",
-             "refresh")
+             "refresh", "cursor", "cursor-deep", "cursor-filtered")
 
 
 @pytest.mark.slow

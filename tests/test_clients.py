@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 CLIENTS = REPO / "tests" / "clients"
 VENV_BIN = Path(sys.executable).parent
 ADMIN = "clients-admin@example.com"
-FLOW = ["register", "login", "current user", "create widget (admin)", "list a page", "get",
+FLOW = ["register", "login", "current user", "create widget (admin)", "list a page",
+        "list a cursor page, sorted and filtered", "get",
         "update with If-Match", "delete", "refresh", "logout", "refused after logout",
         "flow ok"]
 # Node tools: no update check, no telemetry (the machine reaches only package registries).

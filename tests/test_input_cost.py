@@ -137,9 +137,11 @@ def test_a_pathological_body_field_gets_its_4xx_at_once(app, tokens_by_role, end
         assert resp.status_int != 413
 
 
-@pytest.mark.parametrize(("path", "role"), [(f"{API}/widgets", "user"),
-                                            (f"{API}/users", "admin")])
-@pytest.mark.parametrize("field", ["page", "per_page"])
+@pytest.mark.parametrize(("path", "role", "field"), [
+    *((f"{API}/widgets", "user", field) for field in (
+        "page", "per_page", "cursor", "sort", "deadline_before", "deadline_after", "passed",
+        "owner", "name_prefix")),
+    *((f"{API}/users", "admin", field) for field in ("page", "per_page", "cursor"))])
 def test_a_pathological_query_string_gets_its_400_at_once(app, tokens_by_role, path, role,
                                                           field):
     for shape, unit in UNITS.items():

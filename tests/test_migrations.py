@@ -35,8 +35,13 @@ EXPECTED_INDEXES = {
     "widgets_pkey": "CREATE UNIQUE INDEX widgets_pkey ON public.widgets USING btree (id)",
     "widgets_name_key":
         "CREATE UNIQUE INDEX widgets_name_key ON public.widgets USING btree (name)",
-    "widgets_owner_id_idx":
-        "CREATE INDEX widgets_owner_id_idx ON public.widgets USING btree (owner_id)",
+    "widgets_owner_name_idx":
+        "CREATE INDEX widgets_owner_name_idx ON public.widgets USING btree (owner_id, name)",
+    "widgets_deadline_name_idx":
+        "CREATE INDEX widgets_deadline_name_idx ON public.widgets USING btree (deadline, name)",
+    "widgets_created_at_name_idx":
+        "CREATE INDEX widgets_created_at_name_idx ON public.widgets "
+        "USING btree (created_at, name)",
     "users_registered_on_idx":
         "CREATE INDEX users_registered_on_idx ON public.users USING btree (registered_on, id)",
     "sessions_pkey": "CREATE UNIQUE INDEX sessions_pkey ON public.sessions USING btree (id)",

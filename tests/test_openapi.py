@@ -106,7 +106,8 @@ BODIES = {
 }
 # The shared field rules, each a schema file of its own and so a component of the document.
 FIELD_COMPONENTS = {"Email", "Password", "WidgetName", "InfoUrl", "Deadline", "Page", "PerPage",
-                    "AdminFlag", "DisabledFlag"}
+                    "AdminFlag", "DisabledFlag", "Cursor", "ListSort", "FilterDate",
+                    "PassedFilter", "OwnerFilter", "NamePrefix"}
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 
@@ -200,8 +201,9 @@ def test_every_documented_response_status_headers_and_body(doc):
                 assert "Retry-After" in headers, (method, path)
     # What a client must read: declared, and required where every such answer carries it.
     required = {
-        ("get", f"{API}/widgets", "200"): {"Link", "Total-Count"},
-        ("get", f"{API}/users", "200"): {"Link", "Total-Count"},
+        # a cursor page counts nothing: Total-Count on offset pages only (docs/API.md §8.7)
+        ("get", f"{API}/widgets", "200"): {"Link"},
+        ("get", f"{API}/users", "200"): {"Link"},
         ("post", f"{API}/widgets", "201"): {"Location", "ETag"},
         ("get", f"{API}/widgets/{{name}}", "200"): {"ETag"},
         ("get", f"{API}/widgets/{{name}}", "304"): {"ETag"},
@@ -222,10 +224,25 @@ def test_every_documented_response_status_headers_and_body(doc):
 
 
 def test_parameters_have_the_types_a_caller_passes(doc):
-    """page an integer >= 1, per_page an integer enum: `tsc --strict` takes `page: 1`."""
+    """page an integer >= 1, per_page an integer enum: `tsc --strict` takes `page: 1`; the
+    cursor, sort and filters typed too (docs/API.md §8.7)."""
+    widgets = {p["name"]: p for p in doc["paths"][f"{API}/widgets"]["get"]["parameters"]}
+    types = {name: (resolve(doc, p["schema"])["type"], resolve(doc, p["schema"]).get("format"))
+             for name, p in widgets.items()}
+    assert types == {
+        "page": ("integer", "page-number"), "per_page": ("integer", "per-page"),
+        "cursor": ("string", "cursor"), "sort": ("string", None),
+        "deadline_before": ("string", "date"), "deadline_after": ("string", "date"),
+        "passed": ("boolean", "query-boolean"), "owner": ("string", "uuid"),
+        "name_prefix": ("string", "name-prefix")}
+    assert resolve(doc, widgets["sort"]["schema"])["enum"] == [
+        "name", "-name", "deadline", "-deadline", "created_at", "-created_at"]
+    assert "after" in widgets["deadline_after"]["description"]
+    assert "before" in widgets["deadline_before"]["description"]
+    users = {p["name"] for p in doc["paths"][f"{API}/users"]["get"]["parameters"]}
+    assert users == {"page", "per_page", "cursor"}
     for path in (f"{API}/widgets", f"{API}/users"):
         params = {p["name"]: p for p in doc["paths"][path]["get"]["parameters"]}
-        assert set(params) == {"page", "per_page"}
         assert all(p["in"] == "query" and not p["required"] for p in params.values())
         page = resolve(doc, params["page"]["schema"])
         assert (page["type"], page["minimum"], page["default"]) == ("integer", 1, 1)
@@ -381,7 +398,7 @@ def test_request_schemas_are_the_validators_files(doc):
     files = sorted(SCHEMA_FILES.glob("*.json"))
     names = component_names(validation.load_schemas())
     assert {names[p.stem] for p in files} == {
-        "Credentials", "Pagination", "WidgetCreate", "WidgetUpdate", "Refresh",
+        "Credentials", "Pagination", "WidgetList", "WidgetCreate", "WidgetUpdate", "Refresh",
         "PasswordChange", "UserPatch", "UserPatchAdmin", "UserPatchDisabled", *FIELD_COMPONENTS}
     assert set(validation.load_schemas()) == {p.stem for p in files}
     components = doc["components"]["schemas"]

@@ -69,6 +69,12 @@ def test_statements_per_request(app, db, users, statements):
     user, counts["GET /auth/user"] = run("GET", f"{API}/auth/user", token=token, status=200)
     member_id = user.json["public_id"]
     _, counts["GET /widgets"] = run("GET", f"{API}/widgets", token=token, status=200)
+    _, counts["GET /widgets (sorted, filtered)"] = run(
+        "GET", f"{API}/widgets?page=2&sort=-deadline&passed=false&name_prefix=w", token=token,
+        status=200)
+    _, counts["GET /widgets (cursor)"] = run(
+        "GET", f"{API}/widgets?cursor=&sort=deadline&deadline_after=2020-01-01", token=token,
+        status=200)
     _, counts["POST /widgets"] = run(
         "POST", f"{API}/widgets", token=admin, status=201,
         body={"name": "w1", "info_url": "https://www.example.com", "deadline": "2099-01-01"})
@@ -85,6 +91,8 @@ def test_statements_per_request(app, db, users, statements):
     _, counts["DELETE /widgets/{name}"] = run("DELETE", f"{API}/widgets/w1", token=admin,
                                               status=204)
     _, counts["GET /users"] = run("GET", f"{API}/users", token=admin, status=200)
+    _, counts["GET /users (cursor)"] = run("GET", f"{API}/users?cursor=", token=admin,
+                                           status=200)
     _, counts["PATCH /users/{id} (admin)"] = run(
         "PATCH", f"{API}/users/{member_id}", token=admin, body={"admin": False}, status=200)
     _, counts["PUT /auth/password"] = run(
@@ -114,6 +122,9 @@ def test_statements_per_request(app, db, users, statements):
                                                            "legacy_refresh_token_reused"]),
         "GET /auth/user": Counter(["authenticate"]),
         "GET /widgets": Counter(["widget_page"]),
+        # sorted, filtered and cursor pages: one statement too (its page and its count)
+        "GET /widgets (sorted, filtered)": Counter(["widget_list"]),
+        "GET /widgets (cursor)": Counter(["widget_list"]),
         "POST /widgets": Counter(["insert_widget"]),
         "GET /widgets/{name}": Counter(["widget_by_name"]),
         "GET /widgets/{name} (304)": Counter(["widget_by_name"]),
@@ -121,6 +132,7 @@ def test_statements_per_request(app, db, users, statements):
         "PUT /widgets/{name} (If-Match, 412)": Counter(["update_widget_if_match"]),
         "DELETE /widgets/{name}": Counter(["delete_widget"]),
         "GET /users": Counter(["authenticate", "users_page"]),
+        "GET /users (cursor)": Counter(["authenticate", "users_cursor_page"]),
         "PATCH /users/{id} (admin)": Counter(["authenticate", "update_user_flags"]),
         # the stored hash read together with the lock (docs/API.md §8.1); the revocation is a
         # later statement of the change's transaction, so that it sees the session of a login

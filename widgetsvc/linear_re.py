@@ -71,6 +71,14 @@ def translate(pattern: str) -> str:
             escaped = pattern[i + 1:i + 2]
             if escaped == "s":
                 out.append(_WHITESPACE_CLASS_BODY if in_class else f"[{_WHITESPACE_CLASS_BODY}]")
+            elif escaped == "u":
+                # \uHHHH (Python's re and ECMA-262 alike): RE2 writes it \x{HHHH}.
+                digits = pattern[i + 2:i + 6]
+                if len(digits) != 4 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+                    raise UnsupportedPattern(f"\\u needs 4 hex digits: {pattern!r}")
+                out.append(f"\\x{{{digits}}}")
+                i += 6
+                continue
             elif escaped and escaped in _SAME_ESCAPES:
                 out.append(char + escaped)
             else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from functools import cache
@@ -238,6 +239,51 @@ def parse_per_page(value: str) -> int:
     return number
 
 
+MAX_CURSOR_CHARS = 600  # Cursor.json's maxLength: the longest cursor the service issues
+_BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+INVALID_CURSOR = "Invalid cursor."
+
+
+def check_cursor(value: str) -> str:
+    """A cursor's shape (base64url, at most MAX_CURSOR_CHARS); its MAC is checked by paging."""
+    if len(value) > MAX_CURSOR_CHARS or not _BASE64URL.issuperset(value):
+        raise InvalidValue(INVALID_CURSOR)
+    return value
+
+
+def check_filter_date(value: str) -> str:
+    """A filter's date (any format dateutil reads, any day), as ``YYYY-MM-DD``."""
+    return parse_date(value).isoformat()
+
+
+def parse_query_boolean(value: str) -> bool:
+    """``true`` or ``false``, written so (what generated clients send)."""
+    words = {"true": True, "false": False}
+    if value not in words:
+        raise InvalidValue(f"The value '{value[:20]}' is not a valid choice: true or false.")
+    return words[value]
+
+
+def check_public_id(value: str) -> str:
+    """A user's public_id: a UUID in its usual 36-character form, returned lower-cased."""
+    try:
+        if len(value) != 36 or not value.isascii():
+            raise ValueError(value)
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise InvalidValue(f"{value[:40]} is not a valid public_id (a UUID)") from None
+    return str(parsed)
+
+
+def check_name_prefix(value: str) -> str:
+    """Text a name may start with: 1 to 100 characters, no control character; lower-cased as
+    names are stored."""
+    if not value or len(value) > MAX_NAME_CHARS or _CONTROL.search(value):
+        raise InvalidValue("name_prefix must be 1 to 100 characters, none of them a control "
+                           "character")
+    return value.lower()
+
+
 # -- schemas ------------------------------------------------------------------------------
 
 @cache
@@ -254,7 +300,7 @@ def load_schemas() -> dict[str, dict[str, Any]]:
 # without a schema walk. Only the list's query string qualifies; every list request validates
 # one, mostly the same few, and the walk costs more than a tenth of a cached list page's CPU.
 # Bounded: the memory is emptied when full.
-_REMEMBERED_SCHEMAS = frozenset({"pagination"})
+_REMEMBERED_SCHEMAS = frozenset({"pagination", "widget_list"})
 _REMEMBER_AT_MOST = 1024
 
 
@@ -298,6 +344,11 @@ class Validator:
             "future-date": self._deadline,
             "page-number": parse_page,
             "per-page": parse_per_page,
+            "cursor": check_cursor,
+            "date": check_filter_date,
+            "query-boolean": parse_query_boolean,
+            "uuid": check_public_id,
+            "name-prefix": check_name_prefix,
         }
         # Without "$schema": jsonschema picks the class that validates a referenced schema by
         # its "$schema" (Draft202012Validator, whose ``pattern`` backtracks), and only falls

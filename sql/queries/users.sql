@@ -33,6 +33,16 @@ LEFT JOIN LATERAL (
 ) p ON true
 ORDER BY p.registered_on, p.id;
 
+-- name: users_cursor_page
+-- GET /users with a cursor (docs/API.md §8.7): the users registered after the keyset
+-- (%(after_time)s, %(after_id)s) in registration order, at most %(limit)s; the first page
+-- starts from ('-infinity', 0). One range of users_registered_on_idx; nothing is counted.
+SELECT email, public_id, admin, disabled, registered_on, id
+FROM users
+WHERE (registered_on, id) > (%(after_time)s, %(after_id)s)
+ORDER BY registered_on, id
+LIMIT %(limit)s;
+
 -- name: update_user_flags
 -- PATCH /users/{public_id}: a NULL leaves that flag as it is. One row: `found` (the user
 -- exists) and, when the change was made, the user's columns; found with NULL columns: refused,

@@ -133,3 +133,24 @@ LEFT JOIN LATERAL (
     LIMIT %(limit)s
 ) p ON true
 ORDER BY p.id;
+
+-- name: widget_list
+-- A sorted or filtered page (offset or cursor; docs/API.md §8.7), in one statement with its
+-- caller check like widget_page: no row when the token's user is gone, else the page's rows
+-- (one row with NULL widget columns when there are none). The page is widget_list (migration
+-- 0011): one index range in the sort's order. total_items is counted only when %(counting)s
+-- (offset pages: the filters' count, or the per-block counts when there is no filter); a
+-- cursor page counts nothing.
+SELECT c.revoked,
+       CASE WHEN NOT %(counting)s THEN NULL
+            WHEN %(filtered)s THEN widget_list_count(
+                %(deadline_from)s, %(deadline_to)s, %(owner)s, %(name_like)s)
+            ELSE (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint
+       END AS total_items,
+       p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
+FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
+LEFT JOIN LATERAL widget_list(
+    %(sort_key)s, %(descending)s, %(after_time)s, %(after_name)s, %(deadline_from)s,
+    %(deadline_to)s, %(owner)s, %(name_like)s, %(skip)s, %(take)s
+) WITH ORDINALITY AS p ON true
+ORDER BY p.ordinality;

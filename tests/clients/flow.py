@@ -32,6 +32,7 @@ from widgetsvc_client.models import (
     UserPatchDisabled,
     Widget,
     WidgetCreate,
+    WidgetCursorPage,
     WidgetPage,
     WidgetUpdate,
 )
@@ -87,6 +88,15 @@ def main(base_url: str, admin_email: str, password: str) -> None:
     assert (page.page, page.items_per_page) == (1, 10)
     assert name in [widget.name for widget in page.items]
     assert listed.headers["Total-Count"] == str(page.total_items)
+
+    step("list a cursor page, sorted and filtered")
+    walked = list_widgets.sync_detailed(client=user, cursor="", per_page=PerPage(5),
+                                        passed=False, name_prefix=name)
+    first = walked.parsed
+    assert isinstance(first, WidgetCursorPage), walked
+    assert [widget.name for widget in first.items] == [name]
+    assert first.next_cursor is None and not first.has_next
+    assert "passed=false" in first.links.self_
 
     step("get")
     got = get_widget.sync_detailed(name=name, client=user)

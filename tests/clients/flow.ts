@@ -67,9 +67,23 @@ const page = await client.GET("/api/v1/widgets", {
   params: { query: { page: 1, per_page: 10 } },
   headers: user,
 });
-check(page.data?.page === 1 && page.data.items_per_page === 10, "list: page 1 of 10");
-check(page.data.items.some((widget) => widget.name === name), "list: the widget");
-check(page.response.headers.get("Total-Count") === String(page.data.total_items), "Total-Count");
+const offset = page.data;
+check(offset !== undefined && "page" in offset, "list: an offset page");
+if (offset === undefined || !("page" in offset)) throw new Error("unreachable");
+check(offset.page === 1 && offset.items_per_page === 10, "list: page 1 of 10");
+check(offset.items.some((widget) => widget.name === name), "list: the widget");
+check(page.response.headers.get("Total-Count") === String(offset.total_items), "Total-Count");
+
+step("list a cursor page, sorted and filtered");
+const walk = await client.GET("/api/v1/widgets", {
+  params: { query: { cursor: "", per_page: 5, sort: "-deadline", passed: false } },
+  headers: user,
+});
+const first = walk.data;
+check(first !== undefined && "next_cursor" in first, "cursor: a cursor page");
+if (first === undefined || !("next_cursor" in first)) throw new Error("unreachable");
+check(first.items.some((widget) => widget.name === name), "cursor: the widget");
+check(first.links.self.includes("sort=-deadline&passed=false"), "cursor: links keep the query");
 
 step("get");
 const got = await client.GET("/api/v1/widgets/{name}", { params: { path: { name } }, headers: user });

@@ -27,6 +27,9 @@ from widgetsvc.config import EDDSA, HS256, Config, ConfigError, bad
 # Refresh tokens are MAC'd under keys derived from the configured secrets with this label, never
 # under the secrets themselves: an HS256 access-token key and a refresh MAC key are never equal.
 REFRESH_MAC_LABEL = b"widgetsvc refresh-token MAC v1"
+# List cursors (docs/API.md §8.7) are MAC'd under keys derived the same way with their own
+# label: a cursor tag can never be replayed as a refresh-token tag, nor the reverse.
+CURSOR_MAC_LABEL = b"widgetsvc list-cursor MAC v1"
 
 
 def _b64url(data: bytes) -> str:
@@ -156,8 +159,8 @@ def _keyring(current: VerifyKey, signing: Any, verifiers: list[VerifyKey]) -> Ke
     return Keyring(current.kid, current.algorithm, signing, by_kid)
 
 
-def _refresh_key(secret: bytes) -> bytes:
-    return hmac.new(secret, REFRESH_MAC_LABEL, hashlib.sha256).digest()
+def _refresh_key(secret: bytes, label: bytes = REFRESH_MAC_LABEL) -> bytes:
+    return hmac.new(secret, label, hashlib.sha256).digest()
 
 
 @cache
@@ -171,19 +174,34 @@ def refresh_keys_from_secrets(*secrets: str) -> RefreshKeys:
     return RefreshKeys(tuple(_refresh_key(secret.encode("utf-8")) for secret in secrets))
 
 
-def refresh_mac_keys(config: Config) -> RefreshKeys:
+@cache
+def cursor_keys_for_config(config: Config) -> RefreshKeys:
+    """The list cursors' MAC keys: derived from the same secrets as ``refresh_mac_keys``
+    (so a rotation keeps issued cursors valid while the old secret still verifies), under
+    ``CURSOR_MAC_LABEL``."""
+    return refresh_mac_keys(config, CURSOR_MAC_LABEL)
+
+
+def cursor_keys_from_secrets(*secrets: str) -> RefreshKeys:
+    """The cursor MAC keys of an HS256 configuration with these secrets (the first signs)."""
+    return RefreshKeys(tuple(_refresh_key(secret.encode("utf-8"), CURSOR_MAC_LABEL)
+                             for secret in secrets))
+
+
+def refresh_mac_keys(config: Config, label: bytes = REFRESH_MAC_LABEL) -> RefreshKeys:
     """The refresh tokens' MAC keys (docs/API.md §8.4): derived from ``SECRET_KEY`` (which signs)
     and ``PREVIOUS_SECRET_KEYS`` (which still verify), so rotating the secret as for access
     tokens keeps refresh tokens valid. With ``TOKEN_ALGORITHM=EdDSA`` the Ed25519 signing key
     also yields one: it signs when no ``SECRET_KEY`` is set (then retiring that Ed25519 key
     ends the refresh tokens it signed, since a public key cannot verify a MAC)."""
-    derived = [_refresh_key(config.secret_key.encode("utf-8"))] if config.secret_key else []
+    derived = [_refresh_key(config.secret_key.encode("utf-8"), label)] if config.secret_key else []
     if config.token_algorithm == EDDSA and config.signing_key_file:
         seed = _private_key(config.signing_key_file).private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
             serialization.NoEncryption())
-        derived.append(_refresh_key(seed))
-    derived += [_refresh_key(secret.encode("utf-8")) for secret in config.previous_secret_keys]
+        derived.append(_refresh_key(seed, label))
+    derived += [_refresh_key(secret.encode("utf-8"), label)
+                for secret in config.previous_secret_keys]
     if not derived:
         raise ConfigError("refresh tokens need SECRET_KEY (or, with EdDSA, SIGNING_KEY_FILE)")
     return RefreshKeys(tuple(dict.fromkeys(derived)))

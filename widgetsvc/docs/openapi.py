@@ -25,7 +25,7 @@ from widgetsvc.validation import load_schemas
 
 HERE = Path(__file__).resolve().parent
 # Validator-only schemas: the query string, documented as its operations' parameters.
-QUERY_SCHEMAS = ("pagination",)
+QUERY_SCHEMAS = ("pagination", "widget_list")
 FORMS_TOO = ("Forms are accepted too, as by the tutorial: `application/x-www-form-urlencoded` "
              "or `multipart/form-data` with the same fields, read as the JSON body would be.")
 LICENSE = {"name": "MIT", "identifier": "MIT"}
@@ -105,8 +105,10 @@ _ETAG = {"ETag": _header("strong entity tag of the widget as now stored (RFC 911
                          {"type": "string", "pattern": '^"[0-9a-f]{32}"$'}, required=True)}
 _PAGE_HEADERS = {
     "Link": _header("RFC 8288 links, the same relative URIs as the body's links, in this "
-                    "order: self, first, prev, next, last", required=True),
-    "Total-Count": _header("the total number of items", _SECONDS, required=True),
+                    "order: self, first, prev, next, last (a cursor page: self, next)",
+                    required=True),
+    "Total-Count": _header("the total number of items (offset pages only: a cursor page "
+                           "counts nothing)", _SECONDS),
 }
 _REPLAYED = {"Idempotent-Replayed": _header(
     "`true` on an Idempotency-Key replay: the first request's answer again, nothing changed",
@@ -127,6 +129,12 @@ IDEMPOTENCY_KEY = {
                    "first is in flight: 409. Without it nothing changes.",
     "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
 }
+
+
+def _page_or_cursor_page(page: str, cursor_page: str) -> dict[str, Any]:
+    """An offset page, or with ``cursor`` a cursor page (docs/API.md §8.7)."""
+    return _json({"anyOf": [_ref(page), _ref(cursor_page)]},
+                 "The page (an offset page, or with cursor a cursor page)", _PAGE_HEADERS)
 # Bodies of the 400s: the validation errors, a malformed body ({"status": "fail"}), or a
 # request refused before it is read (the Host check, or the front: {"message"} alone).
 _BAD_REQUEST = {"anyOf": [_ref("ValidationFailed"), _ref("StatusMessage"), _ref("Message")]}
@@ -239,7 +247,8 @@ def _query_parameters(query: dict[str, Any], schemas: dict[str, Any]) -> list[di
     for key, spec in query["properties"].items():
         target = schemas[spec["$ref"].rsplit("/", 1)[1]]
         params.append({"name": key, "in": "query", "required": False,
-                       "description": target.get("description"), "schema": spec})
+                       "description": spec.get("description", target.get("description")),
+                       "schema": {"$ref": spec["$ref"]}})
     return params
 
 
@@ -254,6 +263,7 @@ def build_document(routes: Mapping[str, object], public_url: str = "") -> dict[s
     request_schemas = {title: schema for title, schema in by_title.items()
                        if title not in {names[stem] for stem in QUERY_SCHEMAS}}
     pagination = by_title[names["pagination"]]
+    widget_list = by_title[names["widget_list"]]
     responses = json.loads((HERE / "responses.json").read_text(encoding="utf-8"))
     token_ok = lambda text, more=None: _json("TokenBody", text,  # noqa: E731
                                              {**_NO_STORE, **(more or {})})
@@ -300,7 +310,7 @@ def build_document(routes: Mapping[str, object], public_url: str = "") -> dict[s
             {"200": _json("JWKS", "The key set (empty with HS256)")})},
         "/users": {"get": _operation(
             "listUsers", "One page of users, in registration order", "users",
-            {"200": _json("UserPage", "The page", _PAGE_HEADERS), **_errors(401, 403)},
+            {"200": _page_or_cursor_page("UserPage", "UserCursorPage"), **_errors(401, 403)},
             parameters=_query_parameters(pagination, by_title))},
         "/users/{public_id}": {
             "parameters": [{"name": "public_id", "in": "path", "required": True,
@@ -321,9 +331,15 @@ def build_document(routes: Mapping[str, object], public_url: str = "") -> dict[s
         },
         "/widgets": {
             "get": _operation(
-                "listWidgets", "One page of widgets, in creation order", "widgets",
-                {"200": _json("WidgetPage", "The page", _PAGE_HEADERS), **_errors(401)},
-                parameters=_query_parameters(pagination, by_title)),
+                "listWidgets", "One page of widgets, sorted and filtered as asked", "widgets",
+                {"200": _page_or_cursor_page("WidgetPage", "WidgetCursorPage"),
+                 **_errors(401)},
+                parameters=_query_parameters(widget_list, by_title),
+                description="An offset page (page) or a cursor page (cursor: empty for the "
+                            "first page, then each page's next_cursor), never both. Without "
+                            "sort, offset pages are in creation order and cursor pages in "
+                            "name order. A cursor is good only with the sort and filters it "
+                            "was issued with."),
             "post": _operation(
                 "createWidget", "Create a widget", "widgets",
                 {"201": message("Created", {**_LOCATION, **_ETAG, **_REPLAYED}),

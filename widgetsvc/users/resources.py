@@ -9,6 +9,7 @@ from typing import Any
 import falcon
 
 from widgetsvc import errors, paging, timefmt
+from widgetsvc.auth import keys
 from widgetsvc.auth.caller import CurrentUser
 from widgetsvc.auth.middleware import ADMIN
 from widgetsvc.bodies import is_form, read_object
@@ -43,7 +44,14 @@ class UserCollection(Resource):
     auth = {"GET": ADMIN}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        wanted = paging.requested(self.validator, req)
+        cursor_keys = keys.cursor_keys_for_config(self.config)
+        wanted = paging.user_listing(self.validator, req, cursor_keys)
+        if wanted.cursor is not None:
+            rows = self.db.all("users_cursor_page", **paging.user_cursor_params(wanted))
+            paging.respond_users(resp, COLLECTION_PATH, wanted, cursor_keys, rows,
+                                 [user_item(r) for r in rows])
+            return
+        wanted = paging.Requested(wanted.number, wanted.per_page)
         rows = self.db.all("users_page", limit=wanted.limit, offset=wanted.offset)
         page = paging.Page(wanted.number, wanted.per_page, rows[0]["total_items"], COLLECTION_PATH)
         paging.respond(resp, page, [user_item(r) for r in rows if r["public_id"] is not None])

@@ -17,6 +17,7 @@ import psycopg
 from falcon.routing import BaseConverter
 
 from widgetsvc import errors, idempotency, paging
+from widgetsvc.auth import keys
 from widgetsvc.auth.middleware import ADMIN, TOKEN
 from widgetsvc.bodies import read_object
 from widgetsvc.resource import Resource
@@ -64,13 +65,21 @@ class WidgetCollection(_WidgetResource):
     caller_in_statement = frozenset({"GET", "POST"})
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        with req.context.caller.refusals_first():
-            wanted = paging.requested(self.validator, req)
-        rows = req.context.caller.all("widget_page", limit=wanted.limit, offset=wanted.offset)
         now = self.clock.now()
-        page = paging.Page(wanted.number, wanted.per_page, rows[0]["total_items"], COLLECTION_PATH)
-        paging.respond(resp, page, [widget_body(row, now) for row in rows
-                                    if row["name"] is not None])
+        cursor_keys = keys.cursor_keys_for_config(self.config)
+        with req.context.caller.refusals_first():
+            wanted = paging.widget_listing(self.validator, req, cursor_keys, now)
+        if wanted.plain:
+            offset = min((wanted.number - 1) * wanted.per_page, paging.MAX_OFFSET)
+            rows = req.context.caller.all("widget_page", limit=wanted.per_page, offset=offset)
+            page = paging.Page(wanted.number, wanted.per_page, rows[0]["total_items"],
+                               COLLECTION_PATH)
+            paging.respond(resp, page, [widget_body(row, now) for row in rows
+                                        if row["name"] is not None])
+            return
+        rows = req.context.caller.all("widget_list", **wanted.params())
+        items = [widget_body(row, now) for row in rows if row["name"] is not None]
+        paging.respond_widgets(resp, COLLECTION_PATH, wanted, cursor_keys, rows, items)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         with req.context.caller.refusals_first():
