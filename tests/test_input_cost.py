@@ -416,7 +416,8 @@ def test_the_localhost_lookahead_is_rewritten_exactly(host):
 
 
 @pytest.mark.parametrize("pattern", [r"(?<!-)a", r"(?=a)", r"\w+", r"\d", r"\bx", r"a$b",
-                                     r"(?i)a", r"(a)\1", "é", r"[]a]", r"\u00e9"])
+                                     r"(?i)a", r"(a)\1", "é", r"[]a]", r"\u00e", r"\u00zz",
+                                     r"[\ud800-\uffff]"])
 def test_a_pattern_re2_would_read_differently_is_refused(pattern):
     with pytest.raises(linear_re.UnsupportedPattern):
         linear_re.compile(pattern)
@@ -491,3 +492,9 @@ def test_bench_inputs_prints_the_worst_time_per_field():
     assert set(rows) == {"info_url", "email", "json body"}, result.stdout
     for worst_cpu_ms, wall_ms, _per_kib, *shape in rows.values():
         assert float(worst_cpu_ms) >= 0 and float(wall_ms) >= 0 and shape
+
+
+@pytest.mark.parametrize("text", ["é", "e", "xé", "\u00e9\u00e9", "\u2000"])
+def test_a_unicode_escape_means_the_same_to_re2(text):
+    pattern = r"^[a-z\u00e0-\u00ff\u2000]+$"
+    assert linear_re.compile(pattern).search(text) == bool(re.search(pattern, text))

@@ -76,6 +76,10 @@ def translate(pattern: str) -> str:
                 digits = pattern[i + 2:i + 6]
                 if len(digits) != 4 or not all(c in "0123456789abcdefABCDEF" for c in digits):
                     raise UnsupportedPattern(f"\\u needs 4 hex digits: {pattern!r}")
+                if 0xD800 <= int(digits, 16) <= _SURROGATE_STAND_IN:
+                    # A lone surrogate is matched as U+E000 (Pattern.search): exact only while
+                    # no range starts or ends among them.
+                    raise UnsupportedPattern(f"\\u{digits} names a surrogate: {pattern!r}")
                 out.append(f"\\x{{{digits}}}")
                 i += 6
                 continue
@@ -129,16 +133,19 @@ class Pattern:
         try:
             return self._re2.search(text) is not None
         except UnicodeEncodeError:
-            # A lone surrogate has no UTF-8 form. The pattern is ASCII (translate checks), so
-            # its classes treat every non-ASCII, non-space character alike: U+FFFD stands in.
+            # A lone surrogate has no UTF-8 form: U+E000, the first code point after the
+            # surrogates, stands in. No \u escape of a pattern may name U+D800..U+E000
+            # (translate checks), so every class either holds all of them or none.
             return self._re2.search(_without_surrogates(text)) is not None
 
 
-_SURROGATES_TO_REPLACEMENT = dict.fromkeys(range(0xD800, 0xE000), 0xFFFD)
+_SURROGATE_STAND_IN = 0xE000
+_SURROGATES_TO_REPLACEMENT = dict.fromkeys(range(0xD800, _SURROGATE_STAND_IN),
+                                           _SURROGATE_STAND_IN)
 
 
 def _without_surrogates(text: str) -> str:
-    """Each lone (or paired: in a str they are two characters) surrogate as U+FFFD."""
+    """Each lone (or paired: in a str they are two characters) surrogate as U+E000."""
     return text.translate(_SURROGATES_TO_REPLACEMENT)
 
 
