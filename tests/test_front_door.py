@@ -61,6 +61,8 @@ def record(name: str, figures: dict) -> None:
 
 
 def latency_figures(seconds: list[float]) -> dict:
+    if not seconds:  # no request answered: the errors beside these figures say why
+        return {"count": 0, "p50_ms": None, "p99_ms": float("inf"), "max_ms": None}
     return {
         "count": len(seconds),
         "p50_ms": round(statistics.median(seconds) * 1000, 1),
