@@ -15,20 +15,7 @@ import pytest
 import webtest
 from hypothesis import settings as hypothesis_settings
 
-# API, bearer and free_port are only re-exported, for test files written on other branches
-# before tests/helpers.py existed: import from tests.helpers, and drop them here once
-# `git grep "from tests.conftest import"` finds nothing.
-from tests.helpers import (  # noqa: F401
-    API,
-    PASSWORD,
-    SECRET,
-    LiveServer,
-    bearer,
-    forged_sid,
-    free_port,
-    login,
-    unique_email,
-)
+from tests.helpers import PASSWORD, SECRET, LiveServer, forged_sid, login
 from tests.helpers_sql import run_sql
 from widgetsvc import timefmt
 from widgetsvc.app import create_app
@@ -38,6 +25,9 @@ from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.ops import localdb
 from widgetsvc.ops.localdb import VAR_DIR, LocalCluster
 from widgetsvc.ops.migrate import migrate
+
+# The tiers (bin/test --fast), the e2e marker given by fixture, the guard against processes.
+pytest_plugins = ["tests.tiers"]
 
 # Many test servers start at once (and other clones' tests on this machine): none listens on the
 # default METRICS_PORT unless its test asks for a port (tests/test_metrics.py).
@@ -115,25 +105,37 @@ def db(config):
     database.close()
 
 
+RESET = load_queries(SQL_DIR / "testing")["reset_all"]
+
+
 @pytest.fixture(autouse=True)
 def _clean_tables(request):
     """Every test that touches the database starts from empty tables."""
     if "db" in request.fixturenames or "app" in request.fixturenames:
         database = request.getfixturevalue("db")
-        reset = load_queries(SQL_DIR / "testing")["reset_all"]
         with database.pool.connection() as conn:
-            conn.execute(reset)
+            conn.execute(RESET)
     yield
 
 
-@pytest.fixture
-def clock():
+@pytest.fixture(scope="session")
+def clock() -> timefmt.Clock:
+    """The real clock (stateless); tests of time build their own ``FixedClock`` app."""
     return timefmt.Clock()
 
 
+@pytest.fixture(scope="session")
+def _wsgi_app(config, db, clock):
+    """One app for the whole run: building it (OpenAPI document, validators, routes) costs
+    more than most tests, and it keeps no state of its own between requests (the database
+    does, and every test starts from empty tables)."""
+    return create_app(config, db=db, clock=clock)
+
+
 @pytest.fixture
-def app(config, db, clock):
-    return webtest.TestApp(create_app(config, db=db, clock=clock))
+def app(_wsgi_app):
+    """A WebTest client of the run's app (its own cookie jar per test)."""
+    return webtest.TestApp(_wsgi_app)
 
 
 @pytest.fixture
@@ -158,14 +160,14 @@ def admin_token(app, users) -> str:
 # the timing tests marked gunicorn_only, under gunicorn alone (suite time).
 BOTH_SERVERS = frozenset({"test_e2e", "test_hygiene", "test_front_door", "test_graceful_stop",
                           "test_serve_supervisor"})
-SERVER_FIXTURES = frozenset({"live_server", "servers", "front_server", "server"})
+BOTH_SERVER_FIXTURES = frozenset({"live_server", "servers", "front_server", "server"})
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
     definition = metafunc.definition
     if module in BOTH_SERVERS and definition.get_closest_marker("gunicorn_only") is None and (
-            SERVER_FIXTURES & set(metafunc.fixturenames)
+            BOTH_SERVER_FIXTURES & set(metafunc.fixturenames)
             or definition.get_closest_marker("both_servers") is not None):
         metafunc.parametrize("wsgi_server", ["gunicorn", "granian"], indirect=True,
                              scope="module")

@@ -21,6 +21,8 @@ from widgetsvc.db import Database
 from widgetsvc.ops.localdb import REPO_ROOT
 from widgetsvc.ops.migrate import migrate
 
+pytestmark = pytest.mark.e2e  # runs bin/ commands or creates databases (tests/tiers.py)
+
 ADD_USER = str(REPO_ROOT / "bin" / "add-user")
 PASSWORD = "Secret-pass-1"
 USER_LINE = re.compile(

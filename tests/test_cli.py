@@ -27,6 +27,8 @@ from widgetsvc.ops import cli, localdb
 from widgetsvc.ops.cluster import cli as cluster_cli
 from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalCluster
 
+pytestmark = pytest.mark.e2e  # runs bin/ commands or creates databases (tests/tiers.py)
+
 BIN = REPO_ROOT / "bin"
 # Every command: a new bin/ script is covered without editing this list.
 COMMANDS = sorted(p.name for p in BIN.iterdir() if not p.name.startswith("_"))

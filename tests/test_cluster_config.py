@@ -103,6 +103,7 @@ def test_the_front_retries_reads_on_the_next_instance_and_never_writes(tmp_path,
 
 @pytest.mark.skipif(shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(),
                     reason="nginx is not installed")
+@pytest.mark.e2e
 def test_nginx_accepts_the_front_configuration(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTH_RATE_LIMIT", "30")
     run_dir = tmp_path / "nginx"

@@ -358,6 +358,7 @@ def silent_upstream() -> tuple[str, socket.socket]:
     return f"127.0.0.1:{listener.getsockname()[1]}", listener
 
 
+@pytest.mark.e2e
 def test_nginx_answers_502_and_504_as_json(nginx_alone, tmp_path):
     dead = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"])
     status, headers, payload = parse(raw_exchange(
@@ -376,6 +377,7 @@ def test_nginx_answers_502_and_504_as_json(nginx_alone, tmp_path):
         listener.close()
 
 
+@pytest.mark.e2e
 def test_the_rate_limit_answers_429_with_retry_after_per_address(nginx_alone, tmp_path):
     port = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"], auth_rate_limit=6, auth_burst=2)
     statuses = []
@@ -396,6 +398,7 @@ def _auth_request(method: str, path: str, body: bytes = b"{}") -> bytes:
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
 
 
+@pytest.mark.e2e
 def test_password_changes_share_the_login_rate_limit(nginx_alone, tmp_path):
     """PUT /auth/password may hash a password like login and register: the same per-address
     limit, counted together with them (docs/API.md §8.1)."""
@@ -411,6 +414,7 @@ def test_password_changes_share_the_login_rate_limit(nginx_alone, tmp_path):
                                    "message": "Too many requests. Try again in 10 seconds."}
 
 
+@pytest.mark.e2e
 def test_the_login_gate_holds_password_changes_too(nginx_alone):
     """One hash in flight at most (the gate of 1): a second password change is the §8.1 503
     at once, while the first is still with the (silent) application."""
@@ -450,6 +454,7 @@ def test_the_login_gate_holds_password_changes_too(nginx_alone):
             sock.close()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("path", [f"{API}/auth/login", f"{API}/auth/password"])
 def test_a_broken_chunked_body_past_the_rate_limit_is_a_json_400(nginx_alone, tmp_path, path):
     """Once the rate limit answers 429, nginx discards the body; a broken chunked body found
@@ -465,6 +470,7 @@ def test_a_broken_chunked_body_past_the_rate_limit_is_a_json_400(nginx_alone, tm
     assert json.loads(payload) == {"message": "Bad Request"}
 
 
+@pytest.mark.e2e
 def test_the_login_gate_answers_its_own_errors_in_json(nginx_alone, tmp_path):
     """An HTTP/1.0 login without Host passes the front and reaches the gate without one: the
     gate's 400 is JSON like every other answer of nginx."""

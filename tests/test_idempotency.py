@@ -117,6 +117,7 @@ def test_a_refused_caller_gets_its_401_or_403_not_a_replay(app, admin_token, use
     post(app, user_token, status=403)
 
 
+@pytest.mark.e2e
 def test_bin_purge_revoked_purges_dead_keys(app, admin_token, db, database_url):
     post(app, admin_token, status=201)
     post(app, admin_token, body={**WIDGET, "name": "b"}, key="b", status=201)

@@ -453,6 +453,7 @@ def test_string_code_accepts_what_the_replaced_patterns_accepted(text):
         re.match(r"^[A-Za-z0-9._:-]{1,128}$", text) and not text.endswith("\n"))
 
 
+@pytest.mark.e2e
 def test_no_module_that_reads_client_input_imports_re():
     """The request path holds no backtracking regular expression (docs/API.md §8.1): RE2
     through widgetsvc/linear_re.py, or string code. Startup-only code (configuration, SQL
@@ -472,6 +473,7 @@ def test_no_module_that_reads_client_input_imports_re():
 
 # -- bin/bench-inputs --------------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_bench_inputs_help_and_unknown_option():
     script = str(REPO_ROOT / "bin" / "bench-inputs")
     helped = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120,
@@ -482,6 +484,7 @@ def test_bench_inputs_help_and_unknown_option():
     assert wrong.returncode == 2 and "usage:" in wrong.stderr
 
 
+@pytest.mark.e2e
 def test_bench_inputs_prints_the_worst_time_per_field():
     result = subprocess.run(
         [str(REPO_ROOT / "bin" / "bench-inputs"), "--size", "4096", "--repeat", "1",

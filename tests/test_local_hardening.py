@@ -58,6 +58,7 @@ def plant(link: Path, target: Path) -> None:
     os.lchown(link, NOBODY.pw_uid, NOBODY.pw_gid)
 
 
+@pytest.mark.e2e
 def test_a_log_link_is_not_followed_or_chowned(users_dir, victim):
     plant(users_dir / "etcd.log", victim / "file")
     with pytest.raises(safefs.UnsafePath):

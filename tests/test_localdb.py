@@ -34,6 +34,7 @@ def two_clusters():
             cluster.destroy()
 
 
+@pytest.mark.e2e
 def test_two_clusters_run_side_by_side_and_are_destroyed(two_clusters):
     a, b = two_clusters
     assert a.port == b.port  # the same port number: only the socket directories differ
@@ -128,6 +129,7 @@ def test_a_checkout_out_of_reach_gets_a_per_clone_directory(tmp_path):
     assert not (private / "var").exists()  # computing creates nothing
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(os.geteuid() != 0, reason="as a user, the cluster's owner is the user")
 def test_as_root_a_private_clone_keeps_its_cluster_under_var_lib(tmp_path):
     """A clone in a private directory (mktemp -d, /root): the cluster's owner cannot get in, so

@@ -288,6 +288,7 @@ def test_known_addresses_stay_bounded(app, db, users_fixture_email):
     assert run_sql(db, "login_lock_count_addresses")[0]["n"] == 50
 
 
+@pytest.mark.e2e
 def test_bin_purge_revoked_purges_addresses_unused_for_30_days(app, db, database_url,
                                                               users_fixture_email):
     from tests.test_revocation import run_purge
@@ -382,6 +383,7 @@ def _walk(nodes):
         yield from _walk(node.children)
 
 
+@pytest.mark.e2e
 def test_slots_are_shared_between_processes(tmp_path):
     """Another process (another gunicorn worker) holding the only slot makes this one busy."""
     slots = hashslots.HashSlots(1, tmp_path)

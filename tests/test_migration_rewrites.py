@@ -16,6 +16,8 @@ from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR, load_queries
 from widgetsvc.ops.localdb import REPO_ROOT
 from widgetsvc.ops.migrate import migrate, migration_files
 
+pytestmark = pytest.mark.e2e  # runs bin/ commands or creates databases (tests/tiers.py)
+
 QUERIES = load_queries(SQL_DIR / "testing")
 # migration -> the existing tables it rewrites. A new migration that rewrites one goes here AND
 # in the README's list ("Migrations"), with how long it locks the table.

@@ -17,6 +17,8 @@ from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR, load_queries
 from widgetsvc.ops.localdb import REPO_ROOT
 from widgetsvc.ops.migrate import MigrationError, migrate, migration_files
 
+pytestmark = pytest.mark.e2e  # runs bin/ commands or creates databases (tests/tiers.py)
+
 CATALOG = load_queries(SQL_DIR / "testing")
 REAL_VERSIONS = [p.stem for p in sorted(MIGRATIONS_DIR.glob("*.sql"))]
 EXPECTED_TABLES = {"schema_migrations", "users", "revoked_tokens", "widgets", "widget_blocks",

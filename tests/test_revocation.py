@@ -8,6 +8,8 @@ import re
 import subprocess
 import uuid
 
+import pytest
+
 from tests.helpers import LOGOUT, PASSWORD, USER, bearer, login, plan_nodes
 from tests.helpers_sql import TESTING_QUERIES, run_sql
 from widgetsvc.db import load_queries
@@ -83,6 +85,7 @@ def purged_count(output: str) -> int:
     return int(match.group(1))
 
 
+@pytest.mark.e2e
 def test_bin_purge_revoked_removes_every_expired_revocation(db, database_url):
     run_sql(db, "attacks_insert_expired_revocations", prefix="old-", count=250)
     run_sql(db, "attacks_insert_live_revocations", prefix="live-", count=7)

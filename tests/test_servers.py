@@ -80,6 +80,7 @@ def test_nginx_keeps_connections_to_granian_only():
         ["unix:/run/w.sock"], "127.0.0.1:80", "/run/w", upstream_keepalive=0)
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root has privileges to drop")
 def test_a_granian_worker_as_root_gives_up_root_before_the_app_exists():
     """What each Granian worker does on loading its target: once it is loaded, the process

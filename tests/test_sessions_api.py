@@ -394,6 +394,7 @@ def test_a_legacy_refresh_purges_at_most_100_expired_spent_tokens(app, db, accou
     assert counts(db)["expired_spent"] == 0 and counts(db)["live_spent"] == 2
 
 
+@pytest.mark.e2e
 def test_bin_purge_revoked_also_purges_sessions_and_spent_tokens(app, db, database_url,
                                                                   account):
     run_sql(db, "sess_insert_expired", email=EMAIL, prefix="old-", count=120, spent=3)

@@ -89,6 +89,7 @@ def test_the_service_core_never_imports_the_tools():
     assert {path: names for path, names in offending.items() if names} == {}
 
 
+@pytest.mark.e2e
 def test_the_wsgi_app_loads_no_tooling_module(tmp_path):
     """What ``widgetsvc.wsgi:app`` imports, measured: no module of widgetsvc.ops is loaded."""
     import os

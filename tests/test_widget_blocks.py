@@ -210,6 +210,7 @@ def test_the_caller_check_is_inlined_into_each_query(db, owner, query):
     assert {"users_public_id_key", "revoked_tokens_pkey", "sessions_pkey"} <= indexes, nodes
 
 
+@pytest.mark.e2e
 def test_migration_0004_counts_the_widgets_already_there(pg_cluster, tmp_path):
     """A database that has widgets before 0004 starts with exact blocks (and exact pages),
     even with a writer in flight while it runs: the migration waits for that writer's commit

@@ -1,8 +1,21 @@
--- Used only by the test suite, between tests: empty every table the service writes.
+-- Used only by the test suite, before every test: empty every table the service writes, and
+-- restart the identities. DELETE, not TRUNCATE: on tables of a few rows it costs a twentieth
+-- (TRUNCATE makes new files for every table each time), and bin/test --fast runs it 2,000 times.
+-- Children before parents; the statement triggers keep widget_blocks in step, and the last line
+-- empties it as TRUNCATE's trigger would (whatever a test did to it by hand).
 -- name: reset_all
-TRUNCATE widgets, revoked_tokens, spent_refresh_tokens, sessions, users, login_failures,
-    login_addresses, idempotency_keys
-    RESTART IDENTITY CASCADE;
+DELETE FROM idempotency_keys;
+DELETE FROM login_addresses;
+DELETE FROM login_failures;
+DELETE FROM spent_refresh_tokens;
+DELETE FROM revoked_tokens;
+DELETE FROM sessions;
+DELETE FROM widgets;
+DELETE FROM users;
+DELETE FROM widget_blocks;
+SELECT setval(pg_get_serial_sequence('users', 'id'), 1, false),
+       setval(pg_get_serial_sequence('widgets', 'id'), 1, false),
+       setval(pg_get_serial_sequence('login_failures', 'id'), 1, false);
 
 -- name: auth_delete_user_by_email
 -- Tests of a token whose user no longer exists.
