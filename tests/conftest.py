@@ -183,8 +183,10 @@ def wsgi_server(request: pytest.FixtureRequest):
         yield kind
 
 
-@pytest.fixture
-def live_server(database_url, db, tmp_path, wsgi_server):
-    server = LiveServer(database_url, tmp_path / "serve.log").start()
+@pytest.fixture(scope="module")
+def live_server(database_url, db, tmp_path_factory, wsgi_server):
+    """The real bin/serve, booted once per module (and server kind): its tests share it, as
+    they share the database (emptied before each test; a server keeps no state of its own)."""
+    server = LiveServer(database_url, tmp_path_factory.mktemp("serve") / "serve.log").start()
     yield server
     server.stop()

@@ -22,11 +22,15 @@ def _parser() -> cmdline.Parser:
         "bin/test", "Run the test suite against a throwaway PostgreSQL cluster made for this run "
         "(var/test-<pid>, removed afterwards).",
         details="""
+--fast: the fast tier, about a minute: unit and in-process API tests only, against one
+throwaway database; no server boots, no bin/ command, no other program (every test that
+starts one is marked e2e and left out; one that is not refuses to start it: tests/tiers.py).
+Without --fast: everything (about 10 minutes on 2 cores).
 Every argument other than --help and --version goes to pytest, e.g.
-  bin/test tests/test_cli.py -x -q     bin/test -k login     bin/test --co -q
+  bin/test --fast     bin/test tests/test_cli.py -x -q     bin/test -k login     bin/test --co -q
 pytest's own options: .venv/bin/pytest --help. The first run prepares .venv with the test
 dependencies; as root, Debian's chromium is installed for the browser test when missing.""",
-        usage="bin/test [-h] [--version] [PYTEST ARGUMENTS ...]",
+        usage="bin/test [-h] [--version] [--fast] [PYTEST ARGUMENTS ...]",
         environment=[("CI", "set: property-based tests run a fixed, derandomized set"),
                      ("WIDGETSVC_PG_FSYNC", "the throwaway cluster runs with fsync=off")],
         exit_codes=[(0, "every selected test passed"), (1, "a test failed"),

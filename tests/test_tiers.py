@@ -1,0 +1,58 @@
+"""The tiers (tests/tiers.py): ``bin/test --fast`` boots no server and starts no program, and a
+test that would is refused in every run unless it is marked e2e."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests.helpers import LiveServer
+from widgetsvc.ops.localdb import REPO_ROOT
+
+
+def test_a_test_not_marked_e2e_may_start_no_process(process_guard):
+    with process_guard.expecting():
+        subprocess.run(["true"], check=False)
+    with process_guard.expecting():
+        os.system("true")  # noqa: S605, S607 (the refusal is the point)
+
+
+def test_a_server_fixture_refuses_to_boot_outside_e2e(process_guard, tmp_path):
+    """What ``live_server`` and the other server fixtures start: bin/serve, refused here."""
+    server = LiveServer("postgresql:///nowhere", tmp_path / "serve.log")
+    with process_guard.expecting():
+        server.start(timeout=5)
+    assert server.proc is None
+
+
+def test_a_swallowed_refusal_still_fails_the_test(process_guard):
+    """A test catching every exception around its subprocess is not let through: the guard
+    remembers what was started, and the run fails the test after its call."""
+    count = len(process_guard.started)
+    try:
+        subprocess.run(["true"], check=False)
+    except Exception:  # noqa: BLE001, S110 (a careless test)
+        pass
+    assert len(process_guard.started) == count + 1
+    del process_guard.started[count:]  # this test's own refusal, forgiven
+
+
+@pytest.mark.e2e
+def test_fast_collects_no_test_that_boots_a_server():
+    result = subprocess.run(
+        [str(REPO_ROOT / "bin" / "test"), "--fast", "--collect-only", "-q"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ids = [line for line in result.stdout.splitlines() if "::" in line]
+    assert len(ids) > 1000, result.stdout[-2000:]
+    files = {i.split("::")[0] for i in ids}
+    for booting in ("tests/test_e2e.py", "tests/test_front_door.py", "tests/test_cluster.py",
+                    "tests/test_cli.py", "tests/test_browser.py", "tests/test_clients.py"):
+        assert booting not in files
+    # in a file of both kinds, only the in-process tests stay
+    assert any(i.startswith("tests/test_hygiene.py::") for i in ids)
+    assert not any(i.startswith("tests/test_hygiene.py::test_nginx_errors_are_json") for i in ids)
+    summary = result.stdout.strip().splitlines()[-1]
+    assert "deselected" in summary, summary
