@@ -604,12 +604,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="the cluster's commit_delay (group commit; default: 0)")
     parser.add_argument("--commit-siblings", type=int, metavar="N",
                         help="the cluster's commit_siblings (default: 5)")
+    parser.add_argument("--front-door", action="store_true",
+                        help="instead: the front door's latency figures under idle, slowloris "
+                             "and login-flood clients (bench/front_door.py, about 3 minutes)")
     parser.add_argument("--short", action="store_true", help="one quick round (for CI)")
     parser.add_argument("--verbose", action="store_true", help="show the servers' logs")
     parser.add_argument("--url", help="measure this running service (http://127.0.0.1:PORT, "
                         "e.g. bin/cluster's front) instead of starting one; its database "
                         "(DATABASE_URL, e.g. from bin/cluster env) is seeded once")
     args = parser.parse_args(argv)
+    if args.front_door:
+        from bench import front_door
+
+        return front_door.main()
     if args.short:
         args.rounds, args.duration = 1, 1
     if args.url and not os.environ.get("DATABASE_URL"):

@@ -16,6 +16,7 @@ import webtest
 from hypothesis import settings as hypothesis_settings
 
 from tests.helpers import PASSWORD, SECRET, LiveServer, forged_sid, login
+from tests.helpers_cluster import CLUSTER, run
 from tests.helpers_sql import run_sql
 from widgetsvc import timefmt
 from widgetsvc.app import create_app
@@ -23,6 +24,8 @@ from widgetsvc.auth.users import Users
 from widgetsvc.config import Config
 from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.ops import localdb
+from widgetsvc.ops.cluster.packages import missing_packages
+from widgetsvc.ops.cluster.topology import reachable_dir
 from widgetsvc.ops.localdb import VAR_DIR, LocalCluster
 from widgetsvc.ops.migrate import migrate
 
@@ -32,6 +35,12 @@ pytest_plugins = ["tests.tiers"]
 # Many test servers start at once (and other clones' tests on this machine): none listens on the
 # default METRICS_PORT unless its test asks for a port (tests/test_metrics.py).
 os.environ.setdefault("METRICS_PORT", "0")
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--front-door-figures", action="store_true", default=False,
+                     help="tests/test_front_door.py with the figures' own settings (30 s holds, "
+                          "p99 within 100 ms): what bin/bench --front-door runs")
+
 
 # In CI the property-based tests (hypothesis, schemathesis) run a fixed, derandomized set of
 # examples: a submission is judged on the same inputs that passed here. Locally each run
@@ -190,3 +199,30 @@ def live_server(database_url, db, tmp_path_factory, wsgi_server):
     server = LiveServer(database_url, tmp_path_factory.mktemp("serve") / "serve.log").start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_dir():
+    """One ``bin/cluster up`` (2 instances, with its monitoring) for every test of it in the run
+    (tests/test_cluster*.py): brought up by the first, purged by the last (the ``stops_cluster``
+    test, which pytest_collection_modifyitems below runs after every other user)."""
+    if os.geteuid() != 0 and missing_packages():
+        pytest.skip(f"not root, and {', '.join(missing_packages())} not installed")
+    directory = reachable_dir(VAR_DIR / f"cluster-test-{os.getpid()}")
+    try:
+        run(CLUSTER, "--dir", str(directory), "up", "--instances", "2", timeout=600)
+        yield directory
+    finally:
+        run(CLUSTER, "--dir", str(directory), "down", "--purge", check=False, timeout=300)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests of the shared cluster run together, where the first of them was, and those
+    that stop it last: the cluster is up for no other test, and down for none of its own."""
+    users = [i for i in items if "cluster_dir" in getattr(i, "fixturenames", ())]
+    if not users:
+        return
+    first = items.index(users[0])
+    rest = [i for i in items if i not in set(users)]
+    ordered = sorted(users, key=lambda i: i.get_closest_marker("stops_cluster") is not None)
+    items[:] = rest[:first] + ordered + rest[first:]

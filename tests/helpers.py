@@ -98,7 +98,9 @@ class LiveServer:
         }
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> LiveServer:
+    def start(self, timeout: float = 120.0) -> LiveServer:
+        """Starts bin/serve and waits until it listens (generous: on a loaded 2-core machine a
+        production-cost start, which hashes its dummy password per worker, can take long)."""
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [str(REPO_ROOT / "bin" / "serve")], env=self.env, stdout=self._log,

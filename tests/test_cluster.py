@@ -1,5 +1,7 @@
 """``bin/cluster`` end to end (issue 12): etcd, PostgreSQL x 2 under Patroni, HAProxy, PgBouncer,
-2 instances and nginx, brought up once for this module and down (purged) at its end.
+2 instances and nginx (and its monitoring), brought up once for the run (``cluster_dir`` in
+tests/conftest.py, shared with tests/test_cluster_metrics.py and test_cluster_upgrade.py) and
+down (purged) by the last test here, which runs after every other test using it.
 
 The failure drills are ``bin/failover`` (scripts/failover.py), run here as a user would and
 judged on the JSON they print: kill -9 of an instance's gunicorn master under reads, loss of the
@@ -14,7 +16,6 @@ import base64
 import json
 import os
 import shlex
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -25,55 +26,25 @@ import jwt
 import psycopg
 import pytest
 
+from tests.helpers import API, PASSWORD
+from tests.helpers_cluster import (
+    CLUSTER,
+    ENV,
+    FAILOVER,
+    SECRET,
+    gone,
+    processes_of,
+    run,
+    status,
+)
 from tests.live_http import call
 from widgetsvc.db import SQL_DIR, load_queries
 from widgetsvc.ops import localdb
-from widgetsvc.ops.cluster.packages import missing_packages
-from widgetsvc.ops.cluster.topology import Cluster, reachable_dir
-from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR
+from widgetsvc.ops.cluster.topology import Cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-SECRET = "cluster-test-secret-that-is-long-enough-0123456789"
-PASSWORD = "Secret-pass-1"
-API = "/api/v1"
-CLUSTER = str(REPO_ROOT / "bin" / "cluster")
-FAILOVER = str(REPO_ROOT / "bin" / "failover")
 QUERIES = load_queries(SQL_DIR / "testing")
-ENV = {
-    **os.environ,
-    "SECRET_KEY": SECRET,
-    "WIDGETSVC_ENV": "test",
-    "BCRYPT_ROUNDS": "4",
-    "AUTH_RATE_LIMIT": "0",
-    "WEB_CONCURRENCY": "2",
-}
-
-
-def run(*args: str, env: dict | None = None, timeout: float = 300,
-        check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(list(args), env=env or ENV, capture_output=True, text=True,
-                            timeout=timeout, stdin=subprocess.DEVNULL)
-    if check:
-        assert result.returncode == 0, f"{args}: {result.returncode}\n{result.stdout}\n" \
-                                       f"{result.stderr[-4000:]}"
-    return result
-
-
-@pytest.fixture(scope="module")
-def cluster_dir():
-    if os.geteuid() != 0 and missing_packages():
-        pytest.skip(f"not root, and {', '.join(missing_packages())} not installed")
-    directory = reachable_dir(VAR_DIR / f"cluster-test-{os.getpid()}")
-    try:
-        run(CLUSTER, "--dir", str(directory), "up", "--instances", "2", timeout=600)
-        yield directory
-    finally:
-        run(CLUSTER, "--dir", str(directory), "down", "--purge", check=False, timeout=300)
-
-
-def status(cluster_dir: Path) -> dict:
-    return json.loads(run(CLUSTER, "--dir", str(cluster_dir), "status", "--json").stdout)
 
 
 def port_of(url: str) -> int:
@@ -329,11 +300,7 @@ def test_losing_the_standby_writes_go_on(cluster_dir):
     # Meanwhile the leader did not wait for anyone (the trade-off: these writes are on one
     # server only until the standby is back).
     assert outcome["synchronous_standby_names_meanwhile"] == ""
-    deadline = time.monotonic() + 120
-    while sorted(p["role"] for p in status(cluster_dir)["postgres"]) != ["leader",
-                                                                          "sync_standby"]:
-        assert time.monotonic() < deadline, status(cluster_dir)["postgres"]
-        time.sleep(1)
+    wait_for_sync_standby(cluster_dir)
 
 
 def test_killing_the_leader_loses_no_acknowledged_write(cluster_dir):
@@ -353,41 +320,39 @@ def test_killing_the_leader_loses_no_acknowledged_write(cluster_dir):
     assert shown[killed] in ("replica", "sync_standby"), shown
     text = run(CLUSTER, "--dir", str(cluster_dir), "status").stdout
     assert killed in text and "leader" in text
+    wait_for_sync_standby(cluster_dir)  # the tests after this one find the cluster whole
 
 
-def processes_of(cluster_dir: Path, groups: list[int]) -> list[str]:
-    """Live processes that belong to the cluster: in one of its process groups, or naming its
-    directory on their command line (PostgreSQL, which Patroni starts in its own session)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] == "Z":
-            continue
-        if int(fields[2]) in groups or str(cluster_dir) in cmdline:
-            found.append(f"{entry.name} {cmdline}")
-    return found
+def wait_for_sync_standby(cluster_dir: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while sorted(p["role"] for p in status(cluster_dir)["postgres"]) != ["leader",
+                                                                          "sync_standby"]:
+        assert time.monotonic() < deadline, status(cluster_dir)["postgres"]
+        time.sleep(1)
 
 
+@pytest.mark.stops_cluster
 def test_down_leaves_no_process_and_up_comes_back(cluster_dir):
+    """Every part stops, the monitoring too (Prometheus and its exporters are recorded parts),
+    and the data stays for the next ``up``."""
     cluster = Cluster(cluster_dir)
+    assert {"prometheus", "nginx-exporter", "node-exporter", "postgres-exporter-pg1",
+            "postgres-exporter-pg2"} <= set(cluster.pids)
     groups = cluster.all_groups()
     assert processes_of(cluster_dir, groups), "the check must see the running cluster"
     run(CLUSTER, "--dir", str(cluster_dir), "down")
-    assert processes_of(cluster_dir, groups) == []
+    assert gone(cluster_dir, groups) == []
     assert run(CLUSTER, "--dir", str(cluster_dir), "status", check=False).returncode == 3
     # The data stays (only --purge deletes it): up again, and the earlier user is still there.
     run(CLUSTER, "--dir", str(cluster_dir), "up", timeout=600)
-    reply = call(port_of(status(cluster_dir)["front"]), "POST", f"{API}/auth/login",
-                 data={"email": "front-user@example.com", "password": PASSWORD})
+    front = port_of(status(cluster_dir)["front"])
+    deadline = time.monotonic() + 60  # until the front's instances answer (not a 502)
+    while (reply := call(front, "POST", f"{API}/auth/login", data={
+            "email": "front-user@example.com", "password": PASSWORD})).status in (502, 503):
+        assert time.monotonic() < deadline, reply.raw
+        time.sleep(0.5)
     assert reply.status == 200, reply.raw
     groups = Cluster(cluster_dir).all_groups()
     run(CLUSTER, "--dir", str(cluster_dir), "down", "--purge")
-    assert processes_of(cluster_dir, groups) == []
+    assert gone(cluster_dir, groups) == []
     assert not cluster_dir.exists()

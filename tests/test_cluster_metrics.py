@@ -1,12 +1,11 @@
 """``bin/cluster``'s monitoring (issue 19): Prometheus scrapes every part, every target is ``up``,
 ``rate(http_requests_total[1m])`` is non-empty through its HTTP API, the alert rules are loaded,
-and the public front answers 404 for ``/metrics``. A cluster of its own (2 instances), brought up
-once for this module and purged at its end (about a minute and a half on 2 cores)."""
+and the public front answers 404 for ``/metrics``. The run's one cluster (tests/conftest.py's
+``cluster_dir``); that ``down`` stops the monitoring too is tests/test_cluster.py's last test."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import urllib.parse
@@ -15,38 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers_cluster import CLUSTER
+from tests.helpers_cluster import run as cluster_run
 from tests.live_http import call
-from widgetsvc.ops.cluster.packages import missing_packages
-from widgetsvc.ops.cluster.topology import Cluster, reachable_dir
-from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR
+from widgetsvc.ops.cluster.topology import Cluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CLUSTER = str(REPO_ROOT / "bin" / "cluster")
-ENV = {**os.environ, "SECRET_KEY": "cluster-metrics-secret-that-is-long-enough-0123456789",
-       "WIDGETSVC_ENV": "test", "BCRYPT_ROUNDS": "4", "AUTH_RATE_LIMIT": "0",
-       "WEB_CONCURRENCY": "2"}
 JOBS = {"widgetsvc": 2, "nginx": 1, "postgres": 2, "patroni": 2, "node": 1, "prometheus": 1}
 
 
 def run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([CLUSTER, *args], env=ENV, capture_output=True, text=True,
-                            timeout=timeout, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, f"{args}: {result.returncode}\n{result.stderr[-4000:]}"
-    return result
-
-
-@pytest.fixture(scope="module")
-def cluster_dir():
-    if os.geteuid() != 0 and missing_packages():
-        pytest.skip(f"not root, and {', '.join(missing_packages())} not installed")
-    directory = reachable_dir(VAR_DIR / f"cluster-metrics-{os.getpid()}")
-    try:
-        run("--dir", str(directory), "up", "--instances", "2")
-        yield directory
-    finally:
-        subprocess.run([CLUSTER, "--dir", str(directory), "down", "--purge"], env=ENV,
-                       capture_output=True, timeout=300, check=False)
+    return cluster_run(CLUSTER, *args, timeout=timeout)
 
 
 def api(base: str, path: str, **params: str) -> dict:
@@ -127,16 +106,3 @@ def test_the_front_answers_404_for_metrics_and_stub_status(cluster_dir: Path):
     front = urllib.parse.urlsplit(Cluster(cluster_dir).front_url).port
     for path in ("/metrics", "/stub_status", "/api/v1/metrics"):
         assert call(front, "GET", path).status == 404, path
-
-
-def test_down_stops_the_monitoring_too(cluster_dir: Path):
-    cluster = Cluster(cluster_dir)
-    groups = [int(cluster.pids[name][0]) for name in
-              ("prometheus", "nginx-exporter", "node-exporter", "postgres-exporter-pg1",
-               "postgres-exporter-pg2")]
-    run("--dir", str(cluster_dir), "down")
-    for pgid in groups:
-        assert not any(
-            Path(f"/proc/{p}/stat").exists() and
-            Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[2] == str(pgid)
-            for p in os.listdir("/proc") if p.isdigit()), pgid

@@ -1,36 +1,20 @@
 """``bin/cluster upgrade`` (issue 19, upgrades): the instances are replaced one at a time behind
 nginx while 8 clients create, read back and list widgets; no request fails (no 5xx, no
 connection error) and every acknowledged widget is there afterwards. The drill is
-``bin/failover upgrade`` (scripts/failover.py), run here as a user would. Its own cluster, up
-once for this module and purged at its end (about 2 minutes on 2 cores)."""
+``bin/failover upgrade`` (scripts/failover.py), run here as a user would. The cluster is up
+once for the run (tests/conftest.py's ``cluster_dir``, shared with tests/test_cluster.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.test_cluster import CLUSTER, ENV, FAILOVER, run
-from widgetsvc.ops.cluster.packages import missing_packages
-from widgetsvc.ops.cluster.topology import reachable_dir
-from widgetsvc.ops.localdb import VAR_DIR
+from tests.helpers_cluster import CLUSTER, ENV, FAILOVER, run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def cluster_dir():
-    if os.geteuid() != 0 and missing_packages():
-        pytest.skip(f"not root, and {', '.join(missing_packages())} not installed")
-    directory = reachable_dir(VAR_DIR / f"cluster-upgrade-{os.getpid()}")
-    try:
-        run(CLUSTER, "--dir", str(directory), "up", "--instances", "2", timeout=600)
-        yield directory
-    finally:
-        run(CLUSTER, "--dir", str(directory), "down", "--purge", check=False, timeout=300)
 
 
 def environ_of(pid: int) -> dict[str, str]:

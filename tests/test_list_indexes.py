@@ -18,6 +18,8 @@ import pytest
 from tests.helpers import PASSWORD
 from tests.helpers_sql import TESTING_QUERIES, run_sql
 
+pytestmark = pytest.mark.slow  # seeds a million widgets (not in bin/test --fast)
+
 MILLION = 1_000_000
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 SORTS = [("name", False), ("name", True), ("deadline", False), ("deadline", True),
