@@ -23,6 +23,7 @@ from typing import Any
 
 import jwt
 
+from tests.live_http import call
 from widgetsvc.auth.keys import hmac_key
 from widgetsvc.ops.localdb import REPO_ROOT
 
@@ -131,6 +132,36 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def wait_healthy(self, timeout: float = 60.0) -> LiveServer:
+        """Waits until the health probe answers 200 through the front."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if call(self, "GET", f"{API}/health", timeout=5).status == 200:
+                    return self
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, self.log()[-3000:]
+            time.sleep(0.1)
+
+
+def processes(*, parent: int | None = None, group: int | None = None) -> dict[int, str]:
+    """Live (not zombie) processes whose parent is ``parent``, or in process group ``group``:
+    pid -> command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if fields[0] != "Z" and (int(fields[1]) == parent or int(fields[2]) == group):
+                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(
+                    b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 # -- forging tokens (docs/API.md §6) -----------------------------------------------------------

@@ -76,18 +76,6 @@ def latency_figures(seconds: list[float]) -> dict:
     }
 
 
-def wait_healthy(server: LiveServer, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if call(server, "GET", f"{API}/health", timeout=5).status == 200:
-                return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, server.log()[-3000:]
-        time.sleep(0.1)
-
-
 # -- idle and slow clients ---------------------------------------------------------------------
 
 class Hoarder:
@@ -177,7 +165,7 @@ def front_server(database_url, db, tmp_path, wsgi_server):
     def start(**env: str) -> LiveServer:
         server = LiveServer(database_url, tmp_path / f"serve-{len(servers)}.log", **env).start()
         servers.append(server)
-        wait_healthy(server)
+        server.wait_healthy()
         return server
 
     yield start

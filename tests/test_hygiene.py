@@ -201,7 +201,7 @@ def servers(database_url, wsgi_server):
                "direct": LiveServer(database_url, logs / "direct.log",
                                     WIDGETSVC_DIRECT="1").start()}
     for server in started.values():
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while parse(raw_exchange(server.port, b"GET /api/v1/health HTTP/1.0\r\nHost: localhost"
                                                b"\r\n\r\n"))[0] != 200:
             assert time.monotonic() < deadline, server.log()

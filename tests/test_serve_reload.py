@@ -10,11 +10,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from tests.helpers import API, PASSWORD, LiveServer
+from tests.helpers import API, PASSWORD, LiveServer, processes
 from tests.live_http import call
 from widgetsvc.ops.localdb import REPO_ROOT
 
@@ -22,20 +21,7 @@ pytestmark = pytest.mark.e2e
 
 
 def children(pid: int) -> dict[int, str]:
-    """Live child processes of ``pid``: pid -> command line."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
-            if fields[0] != "Z" and int(fields[1]) == pid:
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(
-                    b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError):
-            continue
-    return found
+    return processes(parent=pid)
 
 
 def gunicorn_master(server: LiveServer) -> int:
@@ -56,11 +42,7 @@ def wait_workers(master: int, count: int, *, not_in: set[int] = frozenset(),
 
 @pytest.fixture
 def server(database_url, db, tmp_path):
-    live = LiveServer(database_url, tmp_path / "serve.log").start()
-    deadline = time.monotonic() + 30
-    while call(live, "GET", f"{API}/health").status != 200:
-        assert time.monotonic() < deadline, live.log()
-        time.sleep(0.1)
+    live = LiveServer(database_url, tmp_path / "serve.log").start().wait_healthy()
     yield live
     live.stop()
 
