@@ -36,6 +36,7 @@ pytest_plugins = ["tests.tiers"]
 # default METRICS_PORT unless its test asks for a port (tests/test_metrics.py).
 os.environ.setdefault("METRICS_PORT", "0")
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--front-door-figures", action="store_true", default=False,
                      help="tests/test_front_door.py with the figures' own settings (30 s holds, "
