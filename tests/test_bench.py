@@ -11,6 +11,8 @@ import pytest
 
 from widgetsvc.ops.localdb import REPO_ROOT
 
+pytestmark = pytest.mark.e2e  # runs bin/bench (tests/tiers.py)
+
 SCENARIOS = ("user", "widget", "list", "list-deep", "create", "update", "login", "mixed",
              "refresh", "cursor", "cursor-deep", "cursor-filtered")
 
