@@ -9,7 +9,7 @@ import sys
 for _name in [n for n in sys.modules if n == "widgetsvc" or n.startswith("widgetsvc.")]:
     del sys.modules[_name]
 
-from widgetsvc.config import ConfigError, check_gunicorn, metrics_port  # noqa: E402
+from widgetsvc.config import ConfigError, check_gunicorn, metrics_port, web_concurrency  # noqa: E402
 
 # A bad setting is one line (README, "Command line"), not a traceback, even without bin/serve.
 try:
@@ -44,7 +44,7 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 # workers only pay off when logins are a large share of the traffic.
 # Sync workers close each connection (no keep-alive); keep-alive (gthread) did not pay for
 # the threads' overhead here.
-workers = int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1))
+workers = web_concurrency(os.environ)
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))

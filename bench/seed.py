@@ -9,8 +9,8 @@ import uuid
 from typing import Any
 
 from widgetsvc.auth import sessions
+from widgetsvc.auth.accounts import Accounts
 from widgetsvc.auth.keys import refresh_keys_from_secrets
-from widgetsvc.auth.users import Users
 from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.ops.localdb import LocalCluster
 from widgetsvc.ops.migrate import migrate
@@ -27,7 +27,7 @@ def seeded_database(cluster: LocalCluster, *, widgets: int, email: str, password
     db = Database(url, min_size=1, max_size=1)
     db.pool.open(wait=True, timeout=10)
     try:
-        user = Users(db, bcrypt_rounds).create(email, password, admin=admin)
+        user = Accounts(db, bcrypt_rounds).create(email, password, admin=admin)
         seed = load_queries(SQL_DIR / "bench")
         started = time.monotonic()
         with db.pool.connection() as conn:
@@ -82,7 +82,7 @@ def seed_existing(url: str, *, widgets: int, email: str, password: str,
     db = Database(url, min_size=1, max_size=1)
     db.pool.open(wait=True, timeout=10)
     try:
-        user = Users(db, bcrypt_rounds).create(email, password, admin=True)
+        user = Accounts(db, bcrypt_rounds).create(email, password, admin=True)
         seed = load_queries(SQL_DIR / "bench")
         with db.pool.connection() as conn:
             if conn.execute(seed["bench_seeded_widgets"], {"count": widgets}).fetchone()["n"]:

@@ -32,7 +32,7 @@ from tests.helpers import (  # noqa: F401
 from tests.helpers_sql import run_sql
 from widgetsvc import timefmt
 from widgetsvc.app import create_app
-from widgetsvc.auth.users import Users
+from widgetsvc.auth.accounts import Accounts
 from widgetsvc.config import Config
 from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.ops import localdb
@@ -51,8 +51,8 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
-class SessionedUsers(Users):
-    """``Users`` whose ``create`` also gives the new user the live session ``forged_sid``
+class SessionedUsers(Accounts):
+    """``Accounts`` whose ``create`` also gives the new user the live session ``forged_sid``
     names, so that tokens forged for the user (tests/helpers.py) can be valid."""
 
     def create(self, email, password, *, admin):
@@ -137,7 +137,7 @@ def app(config, db, clock):
 
 
 @pytest.fixture
-def users(db, config) -> Users:
+def users(db, config) -> Accounts:
     return SessionedUsers(db, config.bcrypt_rounds)
 
 

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from tests.live_http import call
-from widgetsvc.auth.users import Users
+from widgetsvc.auth.accounts import Accounts
 from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.ops import backup, localdb
 from widgetsvc.ops.cluster.packages import missing_packages
@@ -54,7 +54,7 @@ def seed(url: str, first: int, last: int, owner_id: int | None = None) -> int:
     db.pool.open(wait=True, timeout=10)
     try:
         if owner_id is None:
-            owner_id = Users(db, 4).create(EMAIL, PASSWORD, admin=False)["id"]
+            owner_id = Accounts(db, 4).create(EMAIL, PASSWORD, admin=False)["id"]
         with db.pool.connection() as conn:
             conn.execute(SEED["bench_seed_widgets"],
                          {"owner_id": owner_id, "first": first, "last": last})

@@ -11,7 +11,7 @@ import webtest
 
 from tests.helpers import API, PASSWORD, SECRET
 from widgetsvc.app import create_app
-from widgetsvc.auth.users import Users
+from widgetsvc.auth.accounts import Accounts
 from widgetsvc.config import Config
 
 pytestmark = pytest.mark.slow
@@ -30,7 +30,7 @@ def test_unknown_email_and_wrong_password_take_the_same_time(database_url, db):
         "LOGIN_LOCK_FAILURES": "0",  # 30 failures per e-mail here; the lock has its own tests
     })
     app = webtest.TestApp(create_app(config, db=db))
-    Users(db, PRODUCTION_ROUNDS).create("known@example.com", PASSWORD, admin=False)
+    Accounts(db, PRODUCTION_ROUNDS).create("known@example.com", PASSWORD, admin=False)
 
     def attempt(email: str, password: str) -> float:
         started = time.perf_counter()

@@ -324,25 +324,6 @@ def cursor_respond(resp: falcon.Response, path: str, per_page: int, sent: str,
                   "links": links}
 
 
-def respond_widgets(resp: falcon.Response, path: str, listing: WidgetListing,
-                    keys: RefreshKeys, rows: list[dict[str, Any]],
-                    items: list[dict[str, Any]]) -> None:
-    """A sorted or filtered widget page: an offset page with its totals, or a cursor page."""
-    if listing.cursor is None:
-        page = Page(listing.number, listing.per_page, rows[0]["total_items"], path,
-                    listing.kept)
-        respond(resp, page, items)
-        return
-    shown = items[: listing.per_page]
-    next_cursor = None
-    if len(items) > listing.per_page:
-        last = [row for row in rows if row["name"] is not None][listing.per_page - 1]
-        next_cursor = encode_cursor(keys, _KIND[listing.sort_or_default], listing.kept,
-                                    listing.next_position(last))
-    cursor_respond(resp, path, listing.per_page, listing.cursor, listing.kept, shown,
-                   next_cursor)
-
-
 @dataclass(frozen=True)
 class UserListing:
     """A users list request: an offset page (``number``) or a cursor page (``cursor``)."""
@@ -370,12 +351,11 @@ def user_cursor_params(listing: UserListing) -> dict[str, Any]:
             "limit": listing.per_page + 1}
 
 
-def respond_users(resp: falcon.Response, path: str, listing: UserListing, keys: RefreshKeys,
-                  rows: list[dict[str, Any]], items: list[dict[str, Any]]) -> None:
-    next_cursor = None
-    if len(rows) > listing.per_page:
-        last = rows[listing.per_page - 1]
-        next_cursor = encode_cursor(keys, _USERS_KIND, "",
-                                    Position(_micros(last["registered_on"]), str(last["id"])))
-    cursor_respond(resp, path, listing.per_page, listing.cursor, "",
-                   items[: listing.per_page], next_cursor)
+def next_user_cursor(keys: RefreshKeys, listing: UserListing,
+                     rows: list[dict[str, Any]]) -> str | None:
+    """The cursor after a users page, when users_cursor_page's extra row says there is one."""
+    if len(rows) <= listing.per_page:
+        return None
+    last = rows[listing.per_page - 1]
+    return encode_cursor(keys, _USERS_KIND, "",
+                         Position(_micros(last["registered_on"]), str(last["id"])))

@@ -305,7 +305,7 @@ first when it is new.""",
     args = parser.parse_args(argv)
 
     from widgetsvc import errors, timefmt
-    from widgetsvc.auth.users import Users
+    from widgetsvc.auth.accounts import Accounts
     from widgetsvc.validation import Validator
 
     _preflight(require_secret=False, serving=False)
@@ -323,7 +323,7 @@ first when it is new.""",
             for message in exc.body["errors"].values():
                 print(f"Error: {message}", file=sys.stderr)
             return 1
-        user = Users(db, config.bcrypt_rounds).create(args.email, password, admin=args.admin)
+        user = Accounts(db, config.bcrypt_rounds).create(args.email, password, admin=args.admin)
     finally:
         db.close()
     if user is None:
