@@ -103,3 +103,19 @@ def test_the_wsgi_app_loads_no_tooling_module(tmp_path):
                             capture_output=True, text=True, timeout=60, check=True).stdout.split()
     assert "widgetsvc.app" in loaded
     assert [m for m in loaded if m.startswith("widgetsvc.ops")] == []
+
+
+_STATEMENT_CALL = re.compile(r"\.(one|all|execute|transaction|session)\(|checked_rows\(")
+_SENTINELS = re.compile(r"""\[["'](total_items|found|deleted|prior_\w+|free|revoked|etag)["']\]""")
+
+
+def test_responders_reach_the_database_only_through_their_store():
+    """One data-access style, responder → store → db: no resource module runs a statement or
+    reads a statement's sentinel columns itself (the stores decode them, once)."""
+    modules = sorted(PACKAGE.glob("*/resources.py"))
+    assert {p.parent.name for p in modules} >= {"auth", "users", "widgets"}
+    offenders = [f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}"
+                 for path in modules
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if _STATEMENT_CALL.search(line) or _SENTINELS.search(line)]
+    assert offenders == []
