@@ -249,7 +249,7 @@ class Bench:
             raise SystemExit("bench: cursor-deep runs against its own service only")
         cursor = paging.encode_cursor(keys.cursor_keys_from_secrets(self.env["SECRET_KEY"]),
                                       paging.cursor_kind("name"), "&sort=name",
-                                      paging.Position(0, "widget-9"))
+                                      paging.Position(0, 0, "widget-9"))
         return f"/api/v1/widgets?per_page=10&cursor={cursor}&sort=name"
 
     def setup_servers(self) -> None:

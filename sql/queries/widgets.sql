@@ -141,16 +141,22 @@ ORDER BY p.id;
 -- 0011): one index range in the sort's order. total_items is counted only when %(counting)s
 -- (offset pages: the filters' count, or the per-block counts when there is no filter); a
 -- cursor page counts nothing.
+-- A cursor page starts after (%(after_time)s, the name): %(after_name)s, or, when the cursor
+-- had to cut a long name (%(after_id)s not NULL), the whole name of widget %(after_id)s (names
+-- never change), read by its primary key; if that widget is gone meanwhile, %(after_name)s
+-- (the cut name, past every name starting with it when descending: nothing is skipped).
 SELECT c.revoked,
        CASE WHEN NOT %(counting)s THEN NULL
             WHEN %(filtered)s THEN widget_list_count(
                 %(deadline_from)s, %(deadline_to)s, %(owner)s, %(name_like)s)
             ELSE (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint
        END AS total_items,
-       p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
+       p.id, p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
 FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
 LEFT JOIN LATERAL widget_list(
-    %(sort_key)s, %(descending)s, %(after_time)s, %(after_name)s, %(deadline_from)s,
+    %(sort_key)s, %(descending)s, %(after_time)s,
+    coalesce((SELECT name FROM widgets WHERE id = %(after_id)s::bigint), %(after_name)s),
+    %(deadline_from)s,
     %(deadline_to)s, %(owner)s, %(name_like)s, %(skip)s, %(take)s
 ) WITH ORDINALITY AS p ON true
 ORDER BY p.ordinality;
