@@ -127,7 +127,10 @@ _CUT = 0x80  # in the kind byte: the cursor carries only the first bytes of the 
 _HEAD = struct.Struct(">BBqq")  # version, kind (collection and sort, | _CUT), key, item id
 _TAG_BYTES = 16
 NAME_BYTES = MAX_CURSOR_CHARS * 3 // 4 - _HEAD.size - _TAG_BYTES  # 116
-# After every name that starts with a cut name's bytes (a name is letters, digits, _ and -).
+# After every name that starts with a cut name's bytes, and after every name (a name is
+# letters, digits, _ and -): the highest code point, last in the C collation (the private
+# clusters' and bin/cluster's; a collation that sorts it before some letter would end a
+# descending walk in name order early).
 _PAST_PREFIX = "\U0010ffff"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FILTERS = ("deadline_before", "deadline_after", "passed", "owner", "name_prefix")
@@ -261,10 +264,23 @@ class WidgetListing:
         pairs = ([("sort", self.sort)] if self.sort is not None else []) + self.filters
         return _query_text(pairs)
 
+    @property
+    def statement(self) -> str:
+        """The named statement of this page: widget_list (assembled for its filters) when
+        filtered, else its sort's own widgets_by_<column>[_desc]."""
+        if self.filters:
+            return "widget_list"
+        column, descending = SORTS[self.sort_or_default]
+        return f"widgets_by_{column}{'_desc' if descending else ''}"
+
     def params(self) -> dict[str, Any]:
-        """widget_list's parameters (one more row than a cursor page shows: has_next)."""
+        """The statement's parameters (one more row than a cursor page shows: has_next). The
+        unfiltered statements start every page from a position: without one, the lowest (or,
+        descending, the highest) there is."""
         column, descending = SORTS[self.sort_or_default]
         after_time = after_name = after_id = None
+        if self.position is None and not self.filters:
+            after_time, after_name = ("infinity", _PAST_PREFIX) if descending else ("-infinity", "")
         if (position := self.position) is not None:
             after_name = position.name
             if not position.whole:

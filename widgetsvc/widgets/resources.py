@@ -77,7 +77,7 @@ class WidgetCollection(_WidgetResource):
             paging.respond(resp, page, [widget_body(row, now) for row in rows
                                         if row["name"] is not None])
             return
-        rows = req.context.caller.all("widget_list", **wanted.params())
+        rows = req.context.caller.all(wanted.statement, **wanted.params())
         items = [widget_body(row, now) for row in rows if row["name"] is not None]
         paging.respond_widgets(resp, COLLECTION_PATH, wanted, cursor_keys, rows, items)
 
