@@ -9,7 +9,7 @@ import sys
 for _name in [n for n in sys.modules if n == "widgetsvc" or n.startswith("widgetsvc.")]:
     del sys.modules[_name]
 
-from widgetsvc.config import ConfigError, check_gunicorn  # noqa: E402
+from widgetsvc.config import ConfigError, check_gunicorn, metrics_port  # noqa: E402
 
 # A bad setting is one line (README, "Command line"), not a traceback, even without bin/serve.
 try:
@@ -57,13 +57,13 @@ preload_app = False
 # Metrics (widgetsvc/metrics.py, docs/operations.md): the workers write their values to files
 # in a directory of their own, the master adds them up on 127.0.0.1:METRICS_PORT (0: off). The
 # directory is named before anything imports prometheus_client (the app, below, as root).
-from widgetsvc import metrics_listener as _metrics  # noqa: E402
+from widgetsvc.ops import metrics_listener as _metrics  # noqa: E402
 
-_metrics_port = _metrics.port(os.environ)
+_metrics_port = metrics_port(os.environ)
 if _metrics_port:
     _workers_ids = None
     if os.geteuid() == 0:
-        from widgetsvc.front import app_user as _app_user
+        from widgetsvc.ops.front import app_user as _app_user
 
         _ids = _app_user()
         _workers_ids = (_ids.pw_uid, _ids.pw_gid)
@@ -96,7 +96,7 @@ def on_exit(server):
 # unprivileged WIDGETSVC_APP_USER (default: the private clusters' owner, who reaches their
 # sockets), without root's supplementary groups. README, "Serving behind nginx".
 if os.geteuid() == 0:
-    from widgetsvc.front import app_user
+    from widgetsvc.ops.front import app_user
 
     _app = app_user()
     user, group = _app.pw_uid, _app.pw_gid
@@ -104,7 +104,7 @@ if os.geteuid() == 0:
     # the fork) is loaded here, as root, so that the workers need not read the interpreter's
     # own files, which that user may not reach (a Python installed under /root): the app's
     # modules, and every codec (the standard library loads those on first use: "idna").
-    from widgetsvc.supervisor import preload_code
+    from widgetsvc.ops.supervisor import preload_code
 
     preload_code()
 
@@ -112,7 +112,7 @@ if os.geteuid() == 0:
         os.setgroups([])
 
 # gunicorn's own error answers (unparseable requests) are JSON like the app's.
-from widgetsvc import gunicorn_errors  # noqa: E402
+from widgetsvc.ops import gunicorn_errors  # noqa: E402
 
 gunicorn_errors.install()
 

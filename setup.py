@@ -4,7 +4,7 @@ The SQL stays the top-level ``sql/`` folder of the repository (DBAs and reviewer
 and is shipped inside the package as ``widgetsvc/sql``, where an installed ``widgetsvc.db``
 finds its queries and migrations. Only what the service runs ships: not ``sql/testing`` nor
 ``sql/bench``. Likewise the nginx template (``deploy/nginx``, shipped as
-``widgetsvc/deploy/nginx``), so that an installed ``widgetsvc.front.render()`` works; the
+``widgetsvc/deploy/nginx``), so that an installed ``widgetsvc.ops.front.render()`` works; the
 cluster's templates serve ``bin/cluster`` in a checkout and stay out.
 """
 

@@ -19,9 +19,9 @@ import psycopg
 
 from bench import seed
 from bench.seed import seeded_database
-from widgetsvc import localdb
 from widgetsvc.db import SQL_DIR, load_queries
-from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalCluster
+from widgetsvc.ops import localdb
+from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalCluster
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:

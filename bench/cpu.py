@@ -35,8 +35,8 @@ from bench.seed import seeded_database  # noqa: E402
 from widgetsvc.app import create_app  # noqa: E402
 from widgetsvc.config import Config  # noqa: E402
 from widgetsvc.db import Database  # noqa: E402
-from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
 from widgetsvc.logs import configure_logging  # noqa: E402
+from widgetsvc.ops.localdb import VAR_DIR, LocalCluster  # noqa: E402
 
 EMAIL = "bench-cpu@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway account)
@@ -108,7 +108,7 @@ def stderr_to(sink):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from widgetsvc import cmdline
+    from widgetsvc.ops import cmdline
 
     parser = cmdline.Parser(
         "bin/bench-cpu", "The service's own CPU cost per request, without gunicorn, wrk or the "

@@ -153,7 +153,7 @@ FIELDS = ("name", "info_url", "deadline", "email", "password", "page", "per_page
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the options before importing the service: ``--help`` needs nothing installed."""
-    from widgetsvc import cmdline  # standard library only
+    from widgetsvc.ops import cmdline  # standard library only
 
     parser = cmdline.Parser(
         "bin/bench-inputs", "Worst input-handling time per field on pathological inputs "

@@ -26,10 +26,10 @@ sys.path.insert(0, str(REPO))
 
 from bench.run import EMAIL, PASSWORD, free_port, wait_ready  # noqa: E402
 from bench.seed import fresh_session, seeded_database  # noqa: E402
-from widgetsvc import cmdline  # noqa: E402
 from widgetsvc.auth import tokens  # noqa: E402
 from widgetsvc.auth.keys import hmac_keyring  # noqa: E402
-from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
+from widgetsvc.ops import cmdline  # noqa: E402
+from widgetsvc.ops.localdb import VAR_DIR, LocalCluster  # noqa: E402
 
 LIMIT_MB = 80.0
 PER_PAGE = 100

@@ -38,10 +38,11 @@ sys.path.insert(0, str(REPO))
 
 from bench import floor as write_floor  # noqa: E402
 from bench.seed import fresh_refresh_tokens, seed_existing, seeded_database  # noqa: E402
-from widgetsvc import cmdline, paging  # noqa: E402
+from widgetsvc import paging  # noqa: E402
 from widgetsvc.auth import keys  # noqa: E402
 from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
-from widgetsvc.localdb import VAR_DIR, LocalCluster  # noqa: E402
+from widgetsvc.ops import cmdline  # noqa: E402
+from widgetsvc.ops.localdb import VAR_DIR, LocalCluster  # noqa: E402
 
 EMAIL = "bench-user@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway bench account)

@@ -12,8 +12,8 @@ from widgetsvc.auth import sessions
 from widgetsvc.auth.keys import refresh_keys_from_secrets
 from widgetsvc.auth.users import Users
 from widgetsvc.db import SQL_DIR, Database, load_queries
-from widgetsvc.localdb import LocalCluster
-from widgetsvc.migrate import migrate
+from widgetsvc.ops.localdb import LocalCluster
+from widgetsvc.ops.migrate import migrate
 
 CHUNK = 100_000  # widgets per statement: a progress line each, for large seeds
 # The seeding connections run without the service's statement_timeout (0: none): a chunk takes

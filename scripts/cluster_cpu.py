@@ -32,9 +32,9 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
-from widgetsvc.cluster import procs  # noqa: E402
-from widgetsvc.cluster.topology import APP_ROLE, NODES, Cluster  # noqa: E402
 from widgetsvc.db import SQL_DIR, load_queries  # noqa: E402
+from widgetsvc.ops import plumbing  # noqa: E402
+from widgetsvc.ops.cluster.topology import APP_ROLE, NODES, Cluster  # noqa: E402
 
 BACKENDS = load_queries(SQL_DIR / "testing")["cluster_backends"]
 
@@ -60,7 +60,7 @@ def parts(cluster: Cluster) -> dict[str, list[int]]:
     for name, record in cluster.pids.items():
         key = "instances" if name.startswith("instance-") else (
             "patroni" if name.startswith("patroni-") else name)
-        groups.setdefault(key, []).extend(procs.group_members(int(record[0])))
+        groups.setdefault(key, []).extend(plumbing.group_members(int(record[0])))
     roles = {m["name"]: m.get("role") for m in cluster.members()}
     for node in NODES:
         pid = cluster.postmaster_pid(node)

@@ -40,9 +40,9 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
-from widgetsvc import cmdline  # noqa: E402
-from widgetsvc.cluster.topology import Cluster  # noqa: E402
 from widgetsvc.db import SQL_DIR, load_queries  # noqa: E402
+from widgetsvc.ops import cmdline  # noqa: E402
+from widgetsvc.ops.cluster.topology import Cluster  # noqa: E402
 
 API = "/api/v1"
 PASSWORD = "Drill-pass-1"  # noqa: S105 (throwaway accounts of the drill)

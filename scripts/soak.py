@@ -7,7 +7,7 @@ then a check that no acknowledged write was lost (issue 5). Run it through ``bin
     bin/soak --url http://127.0.0.1:8000 --admin-email a@example.com --admin-password ...
 
 The load and the verification are plain HTTP: nothing of the service is imported for them.
-Only when it hosts its own server does it use ``widgetsvc.localdb`` to create the throwaway
+Only when it hosts its own server does it use ``widgetsvc.ops.localdb`` to create the throwaway
 PostgreSQL cluster under ``var/`` (as the tests do), and ``bin/add-user`` to make the admin.
 
 Every client works on widget names of its own (``soak<run>-c<client>-...``), so what must exist
@@ -339,7 +339,7 @@ class OwnServer:
 
     def __init__(self) -> None:
         sys.path.insert(0, str(REPO_ROOT))
-        from widgetsvc.localdb import VAR_DIR, LocalCluster
+        from widgetsvc.ops.localdb import VAR_DIR, LocalCluster
 
         self.cluster = LocalCluster(VAR_DIR / f"soak-{os.getpid()}")
         self.log_path = VAR_DIR / f"soak-{os.getpid()}.serve.log"
@@ -427,7 +427,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from widgetsvc import cmdline  # the argument convention only (stdlib-only module)
+    from widgetsvc import setting_errors
+    from widgetsvc.ops import cmdline  # the argument convention only (stdlib-only module)
 
     parser = cmdline.Parser(
         "bin/soak", "Soak test: a mixed workload from many clients against the real bin/serve, "
@@ -444,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rounds = os.environ.get("SOAK_BCRYPT_ROUNDS", "4").strip() or "4"
     if not rounds.isdigit() or not 4 <= int(rounds) <= 31:
-        refused = cmdline.bad_setting("SOAK_BCRYPT_ROUNDS", rounds, "not a bcrypt cost", "4 to 31")
+        refused = setting_errors.bad_setting("SOAK_BCRYPT_ROUNDS", rounds, "not a bcrypt cost",
+                                             "4 to 31")
         print(f"widgetsvc: {refused}", file=sys.stderr)
         return 1
     if args.duration <= 0 or args.clients < 1:

@@ -30,13 +30,14 @@ from tests.helpers import (  # noqa: F401
     unique_email,
 )
 from tests.helpers_sql import run_sql
-from widgetsvc import localdb, timefmt
+from widgetsvc import timefmt
 from widgetsvc.app import create_app
 from widgetsvc.auth.users import Users
 from widgetsvc.config import Config
 from widgetsvc.db import SQL_DIR, Database, load_queries
-from widgetsvc.localdb import VAR_DIR, LocalCluster
-from widgetsvc.migrate import migrate
+from widgetsvc.ops import localdb
+from widgetsvc.ops.localdb import VAR_DIR, LocalCluster
+from widgetsvc.ops.migrate import migrate
 
 # Many test servers start at once (and other clones' tests on this machine): none listens on the
 # default METRICS_PORT unless its test asks for a port (tests/test_metrics.py).

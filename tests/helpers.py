@@ -24,7 +24,7 @@ from typing import Any
 import jwt
 
 from widgetsvc.auth.keys import hmac_key
-from widgetsvc.localdb import REPO_ROOT
+from widgetsvc.ops.localdb import REPO_ROOT
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
 PASSWORD = "Secret-pass-1"

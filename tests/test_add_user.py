@@ -18,8 +18,8 @@ from tests.helpers import API, SECRET, bearer
 from widgetsvc.app import create_app
 from widgetsvc.config import Config
 from widgetsvc.db import Database
-from widgetsvc.localdb import REPO_ROOT
-from widgetsvc.migrate import migrate
+from widgetsvc.ops.localdb import REPO_ROOT
+from widgetsvc.ops.migrate import migrate
 
 ADD_USER = str(REPO_ROOT / "bin" / "add-user")
 PASSWORD = "Secret-pass-1"

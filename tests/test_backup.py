@@ -17,12 +17,12 @@ import psycopg
 import pytest
 
 from tests.live_http import call
-from widgetsvc import backup, localdb
 from widgetsvc.auth.users import Users
-from widgetsvc.cluster.packages import missing_packages
 from widgetsvc.db import SQL_DIR, Database, load_queries
-from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalCluster
-from widgetsvc.migrate import migrate
+from widgetsvc.ops import backup, localdb
+from widgetsvc.ops.cluster.packages import missing_packages
+from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalCluster
+from widgetsvc.ops.migrate import migrate
 
 BIN = REPO_ROOT / "bin"
 QUERIES = load_queries(SQL_DIR / "testing")
@@ -152,8 +152,8 @@ def test_restore_args_target_the_moment_in_utc():
 
 
 def test_the_cluster_archives_from_every_node_into_one_stanza(tmp_path):
-    from widgetsvc.cluster.backup import node_archive_command
-    from widgetsvc.cluster.topology import Cluster
+    from widgetsvc.ops.cluster.backup import node_archive_command
+    from widgetsvc.ops.cluster.topology import Cluster
 
     cluster = Cluster(tmp_path / "c")
     commands = [json.loads(node_archive_command(cluster, node)) for node in ("pg1", "pg2")]
@@ -204,8 +204,8 @@ def test_local_drill_restores_exactly_the_widgets_before_t(repo, tmp_path):
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_cluster_drill_restores_exactly_the_widgets_before_t(repo):
-    from widgetsvc.cluster.backup import ClusterBackups
-    from widgetsvc.cluster.topology import Cluster, reachable_dir
+    from widgetsvc.ops.cluster.backup import ClusterBackups
+    from widgetsvc.ops.cluster.topology import Cluster, reachable_dir
 
     if os.geteuid() != 0 and missing_packages():
         pytest.skip(f"not root, and {', '.join(missing_packages())} not installed")
@@ -232,8 +232,8 @@ def test_cluster_drill_restores_exactly_the_widgets_before_t(repo):
 def test_a_cluster_outside_var_cluster_keeps_its_own_repository(tmp_path):
     """One stanza per repository: a --dir cluster (a test's) never shares var/backups with
     the default cluster, and its repository goes with ``down --purge``; BACKUP_REPO wins."""
-    from widgetsvc.cluster.backup import ClusterBackups
-    from widgetsvc.cluster.topology import Cluster
+    from widgetsvc.ops.cluster.backup import ClusterBackups
+    from widgetsvc.ops.cluster.topology import Cluster
 
     default = ClusterBackups(Cluster(VAR_DIR / "cluster"), {})
     elsewhere = Cluster(VAR_DIR / "cluster-elsewhere")

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from widgetsvc.localdb import REPO_ROOT
+from widgetsvc.ops.localdb import REPO_ROOT
 
 SCENARIOS = ("user", "widget", "list", "list-deep", "create", "update", "login", "mixed",
              "refresh", "cursor", "cursor-deep", "cursor-filtered")

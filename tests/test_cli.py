@@ -22,9 +22,10 @@ from psycopg.rows import dict_row
 
 from tests.helpers import SECRET, LiveServer, free_port
 from tests.helpers_sql import TESTING_QUERIES
-from widgetsvc import __version__, cli, localdb
-from widgetsvc.cluster import cli as cluster_cli
-from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalCluster
+from widgetsvc import __version__
+from widgetsvc.ops import cli, localdb
+from widgetsvc.ops.cluster import cli as cluster_cli
+from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalCluster
 
 BIN = REPO_ROOT / "bin"
 # Every command: a new bin/ script is covered without editing this list.
@@ -295,7 +296,7 @@ def test_bin_cluster_refuses_its_bad_settings_before_starting(name, key_files, m
 @pytest.mark.parametrize("command", ["backup", "restore"])
 def test_bin_backup_and_restore_refuse_their_bad_settings_first(name, command, key_files,
                                                                  monkeypatch, capsys):
-    from widgetsvc import backup
+    from widgetsvc.ops import backup
 
     monkeypatch.setattr(os, "environ", walk_env(name, key_files))
     monkeypatch.setattr(backup.LocalBackups, "backup", lambda *a: pytest.fail("it backed up"))
@@ -470,7 +471,7 @@ def test_the_readme_by_hand_migration_is_exactly_bin_migrate(pg_cluster, monkeyp
         pg_cluster.drop_database(by_tool.rsplit("/", 1)[1].split("?")[0])
 
     # ... and it passes psql every flag the tool passes (the -1 the bookkeeping file needs)
-    import widgetsvc.migrate as migrate_module
+    import widgetsvc.ops.migrate as migrate_module
 
     calls: list[list[str]] = []
     monkeypatch.setattr(migrate_module.subprocess, "run",

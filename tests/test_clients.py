@@ -30,7 +30,7 @@ import pytest
 
 from tests.helpers import API, PASSWORD
 from tests.test_openapi import OPERATION_IDS
-from widgetsvc import apt
+from widgetsvc.ops import apt
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENTS = REPO / "tests" / "clients"

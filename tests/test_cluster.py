@@ -26,11 +26,11 @@ import psycopg
 import pytest
 
 from tests.live_http import call
-from widgetsvc import localdb
-from widgetsvc.cluster.packages import missing_packages
-from widgetsvc.cluster.topology import Cluster, reachable_dir
 from widgetsvc.db import SQL_DIR, load_queries
-from widgetsvc.localdb import REPO_ROOT, VAR_DIR
+from widgetsvc.ops import localdb
+from widgetsvc.ops.cluster.packages import missing_packages
+from widgetsvc.ops.cluster.topology import Cluster, reachable_dir
+from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from widgetsvc.cluster.render import DEPLOY_DIR, render
-from widgetsvc.cluster.topology import Cluster
 from widgetsvc.config import Config
 from widgetsvc.db import Database
+from widgetsvc.ops.cluster.render import DEPLOY_DIR, render
+from widgetsvc.ops.cluster.topology import Cluster
 
 VALUES = {
     "name": "n1", "data_dir": "/d", "host": "127.0.0.1", "client_port": 1, "peer_port": 2,

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.live_http import call
-from widgetsvc.cluster.packages import missing_packages
-from widgetsvc.cluster.topology import Cluster, reachable_dir
-from widgetsvc.localdb import REPO_ROOT, VAR_DIR
+from widgetsvc.ops.cluster.packages import missing_packages
+from widgetsvc.ops.cluster.topology import Cluster, reachable_dir
+from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.test_cluster import CLUSTER, ENV, FAILOVER, run
-from widgetsvc.cluster.packages import missing_packages
-from widgetsvc.cluster.topology import reachable_dir
-from widgetsvc.localdb import VAR_DIR
+from widgetsvc.ops.cluster.packages import missing_packages
+from widgetsvc.ops.cluster.topology import reachable_dir
+from widgetsvc.ops.localdb import VAR_DIR
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

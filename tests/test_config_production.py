@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from tests.helpers import free_port
 from tests.helpers_sql import TESTING_QUERIES
 from widgetsvc.config import Config, ConfigError
-from widgetsvc.localdb import REPO_ROOT
+from widgetsvc.ops.localdb import REPO_ROOT
 
 SECRET_32 = "s" * 32
 DB = "postgresql://widgetsvc@127.0.0.1:1/nowhere"

@@ -14,9 +14,9 @@ import pytest
 import webtest
 
 from tests.helpers import API, PASSWORD, SECRET, LiveServer, bearer, free_port
-from widgetsvc import front
 from widgetsvc.app import create_app
 from widgetsvc.config import Config, ConfigError
+from widgetsvc.ops import front
 
 WIDGETS = f"{API}/widgets"
 USER = f"{API}/auth/user"

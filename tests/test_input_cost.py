@@ -32,7 +32,7 @@ from tests.helpers import API, PASSWORD, LiveServer
 from tests.live_http import call
 from widgetsvc import hygiene, linear_re, requestlog, timefmt, validation
 from widgetsvc.auth import sessions, tokens
-from widgetsvc.localdb import REPO_ROOT
+from widgetsvc.ops.localdb import REPO_ROOT
 
 BODY_LIMIT = 64 * 1024
 CPU_LIMIT = 0.5  # seconds of CPU for one request: the contract's "well under a second"

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from widgetsvc import front, localdb, safefs
-from widgetsvc.cluster import procs, topology
-from widgetsvc.cluster.render import write
-from widgetsvc.cluster.topology import Cluster
-from widgetsvc.localdb import LocalCluster, LocalDBError
+from widgetsvc.ops import front, localdb, plumbing, safefs
+from widgetsvc.ops.cluster import topology
+from widgetsvc.ops.cluster.render import write
+from widgetsvc.ops.cluster.topology import Cluster
+from widgetsvc.ops.localdb import LocalCluster, LocalDBError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="root's behaviour towards other users")
 
@@ -61,12 +61,12 @@ def plant(link: Path, target: Path) -> None:
 def test_a_log_link_is_not_followed_or_chowned(users_dir, victim):
     plant(users_dir / "etcd.log", victim / "file")
     with pytest.raises(safefs.UnsafePath):
-        procs.start(["true"], log=users_dir / "etcd.log", env={}, cwd=users_dir, user=NOBODY)
+        plumbing.start(["true"], log=users_dir / "etcd.log", env={}, cwd=users_dir, user=NOBODY)
     untouched(victim)
     # A plain log is created, given to the part's user, and appended to.
-    record = procs.start(["echo", "hello"], log=users_dir / "patroni.log", env={},
+    record = plumbing.start(["echo", "hello"], log=users_dir / "patroni.log", env={},
                          cwd=users_dir, user=NOBODY)
-    procs.stop(record)
+    plumbing.stop(record)
     log = users_dir / "patroni.log"
     assert log.stat().st_uid == NOBODY.pw_uid and not log.is_symlink()
 
@@ -212,6 +212,6 @@ def test_a_long_runtime_directory_gets_an_unpredictable_name():
 def test_a_log_tail_in_an_error_is_not_read_through_a_link(users_dir, victim):
     """Root quotes a part's log in its error messages: not another file's lines."""
     plant(users_dir / "etcd.log", victim / "file")
-    assert SECRET.strip() not in procs.tail(users_dir / "etcd.log")
+    assert SECRET.strip() not in plumbing.tail(users_dir / "etcd.log")
     (users_dir / "pgbouncer.log").write_text("a line\n")
-    assert procs.tail(users_dir / "pgbouncer.log") == "--- pgbouncer.log ---\na line"
+    assert plumbing.tail(users_dir / "pgbouncer.log") == "--- pgbouncer.log ---\na line"

@@ -1,4 +1,4 @@
-"""The private PostgreSQL clusters of widgetsvc.localdb: side by side, idempotent, removable."""
+"""The private PostgreSQL clusters of widgetsvc.ops.localdb: side by side, idempotent, removable."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from widgetsvc import localdb
 from widgetsvc.db import SQL_DIR, load_queries
-from widgetsvc.localdb import VAR_DIR, LocalCluster
+from widgetsvc.ops import localdb
+from widgetsvc.ops.localdb import VAR_DIR, LocalCluster
 
 CATALOG = load_queries(SQL_DIR / "testing")
 

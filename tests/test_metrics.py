@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import API, PASSWORD, LiveServer, free_port, unique_email
 from tests.live_http import call
-from widgetsvc.localdb import REPO_ROOT
+from widgetsvc.ops.localdb import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 

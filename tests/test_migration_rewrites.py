@@ -13,8 +13,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR, load_queries
-from widgetsvc.localdb import REPO_ROOT
-from widgetsvc.migrate import migrate, migration_files
+from widgetsvc.ops.localdb import REPO_ROOT
+from widgetsvc.ops.migrate import migrate, migration_files
 
 QUERIES = load_queries(SQL_DIR / "testing")
 # migration -> the existing tables it rewrites. A new migration that rewrites one goes here AND

@@ -1,4 +1,4 @@
-"""bin/migrate and widgetsvc.migrate against fresh databases in the session's test cluster."""
+"""bin/migrate and widgetsvc.ops.migrate against fresh databases in the session's test cluster."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR, load_queries
-from widgetsvc.localdb import REPO_ROOT
-from widgetsvc.migrate import MigrationError, migrate, migration_files
+from widgetsvc.ops.localdb import REPO_ROOT
+from widgetsvc.ops.migrate import MigrationError, migrate, migration_files
 
 CATALOG = load_queries(SQL_DIR / "testing")
 REAL_VERSIONS = [p.stem for p in sorted(MIGRATIONS_DIR.glob("*.sql"))]
@@ -264,7 +264,7 @@ def test_bin_migrate_unreachable_server_fails_with_a_message(tmp_path):
 
 def test_psql_gets_the_password_through_the_environment_not_its_arguments(monkeypatch):
     """`ps` shows every process's arguments to every local user."""
-    import widgetsvc.migrate as migrate_module
+    import widgetsvc.ops.migrate as migrate_module
 
     seen = {}
 

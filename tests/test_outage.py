@@ -14,8 +14,8 @@ import pytest
 
 from tests.helpers import API, PASSWORD, LiveServer
 from tests.live_http import Reply, call
-from widgetsvc.localdb import VAR_DIR, LocalCluster
-from widgetsvc.migrate import migrate
+from widgetsvc.ops.localdb import VAR_DIR, LocalCluster
+from widgetsvc.ops.migrate import migrate
 
 pytestmark = pytest.mark.e2e
 

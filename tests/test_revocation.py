@@ -11,7 +11,7 @@ import uuid
 from tests.helpers import LOGOUT, PASSWORD, USER, bearer, login, plan_nodes
 from tests.helpers_sql import TESTING_QUERIES, run_sql
 from widgetsvc.db import load_queries
-from widgetsvc.localdb import REPO_ROOT
+from widgetsvc.ops.localdb import REPO_ROOT
 
 PURGE_PER_LOGOUT = 100
 

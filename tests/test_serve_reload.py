@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers import API, PASSWORD, LiveServer
 from tests.live_http import call
-from widgetsvc.localdb import REPO_ROOT
+from widgetsvc.ops.localdb import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 

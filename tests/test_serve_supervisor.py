@@ -14,8 +14,8 @@ import pytest
 
 from tests.helpers import API, PASSWORD, LiveServer
 from tests.live_http import call
-from widgetsvc import localdb
-from widgetsvc.localdb import VAR_DIR
+from widgetsvc.ops import localdb
+from widgetsvc.ops.localdb import VAR_DIR
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +94,7 @@ def test_as_root_the_application_runs_unprivileged(server):
     while True:  # health answered once one worker was up; the other may still be booting
         found = members(server)
         gunicorns = [p for p, cmd in found.items()
-                     if f"bin/{kind(server)} " in cmd and "widgetsvc.cli" not in cmd]
+                     if f"bin/{kind(server)} " in cmd and "widgetsvc.ops.cli" not in cmd]
         master = min(gunicorns)
         workers = [p for p in gunicorns if parent_of(p) == master]
         if len(workers) == 2 or time.monotonic() > deadline:
@@ -143,7 +143,7 @@ def test_if_one_dies_the_other_is_stopped_and_serve_exits_non_zero(server, victi
     if victim == "wsgi server":
         victim = f"bin/{kind(server)} "
     # the oldest matching process is the master (the workers are its children)
-    pid = min(p for p, cmd in found.items() if victim in cmd and "widgetsvc.cli" not in cmd)
+    pid = min(p for p, cmd in found.items() if victim in cmd and "widgetsvc.ops.cli" not in cmd)
     os.kill(pid, signal.SIGKILL)
     assert server.proc.wait(40) != 0
     assert wait_gone(server.proc.pid) == {}

@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from widgetsvc import front, servers
 from widgetsvc.config import ConfigError
-from widgetsvc.localdb import REPO_ROOT
+from widgetsvc.ops import front, servers
+from widgetsvc.ops.localdb import REPO_ROOT
 
 
 def test_gunicorn_is_the_default_and_the_choice_is_checked():
@@ -40,7 +40,7 @@ def test_granian_gets_the_same_workers_socket_and_graceful_timeout():
     assert "--interface wsgi" in joined and "--workers 3" in joined
     assert f"--uds {REPO_ROOT / 'x.sock'}" in joined and "--host" not in argv
     assert "--workers-kill-timeout 12" in joined and "--log-level warning" in joined
-    assert argv[-1] == "widgetsvc.granian_app:app"  # drops root before the app exists
+    assert argv[-1] == "widgetsvc.ops.granian_app:app"  # drops root before the app exists
     direct = servers.granian_argv("granian", {}, uds=None, host="[::1]", port="8001")
     assert direct[direct.index("--host") + 1] == "::1" and "--uds" not in direct
     assert direct[direct.index("--workers") + 1] == str((os.cpu_count() or 1) + 1)
@@ -84,7 +84,7 @@ def test_nginx_keeps_connections_to_granian_only():
 def test_a_granian_worker_as_root_gives_up_root_before_the_app_exists():
     """What each Granian worker does on loading its target: once it is loaded, the process
     (which then creates the app) is the app user, without root's groups."""
-    code = ("import os, widgetsvc.granian_app as g; "
+    code = ("import os, widgetsvc.ops.granian_app as g; "
             "print(g.app is os.getpid, os.getuid(), os.geteuid(), os.getgid(), os.getgroups())")
     env = {**os.environ, "WIDGETSVC_GRANIAN_APP": "os:getpid"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,

@@ -21,7 +21,7 @@ from tests.helpers_sql import legacy_session, run_sql
 from widgetsvc.app import create_app
 from widgetsvc.auth import users as users_module
 from widgetsvc.config import Config, ConfigError
-from widgetsvc.localdb import REPO_ROOT
+from widgetsvc.ops.localdb import REPO_ROOT
 
 REGISTER = f"{API}/auth/register"
 LOGIN = f"{API}/auth/login"

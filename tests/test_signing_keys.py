@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from tests.helpers import API, DROP, KID, PASSWORD, SECRET, bearer, now_ts, sign
 from tests.helpers import claims_for as claims
-from widgetsvc import cli
 from widgetsvc.app import create_app
 from widgetsvc.auth import keys
 from widgetsvc.config import Config, ConfigError
+from widgetsvc.ops import cli
 
 USER = f"{API}/auth/user"
 LOGIN = f"{API}/auth/login"

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from widgetsvc.localdb import REPO_ROOT
+from widgetsvc.ops.localdb import REPO_ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -53,3 +53,53 @@ def test_every_query_takes_values_only_as_named_parameters():
         assert "{" not in code and "%s" not in code, name  # no str.format / positional slots
         assert re.findall(r"%\((\w+)\)s", code) or name in {
         "health_check", "purge_revoked_tokens", "purge_sessions", "purge_idempotency_keys"}, name
+
+
+PACKAGE = Path(__file__).resolve().parent.parent / "widgetsvc"
+# What starts processes or installs packages: the tools' business, never the service's.
+_TOOLING_IMPORTS = ("widgetsvc.ops", "subprocess", "multiprocessing", "pty", "shutil")
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports, at any depth (function-level imports included)."""
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _core_files() -> list[Path]:
+    return [p for p in PACKAGE.rglob("*.py") if "ops" not in p.relative_to(PACKAGE).parts]
+
+
+def test_the_service_core_never_imports_the_tools():
+    """The core (everything but widgetsvc/ops) runs inside gunicorn's workers: it must not
+    reach for the code that starts PostgreSQL, nginx or a cluster, or installs packages."""
+    assert len(_core_files()) > 20
+    offending = {str(path.relative_to(PACKAGE)): sorted(
+                     name for name in _imports(path)
+                     if any(name == bad or name.startswith(bad + ".") for bad in _TOOLING_IMPORTS))
+                 for path in _core_files()}
+    assert {path: names for path, names in offending.items() if names} == {}
+
+
+def test_the_wsgi_app_loads_no_tooling_module(tmp_path):
+    """What ``widgetsvc.wsgi:app`` imports, measured: no module of widgetsvc.ops is loaded."""
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys, widgetsvc.wsgi; "
+             "print('\\n'.join(m for m in sys.modules if m.startswith('widgetsvc')))")
+    env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+           "SECRET_KEY": "s" * 40, "LOG_LEVEL": "CRITICAL"}
+    loaded = subprocess.run([sys.executable, "-c", probe], env=env, cwd=PACKAGE.parent,
+                            capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    assert "widgetsvc.app" in loaded
+    assert [m for m in loaded if m.startswith("widgetsvc.ops")] == []

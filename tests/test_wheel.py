@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import API, PASSWORD, SECRET, free_port
-from widgetsvc.localdb import REPO_ROOT
+from widgetsvc.ops.localdb import REPO_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -113,7 +113,7 @@ def test_the_installed_wheel_migrates_and_serves_from_outside_the_checkout(
     assert int(where[1]) > 0, "the installed package finds no named query"
 
     # The nginx front's template ships too: a deployment renders its config from the package.
-    rendered = _run(installed, "-c", "from widgetsvc import front; print(front.TEMPLATE); "
+    rendered = _run(installed, "-c", "from widgetsvc.ops import front; print(front.TEMPLATE); "
                     "print(front.render(['unix:/run/w/g.sock'], '127.0.0.1:8080', '/run/w'))",
                     cwd=elsewhere, env=env).stdout
     template, config = rendered.split("\n", 1)
@@ -121,7 +121,7 @@ def test_the_installed_wheel_migrates_and_serves_from_outside_the_checkout(
     assert "listen 127.0.0.1:8080;" in config and "server unix:/run/w/g.sock;" in config
     assert "{{" not in config
 
-    migrated = _run(installed, "-m", "widgetsvc.migrate", cwd=elsewhere, env=env)
+    migrated = _run(installed, "-m", "widgetsvc.ops.migrate", cwd=elsewhere, env=env)
     assert "applied 0001_users.sql" in migrated.stdout, migrated.stdout
 
     port = free_port()

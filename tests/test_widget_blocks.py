@@ -15,7 +15,7 @@ from tests.helpers import PASSWORD, plan_nodes
 from tests.helpers_sql import TESTING_QUERIES, run_sql
 from widgetsvc.auth.users import Users
 from widgetsvc.db import MIGRATIONS_DIR, Database, load_queries
-from widgetsvc.migrate import migrate
+from widgetsvc.ops.migrate import migrate
 
 BLOCK = 4096
 QUERIES = load_queries()

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from widgetsvc import cmdline, hygiene
+from widgetsvc import hygiene, setting_errors
 
 PRODUCTION = "production"
 ENVIRONMENTS = (PRODUCTION, "development", "test")
@@ -25,7 +25,7 @@ class ConfigError(Exception):
 
 def bad(name: str, value: object, problem: str, allowed: str) -> ConfigError:
     """The ConfigError for one refused setting, in the command line's one format."""
-    return ConfigError(str(cmdline.bad_setting(name, str(value), problem, allowed)))
+    return ConfigError(str(setting_errors.bad_setting(name, str(value), problem, allowed)))
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -100,12 +100,28 @@ def check_gunicorn(env: Mapping[str, str]) -> None:
         if raw and not raw.startswith("/"):
             raise bad(name, raw, "not an absolute path", "an absolute path, or unset")
     _bool(env, "WIDGETSVC_DIRECT")
-    from widgetsvc import metrics_listener
-
     try:
-        metrics_listener.port(env)
-    except cmdline.SettingError as exc:
+        metrics_port(env)
+    except setting_errors.SettingError as exc:
         raise ConfigError(str(exc)) from None
+
+
+
+METRICS_DEFAULT_PORT = 9464
+# prometheus_client's multiprocess folder: the workers write their values there and the
+# listener in gunicorn's master reads them (widgetsvc.metrics, widgetsvc.ops.metrics_listener).
+METRICS_MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_port(env: Mapping[str, str]) -> int:
+    """``METRICS_PORT``: the metrics listener's port on 127.0.0.1 (0: no listener)."""
+    raw = env.get("METRICS_PORT", "").strip()
+    if not raw:
+        return METRICS_DEFAULT_PORT
+    if not raw.isdigit() or int(raw) > 65535:
+        raise setting_errors.bad_setting("METRICS_PORT", raw, "not a port",
+                                         f"0 (off) or 1 to 65535; default {METRICS_DEFAULT_PORT}")
+    return int(raw)
 
 
 def is_direct(env: Mapping[str, str]) -> bool:

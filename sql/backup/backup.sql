@@ -1,4 +1,4 @@
--- bin/backup and bin/restore (widgetsvc/backup.py, widgetsvc/cluster/backup.py), run as the
+-- bin/backup and bin/restore (widgetsvc/ops/backup.py, widgetsvc/ops/cluster/backup.py), run as the
 -- superuser of the private cluster or of bin/cluster's leader.
 
 -- name: archive_settings

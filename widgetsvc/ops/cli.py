@@ -13,12 +13,13 @@ from pathlib import Path
 import psycopg
 import psycopg_pool
 
-from widgetsvc import cmdline, localdb, safefs, servers
-from widgetsvc.cmdline import bad_setting
+from widgetsvc import setting_errors
 from widgetsvc.config import Config, ConfigError
-from widgetsvc.front import FrontError
-from widgetsvc.localdb import REPO_ROOT, VAR_DIR, LocalDBError, dev_cluster, ensure_dev_database
-from widgetsvc.migrate import MigrationError, migrate
+from widgetsvc.ops import cmdline, localdb, safefs, servers
+from widgetsvc.ops.front import FrontError
+from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalDBError, dev_cluster, ensure_dev_database
+from widgetsvc.ops.migrate import MigrationError, migrate
+from widgetsvc.setting_errors import bad_setting
 
 
 class UsageError(Exception):
@@ -76,7 +77,7 @@ def _preflight(*, require_secret: bool, serving: bool) -> Config:
     private cluster's URL (and, for bin/serve, its generated secret) are not known yet: the
     checks run with stand-ins for them."""
     from widgetsvc import config as config_module
-    from widgetsvc import dbprobe, localdb
+    from widgetsvc.ops import dbprobe, localdb
 
     env = dict(os.environ)
     if env.get("DATABASE_URL"):
@@ -85,14 +86,14 @@ def _preflight(*, require_secret: bool, serving: bool) -> Config:
         env["DATABASE_URL"] = "postgresql:///private-cluster"
         if serving and not env.get("SECRET_KEY"):
             env["SECRET_KEY"] = "stand-in for var/secret-key " * 2
-    from widgetsvc.migrate import lock_settings
+    from widgetsvc.ops.migrate import lock_settings
 
     localdb.check_settings(env)
     lock_settings(env)
     config = Config.from_env(env, require_secret=require_secret)
     if serving:
-        from widgetsvc import front
         from widgetsvc.auth import keys
+        from widgetsvc.ops import front
 
         config_module.check_gunicorn(env)
         if env.get("WIDGETSVC_APP_USER", "").strip():
@@ -132,7 +133,7 @@ def _check_port_free(host: str, port: str) -> None:
 
 
 def front_address(host: str, port: str) -> str:
-    from widgetsvc import front
+    from widgetsvc.ops import front
 
     return front.listen_address(host, port)
 
@@ -172,8 +173,8 @@ def serve(argv: list[str]) -> int:
     """gunicorn on a Unix socket behind nginx on HOST:PORT (``--direct``: gunicorn alone)."""
     args = _serve_parser().parse_args(argv)
     from widgetsvc import config as config_module
-    from widgetsvc import dbprobe, front
-    from widgetsvc.supervisor import Supervisor
+    from widgetsvc.ops import dbprobe, front
+    from widgetsvc.ops.supervisor import Supervisor
 
     # Refuse a bad configuration here, with one clear line, before anything starts.
     _preflight(require_secret=True, serving=True)
@@ -216,7 +217,7 @@ def serve(argv: list[str]) -> int:
             safefs.write_file(conf, front.render(
                 [f"unix:{sock}"], listen, nginx_dir, **settings.limits(config.hash_slots),
                 upstream_keepalive=servers.upstream_keepalive(kind)), 0o644)
-        if granian:  # as root its workers become the app user (widgetsvc/granian_app.py)
+        if granian:  # as root its workers become the app user (widgetsvc/ops/granian_app.py)
             supervisor.spawn("granian", servers.granian_argv(
                 granian, env, uds=None if direct else sock, host=host, port=port),
                 env=servers.granian_env(env, args.app))
@@ -254,7 +255,7 @@ def _serving_line(listen: str, direct: bool, config: Config, local: bool,
     front = f"{server} alone (--direct)" if direct else "nginx front"
     database = (f"the private cluster in var/pg ({config.database_url}; it keeps running "
                 "after bin/serve: bin/localdb stop)" if local
-                else cmdline.shown("DATABASE_URL", config.database_url))
+                else setting_errors.shown("DATABASE_URL", config.database_url))
     return (f"serving at http://{listen}/api/v1 ({front}, {workers} {kind} workers; "
             f"database: {database})")
 
@@ -276,8 +277,8 @@ def _read_password(from_stdin: bool) -> str:
 def _connect(config: Config):
     """The one-shot commands' database: reachable within the pool timeout, or one line
     naming host, port and cause (not "pool initialization incomplete after 10 sec")."""
-    from widgetsvc import dbprobe
     from widgetsvc.db import Database
+    from widgetsvc.ops import dbprobe
 
     dbprobe.probe(config.database_url, config.pool_timeout)
     db = Database(config.database_url, min_size=1, max_size=1)
@@ -374,14 +375,14 @@ def main(argv: list[str] | None = None) -> int:
     # One-shot commands report a dead database in one line (below), not per pool retry.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     if not args or args[0] not in COMMANDS:
-        print(f"usage: python -m widgetsvc.cli {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
+        print(f"usage: python -m widgetsvc.ops.cli {{{','.join(COMMANDS)}}} ...", file=sys.stderr)
         return 2
     try:
         return cmdline.run(lambda: COMMANDS[args[0]](args[1:]),
                            (ConfigError, FrontError, LocalDBError, MigrationError, UsageError,
                              safefs.UnsafePath))
     except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-        from widgetsvc import dbprobe
+        from widgetsvc.ops import dbprobe
 
         url = os.environ.get("DATABASE_URL", "")
         print(f"widgetsvc: the database at {dbprobe.where(url)} failed: {dbprobe.cause(exc)}",

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from widgetsvc import apt
+from widgetsvc.ops import apt
 
 # program -> Debian package providing it
 PROGRAMS = {
@@ -16,7 +16,7 @@ PROGRAMS = {
     "haproxy": "haproxy",
     "pgbouncer": "pgbouncer",
     "nginx": "nginx",
-    # metrics and alerts (widgetsvc/cluster/monitoring.py)
+    # metrics and alerts (widgetsvc/ops/cluster/monitoring.py)
     "prometheus": "prometheus",
     "prometheus-nginx-exporter": "prometheus-nginx-exporter",
     "prometheus-postgres-exporter": "prometheus-postgres-exporter",

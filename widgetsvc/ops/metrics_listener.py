@@ -12,44 +12,31 @@ import shutil
 import tempfile
 from collections.abc import Mapping, MutableMapping
 
-from widgetsvc import cmdline
+from widgetsvc.config import METRICS_MULTIPROC_ENV
 
-DEFAULT_PORT = 9464
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Set next to it when gunicorn.conf.py made the directory (and so removes it at exit): the
 # configuration file runs again on a reload (SIGHUP), which must neither make a second one nor
 # forget the first.
 MADE_ENV = "WIDGETSVC_METRICS_DIR_MADE"
 
 
-def port(env: Mapping[str, str]) -> int:
-    """``METRICS_PORT``: the metrics listener's port on 127.0.0.1 (0: no listener)."""
-    raw = env.get("METRICS_PORT", "").strip()
-    if not raw:
-        return DEFAULT_PORT
-    if not raw.isdigit() or int(raw) > 65535:
-        raise cmdline.bad_setting("METRICS_PORT", raw, "not a port",
-                                  f"0 (off) or 1 to 65535; default {DEFAULT_PORT}")
-    return int(raw)
-
-
 def prepare_multiprocess_dir(env: MutableMapping[str, str], owner: tuple[int, int] | None) -> None:
     """In gunicorn's master, before the app is imported: point ``PROMETHEUS_MULTIPROC_DIR`` at
     a fresh directory the workers (``owner``: their uid and gid, as root) can write, unless it
     names one already (the operator's, to be emptied before each start, or ours on a reload)."""
-    if env.get(MULTIPROC_ENV):
+    if env.get(METRICS_MULTIPROC_ENV):
         return
     # In the system's temporary directory: root makes it where no other user can swap it.
     path = tempfile.mkdtemp(prefix="widgetsvc-metrics-")
     if owner is not None:
         os.chown(path, *owner, follow_symlinks=False)
-    env[MULTIPROC_ENV] = path
+    env[METRICS_MULTIPROC_ENV] = path
     env[MADE_ENV] = path
 
 
 def remove_multiprocess_dir(env: Mapping[str, str]) -> None:
     """At gunicorn's exit: the directory, if gunicorn.conf.py made it."""
-    path = env.get(MULTIPROC_ENV)
+    path = env.get(METRICS_MULTIPROC_ENV)
     if path and env.get(MADE_ENV) == path:
         shutil.rmtree(path, ignore_errors=True)
 
@@ -70,5 +57,5 @@ def worker_exited(pid: int) -> None:
     """gunicorn's ``child_exit``: that worker's live gauges stop counting."""
     from prometheus_client import multiprocess
 
-    if os.environ.get(MULTIPROC_ENV):
+    if os.environ.get(METRICS_MULTIPROC_ENV):
         multiprocess.mark_process_dead(pid)

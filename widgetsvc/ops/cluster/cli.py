@@ -8,12 +8,13 @@ import shlex
 import sys
 from collections.abc import Mapping
 
-from widgetsvc import cmdline
-from widgetsvc.cluster.packages import MissingPackages
-from widgetsvc.cluster.topology import Cluster, ClusterError, Options
+from widgetsvc import setting_errors
 from widgetsvc.config import ConfigError
-from widgetsvc.front import FrontError
-from widgetsvc.safefs import UnsafePath
+from widgetsvc.ops import cmdline
+from widgetsvc.ops.cluster.packages import MissingPackages
+from widgetsvc.ops.cluster.topology import Cluster, ClusterError, Options
+from widgetsvc.ops.front import FrontError
+from widgetsvc.ops.safefs import UnsafePath
 
 
 def _log(message: str) -> None:
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         check_settings(os.environ, up=args.command in ("up", "upgrade"))
-    except (cmdline.SettingError, ConfigError, FrontError) as exc:
+    except (setting_errors.SettingError, ConfigError, FrontError) as exc:
         _log(f"widgetsvc: {exc}")
         return 1
     cluster = Cluster(Path(args.dir).resolve() if args.dir else None)
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             return _status(cluster, as_json=args.json)
         elif args.command == "upgrade":
-            from widgetsvc.cluster.upgrade import rolling_upgrade
+            from widgetsvc.ops.cluster.upgrade import rolling_upgrade
 
             rolling_upgrade(cluster, log=_log)
             print(cluster.front_url)
@@ -88,16 +89,18 @@ def main(argv: list[str] | None = None) -> int:
 def check_settings(env: Mapping[str, str], *, up: bool) -> None:
     """bin/cluster's own settings, and for ``up`` the service's (they reach every instance),
     refused in one line before any part starts."""
-    from widgetsvc import config, front, localdb
+    from widgetsvc import config
+    from widgetsvc.ops import front, localdb
 
     raw = env.get("PGBOUNCER_POOL_SIZE", "").strip()
     if raw and (not raw.isdigit() or int(raw) < 1):
-        raise cmdline.bad_setting("PGBOUNCER_POOL_SIZE", raw, "not a positive whole number",
-                                  "server connections per database/user pair, at least 1")
+        raise setting_errors.bad_setting("PGBOUNCER_POOL_SIZE", raw, "not a positive whole number",
+                                         "server connections per database/user pair, at least 1")
     where = env.get("WIDGETSVC_CLUSTER_DIR", "")
     if where and os.path.exists(where) and not os.path.isdir(where):
-        raise cmdline.bad_setting("WIDGETSVC_CLUSTER_DIR", where, "exists and is not a directory",
-                                  "a directory, or a path to create one at")
+        raise setting_errors.bad_setting("WIDGETSVC_CLUSTER_DIR", where,
+                                         "exists and is not a directory",
+                                         "a directory, or a path to create one at")
     localdb.check_settings(env)
     if up:
         stand_ins = {"DATABASE_URL": "postgresql:///cluster", "SECRET_KEY": "k" * 48}

@@ -28,12 +28,12 @@ from typing import Any
 
 import psycopg
 
-from widgetsvc import front, localdb, safefs
-from widgetsvc.cluster import monitoring, procs
-from widgetsvc.cluster.packages import ensure_packages, which
-from widgetsvc.cluster.render import DEPLOY_DIR, render, write
 from widgetsvc.config import Config
 from widgetsvc.db import SQL_DIR, load_queries
+from widgetsvc.ops import front, localdb, plumbing, safefs
+from widgetsvc.ops.cluster import monitoring
+from widgetsvc.ops.cluster.packages import ensure_packages, which
+from widgetsvc.ops.cluster.render import DEPLOY_DIR, render, write
 
 HOST = "127.0.0.1"
 SCOPE = "widgetsvc"
@@ -153,7 +153,7 @@ class Cluster:
         self._save()
 
     def _new_state(self, options: Options) -> None:
-        etcd_client, etcd_peer, haproxy, pgbouncer, front, *rest = procs.free_ports(
+        etcd_client, etcd_peer, haproxy, pgbouncer, front, *rest = plumbing.free_ports(
             5 + 2 * len(NODES))
         self.state = {
             "version": STATE_VERSION,
@@ -182,7 +182,7 @@ class Cluster:
         self.state["pgbouncer"] = options.pgbouncer
         ports = self.state["ports"]["instances"]
         if len(ports) < options.instances:
-            ports.extend(procs.free_ports(options.instances - len(ports)))
+            ports.extend(plumbing.free_ports(options.instances - len(ports)))
         self._replace_taken_ports()
         # The secret the instances sign with: the caller's SECRET_KEY, else one kept here.
         secret = os.environ.get("SECRET_KEY") or self.state["secrets"].get("secret_key")
@@ -201,9 +201,9 @@ class Cluster:
         owners += [(f"instance-{i + 1}", "instances", i) for i in range(len(ports["instances"]))]
         for part, key, index in owners:
             port = ports[key] if index is None else ports[key][index]
-            if procs.alive(self.pids.get(part)) or procs.port_free(port):
+            if plumbing.alive(self.pids.get(part)) or plumbing.port_free(port):
                 continue
-            (fresh,) = procs.free_ports(1)
+            (fresh,) = plumbing.free_ports(1)
             if index is None:
                 ports[key] = fresh
             else:
@@ -268,7 +268,7 @@ class Cluster:
         self._apply_options(options)
         monitoring.assign_ports(self)
         self._save()
-        from widgetsvc.cluster import backup as backups  # WAL archiving (bin/backup --cluster)
+        from widgetsvc.ops.cluster import backup as backups  # WAL archiving (bin/backup --cluster)
 
         backups.prepare(self)
         self._start_etcd(log)
@@ -305,7 +305,7 @@ class Cluster:
 
     def _start_part(self, name: str, argv: list[str], log_path: Path, *,
                     env: dict[str, str] | None = None, as_owner: bool = True) -> list:
-        record = procs.start(argv, log=log_path, env=env or self._base_env(), cwd=self.root,
+        record = plumbing.start(argv, log=log_path, env=env or self._base_env(), cwd=self.root,
                              user=self.owner if as_owner else None)
         self._record(name, record)
         return record
@@ -318,13 +318,13 @@ class Cluster:
             client_port=self.ports["etcd_client"], peer_port=self.ports["etcd_peer"],
             token=self.state["secrets"]["etcd_token"]))
         url = f"http://{HOST}:{self.ports['etcd_client']}/health"
-        if not procs.alive(self.pids.get("etcd")):
+        if not plumbing.alive(self.pids.get("etcd")):
             log("cluster: starting etcd")
             record = self._start_part("etcd", [which("etcd"), "--config-file", str(config)],
                                       self.root / "etcd.log")
         else:
             record = self.pids["etcd"]
-        procs.wait_until(lambda: _http_json(url).get("health") == "true", timeout=60,
+        plumbing.wait_until(lambda: _http_json(url).get("health") == "true", timeout=60,
                          what="etcd", log=self.root / "etcd.log", record=record)
         self._secure_etcd(log)
 
@@ -341,7 +341,7 @@ class Cluster:
             raise ClusterError(f"etcd authentication: {answer.get('error', answer)}")
         log("cluster: enabling etcd authentication")
         for node in NODES:  # a cluster made before: its Patroni would lose etcd (restarted)
-            if procs.alive(self.pids.get(f"patroni-{node}")):
+            if plumbing.alive(self.pids.get(f"patroni-{node}")):
                 log(f"cluster: stopping Patroni {node}: it restarts with etcd's credentials")
                 self._stop_part(f"patroni-{node}", timeout=60)
         prefix = ETCD_PREFIX.encode()
@@ -366,7 +366,7 @@ class Cluster:
                 raise ClusterError(f"etcd {path}: {error}")
 
     def _start_patroni(self, index: int, node: str, log) -> None:
-        from widgetsvc.cluster.backup import node_archive_command
+        from widgetsvc.ops.cluster.backup import node_archive_command
 
         directory = self._private_dir(self.node_dir(node))
         self._private_dir(self.socket_dir(node))
@@ -383,7 +383,7 @@ class Cluster:
             socket_dir=self.socket_dir(node), hba_network=f"{HOST}/32", max_connections=200,
             archive_command=node_archive_command(self, node)))
         name = f"patroni-{node}"
-        if procs.alive(self.pids.get(name)):
+        if plumbing.alive(self.pids.get(name)):
             if changed:
                 os.kill(int(self.pids[name][0]), signal.SIGHUP)  # Patroni reloads its file
             return
@@ -413,9 +413,9 @@ class Cluster:
                     and all(m.get("state") in ("running", "streaming") for m in members))
 
         try:
-            procs.wait_until(ready, timeout=timeout, what="Patroni cluster")
+            plumbing.wait_until(ready, timeout=timeout, what="Patroni cluster")
         except RuntimeError as exc:
-            logs = "\n".join(procs.tail(self.node_dir(n) / "patroni.log") for n in NODES)
+            logs = "\n".join(plumbing.tail(self.node_dir(n) / "patroni.log") for n in NODES)
             raise ClusterError(f"{exc}\n{logs}") from None
 
     def _start_haproxy(self, log) -> None:
@@ -429,9 +429,9 @@ class Cluster:
             servers=servers, stats_socket=self.root / "haproxy.sock",
             rest_basic=self._rest_basic()))
         record = self.pids.get("haproxy")
-        if procs.alive(record) and changed:
+        if plumbing.alive(record) and changed:
             self._stop_part("haproxy")
-        if not procs.alive(self.pids.get("haproxy")):
+        if not plumbing.alive(self.pids.get("haproxy")):
             log("cluster: starting HAProxy")
             record = self._start_part("haproxy", [which("haproxy"), "-db", "-f", str(config)],
                                       self.root / "haproxy.log")
@@ -466,12 +466,12 @@ class Cluster:
                                  autocommit=True) as conn:
                 return conn.execute(is_primary).fetchone()[0]
 
-        procs.wait_until(primary, timeout=timeout, what="the leader through HAProxy",
+        plumbing.wait_until(primary, timeout=timeout, what="the leader through HAProxy",
                          log=self.root / "haproxy.log", record=self.pids.get("haproxy"))
 
     def _bootstrap_database(self, log) -> None:
         """The service's role and database (idempotent), its session settings, migrations."""
-        from widgetsvc.migrate import migrate
+        from widgetsvc.ops.migrate import migrate
 
         queries = load_queries(SQL_DIR / "cluster")
         timeout = os.environ.get("DB_STATEMENT_TIMEOUT_MS", "5000").strip() or "5000"
@@ -497,14 +497,14 @@ class Cluster:
             auth_file=auth_file, log_file=self.root / "pgbouncer.log",
             pid_file=self.root / "pgbouncer.pid", pool_size=pool,
             max_db_connections=pool + 4))
-        if procs.alive(self.pids.get("pgbouncer")) and changed:
+        if plumbing.alive(self.pids.get("pgbouncer")) and changed:
             self._stop_part("pgbouncer")
-        if not procs.alive(self.pids.get("pgbouncer")):
+        if not plumbing.alive(self.pids.get("pgbouncer")):
             log("cluster: starting PgBouncer")
             (self.root / "pgbouncer.pid").unlink(missing_ok=True)
             self._start_part("pgbouncer", [which("pgbouncer"), str(config)],
                              self.root / "pgbouncer.out")
-        procs.wait_until(lambda: procs.tcp_open(self.ports["pgbouncer"]), timeout=30,
+        plumbing.wait_until(lambda: plumbing.tcp_open(self.ports["pgbouncer"]), timeout=30,
                          what="PgBouncer", log=self.root / "pgbouncer.log",
                          record=self.pids.get("pgbouncer"))
 
@@ -543,25 +543,25 @@ class Cluster:
         started = []
         for index in range(count):
             name = f"instance-{index + 1}"
-            if procs.alive(self.pids.get(name)):
+            if plumbing.alive(self.pids.get(name)):
                 continue
             self._stop_part(name)  # workers left behind by a killed master
             log(f"cluster: starting instance {index + 1} on {self.instance_url(index)}")
             env = self.instance_env(index)
             Config.from_env(env)  # a bad setting: one clear line, not a dead instance's log
-            record = procs.start([gunicorn, "-c", conf], log=self.root / f"{name}.log",
+            record = plumbing.start([gunicorn, "-c", conf], log=self.root / f"{name}.log",
                                  env=env, cwd=localdb.REPO_ROOT)
             self._record(name, record)
             started.append(index)
         for index in started:
             url = f"{self.instance_url(index)}/api/v1/health"
-            procs.wait_until(lambda url=url: _http_status(url) == 200, timeout=90,
+            plumbing.wait_until(lambda url=url: _http_status(url) == 200, timeout=90,
                              what=f"instance {index + 1}",
                              log=self.root / f"instance-{index + 1}.log",
                              record=self.pids.get(f"instance-{index + 1}"))
 
     def front_config(self, run_dir: Path) -> str:
-        """The shared front template (``widgetsvc.front``) for all instances, with the
+        """The shared front template (``widgetsvc.ops.front``) for all instances, with the
         cluster's retry rule for reads (``deploy/nginx/cluster-locations.conf``)."""
         settings = front.FrontSettings.from_env()
         # The login gate: every instance's hashing slots together, unless AUTH_IN_FLIGHT is set.
@@ -583,7 +583,7 @@ class Cluster:
         config = run_dir / "nginx.conf"
         changed = self._config(config, self.front_config(run_dir))
         record = self.pids.get("nginx")
-        if procs.alive(record):
+        if plumbing.alive(record):
             if changed:
                 os.kill(int(record[0]), signal.SIGHUP)  # reload: new upstreams or limits
                 time.sleep(0.5)
@@ -595,14 +595,14 @@ class Cluster:
                           "-c", str(config)],
                 self.root / "nginx.log")
         url = f"{self.front_url}/api/v1/health"
-        procs.wait_until(lambda: _http_status(url) == 200, timeout=30, what="nginx",
+        plumbing.wait_until(lambda: _http_status(url) == 200, timeout=30, what="nginx",
                          log=self.root / "nginx.log", record=record)
 
     # -- down ---------------------------------------------------------------------------------
     def _stop_part(self, name: str, timeout: float = 20.0) -> None:
         record = self.pids.get(name)
         if record:
-            procs.stop(record, timeout=timeout)
+            plumbing.stop(record, timeout=timeout)
             self._record(name, None)
 
     def down(self, purge: bool = False, log=print) -> None:
@@ -631,7 +631,7 @@ class Cluster:
         except (OSError, ValueError, IndexError):
             return None
         # A stale pid file's pid may since belong to another process: it must be this server.
-        if str(data_dir).encode() not in cmdline or procs.start_time(pid) is None:
+        if str(data_dir).encode() not in cmdline or plumbing.start_time(pid) is None:
             return None
         return pid
 
@@ -643,10 +643,10 @@ class Cluster:
                 continue
             os.kill(pid, signal.SIGQUIT)  # immediate shutdown
             deadline = time.monotonic() + 20
-            while procs.start_time(pid) is not None and time.monotonic() < deadline:
+            while plumbing.start_time(pid) is not None and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if procs.start_time(pid) is not None:
-                procs.stop([pid, procs.start_time(pid)], sig=signal.SIGKILL, timeout=5)
+            if plumbing.start_time(pid) is not None:
+                plumbing.stop([pid, plumbing.start_time(pid)], sig=signal.SIGKILL, timeout=5)
 
     # -- status -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -672,7 +672,7 @@ class Cluster:
             for i in range(self.state.get("instances", 0))
         ]
         return {
-            "running": procs.alive(self.pids.get("nginx")),
+            "running": plumbing.alive(self.pids.get("nginx")),
             "dir": str(self.root),
             "front": self.front_url,
             "instances": instances,
@@ -690,7 +690,7 @@ class Cluster:
 
     def _pid(self, name: str) -> int | None:
         record = self.pids.get(name)
-        return int(record[0]) if procs.alive(record) else None
+        return int(record[0]) if plumbing.alive(record) else None
 
     def all_groups(self) -> list[int]:
         """Process groups of every part ever recorded (for checking nothing is left)."""

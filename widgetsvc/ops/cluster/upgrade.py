@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from widgetsvc.cluster import procs
-from widgetsvc.cluster.topology import HOST, Cluster, ClusterError, _http_status, _owner
+from widgetsvc.ops import plumbing
+from widgetsvc.ops.cluster.topology import HOST, Cluster, ClusterError, _http_status, _owner
 
 # A request nginx holds may wait for its upstream this long (proxy_read_timeout); the old
 # workers of a reload exit once theirs are answered.
@@ -59,7 +59,7 @@ def reload_front(cluster: Cluster, text: str, timeout: float = DRAIN_TIMEOUT) ->
     """Write the front's configuration, reload nginx, and return once every worker that ran
     before the reload has exited: from then on only the new configuration routes requests."""
     record = cluster.pids.get("nginx")
-    if not procs.alive(record):
+    if not plumbing.alive(record):
         raise ClusterError("nginx is not running: bin/cluster up first")
     master = int(record[0])
     run_dir = cluster.root / "nginx"
@@ -71,14 +71,14 @@ def reload_front(cluster: Cluster, text: str, timeout: float = DRAIN_TIMEOUT) ->
         now = nginx_workers(master)
         if not (now & before) and now - before:
             return
-        if not procs.alive(record):
+        if not plumbing.alive(record):
             raise ClusterError("nginx exited while reloading\n"
-                               + procs.tail(cluster.root / "nginx.log"))
+                               + plumbing.tail(cluster.root / "nginx.log"))
         if time.monotonic() > deadline:
             raise ClusterError(
                 f"nginx: the workers from before the reload still run after {timeout:.0f} s "
                 "(a request still in flight, or the new configuration was refused)\n"
-                + procs.tail(cluster.root / "nginx.log"))
+                + plumbing.tail(cluster.root / "nginx.log"))
         time.sleep(0.1)
 
 
@@ -92,7 +92,7 @@ def _healthy(cluster: Cluster, index: int) -> bool:
 def rolling_upgrade(cluster: Cluster, log: Callable[[str], None] = print) -> dict:
     """Migrate, then replace each instance behind the front, then reload the front. Returns
     what was replaced: ``{"instances": [{"index", "old_pid", "new_pid", "seconds"}]}``."""
-    if not cluster.exists or not procs.alive(cluster.pids.get("nginx")):
+    if not cluster.exists or not plumbing.alive(cluster.pids.get("nginx")):
         raise ClusterError("no running cluster here: bin/cluster up first")
     count = int(cluster.state.get("instances", 0))
     if count < 2:
@@ -100,7 +100,7 @@ def rolling_upgrade(cluster: Cluster, log: Callable[[str], None] = print) -> dic
                            "the other is replaced): bin/cluster up --instances 2")
     cluster.owner = _owner()  # who owns the front's configuration (as in up)
     for index in range(count):
-        if not procs.alive(cluster.pids.get(f"instance-{index + 1}")) or not _healthy(
+        if not plumbing.alive(cluster.pids.get(f"instance-{index + 1}")) or not _healthy(
                 cluster, index):
             raise ClusterError(f"instance {index + 1} is not serving: bin/cluster up first")
     cluster._bootstrap_database(log)  # noqa: SLF001 (expand migrations, under lock_timeout)

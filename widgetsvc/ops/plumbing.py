@@ -1,8 +1,9 @@
-"""Detached processes the cluster starts, and finding and stopping them again by pid.
+"""The tools' shared process and port plumbing: detached processes, pids, free ports, waiting.
 
-Each process starts in its own session (so it outlives the terminal that ran ``up``, and its
-process group holds its children). A pid is recorded with the process's start time, so a pid
-the kernel reused for something else is never signalled.
+Every tool that starts something (the private PostgreSQL, the front, the cluster, backups)
+starts, finds, waits for and stops it through here. Each process starts in its own session
+(so it outlives the terminal that ran it, and its process group holds its children). A pid is
+recorded with the process's start time, so a pid the kernel reused is never signalled.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from widgetsvc import safefs
+from widgetsvc.ops import safefs
 
 
 def start_time(pid: int) -> str | None:

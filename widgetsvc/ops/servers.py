@@ -7,7 +7,7 @@ their command lines and environments, so that cli.serve() stays one small branch
 Granian cannot drop privileges itself, and it cannot be started as the app user either when
 the interpreter lives where that user cannot read (a Python under /root). So it runs as
 gunicorn does: its main process, as root, binds the socket in root's runtime directory and
-manages the workers; each worker loads ``widgetsvc.granian_app``, which loads the code as root,
+manages the workers; each worker loads ``widgetsvc.ops.granian_app``, which loads the code as root,
 then becomes the app user (front.app_user()) before the app (its pool, its hashing slots) is
 created.
 """
@@ -111,7 +111,7 @@ def granian_argv(executable: str, env: Mapping[str, str], *,
             "--workers", str(workers(env)), *where,
             "--log-level", level if level in _GRANIAN_LEVELS else "info", "--no-access-log",
             "--workers-kill-timeout", str(graceful),
-            "widgetsvc.granian_app:app"]
+            "widgetsvc.ops.granian_app:app"]
 
 
 _GRANIAN_LEVELS = ("critical", "error", "warning", "info", "debug")

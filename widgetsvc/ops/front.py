@@ -20,14 +20,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from widgetsvc import apt, cmdline, localdb, safefs
-from widgetsvc.localdb import REPO_ROOT
+from widgetsvc import setting_errors
+from widgetsvc.ops import apt, localdb, safefs
+from widgetsvc.ops.localdb import REPO_ROOT
 
 
 def _template() -> Path:
     """The nginx template: ``widgetsvc/deploy/nginx`` in an installed package (setup.py ships
     the repository's ``deploy/nginx`` template there), else the checkout's ``deploy/nginx``."""
-    installed = Path(__file__).resolve().parent / "deploy" / "nginx" / "widgetsvc.conf.template"
+    installed = Path(__file__).resolve().parents[1] / "deploy" / "nginx" / "widgetsvc.conf.template"
     return installed if installed.is_file() else REPO_ROOT / "deploy" / "nginx" / installed.name
 
 
@@ -46,7 +47,7 @@ class FrontError(RuntimeError):
 
 def bad(name: str, value: object, problem: str, allowed: str) -> FrontError:
     """The FrontError for one refused setting, in the command line's one format."""
-    return FrontError(str(cmdline.bad_setting(name, str(value), problem, allowed)))
+    return FrontError(str(setting_errors.bad_setting(name, str(value), problem, allowed)))
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,7 @@ def app_user() -> pwd.struct_passwd | None:
     # A named user must exist and not be root (one line naming the setting otherwise).
     user = (localdb.os_user("WIDGETSVC_APP_USER", wanted) if wanted
             else localdb.cluster_owner())
-    for code in (Path(__file__).resolve().parent, Path(sys.prefix).resolve()):
+    for code in (Path(__file__).resolve().parents[1], Path(sys.prefix).resolve()):
         if localdb.reachable_dir(code, user) != code:
             raise FrontError(
                 f"as root, the application runs as {user.pw_name}, who cannot read {code}: "

@@ -25,8 +25,9 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from widgetsvc import cmdline
+from widgetsvc import setting_errors
 from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR
+from widgetsvc.ops import cmdline
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_TIMEOUT = re.compile(r"^[1-9][0-9]{0,8}(ms|s|min)?$")
@@ -40,7 +41,7 @@ class MigrationError(RuntimeError):
 
 
 def psql_binary() -> str:
-    from widgetsvc.localdb import find_bindir
+    from widgetsvc.ops.localdb import find_bindir
 
     bindir = find_bindir()
     if bindir and (bindir / "psql").exists():
@@ -96,12 +97,12 @@ def lock_settings(env: Mapping[str, str] | None = None) -> tuple[str, int]:
     env = os.environ if env is None else env
     timeout = env.get("MIGRATE_LOCK_TIMEOUT", "").strip() or DEFAULT_LOCK_TIMEOUT
     if not _LOCK_TIMEOUT.match(timeout):
-        raise cmdline.bad_setting("MIGRATE_LOCK_TIMEOUT", timeout, "not a duration",
-                                  "a positive duration such as 5s, 500ms or 1min")
+        raise setting_errors.bad_setting("MIGRATE_LOCK_TIMEOUT", timeout, "not a duration",
+                                         "a positive duration such as 5s, 500ms or 1min")
     raw = env.get("MIGRATE_RETRIES", "").strip() or str(DEFAULT_RETRIES)
     if not raw.isdigit() or int(raw) > 100:
-        raise cmdline.bad_setting("MIGRATE_RETRIES", raw, "not a number of retries",
-                                  "a whole number from 0 to 100")
+        raise setting_errors.bad_setting("MIGRATE_RETRIES", raw, "not a number of retries",
+                                         "a whole number from 0 to 100")
     return timeout, int(raw)
 
 
@@ -166,7 +167,6 @@ def recorded_versions(url: str) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from widgetsvc import cmdline
 
     parser = cmdline.Parser(
         "bin/migrate", "Apply the pending sql/migrations/NNNN_*.sql files with psql, in order, "
@@ -188,14 +188,14 @@ The README's "Migrations" section shows the same psql commands to run by hand.""
     mode.add_argument("--status", action="store_true",
                       help="each migration file, applied (when) or pending; change nothing")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    from widgetsvc.localdb import LocalDBError
+    from widgetsvc.ops.localdb import LocalDBError
 
     return cmdline.run(lambda: _main(args.dry_run, args.status), (MigrationError, LocalDBError))
 
 
 def _main(dry_run: bool, status: bool) -> int:
-    from widgetsvc import dbprobe
-    from widgetsvc.localdb import check_settings, database_url_from_env
+    from widgetsvc.ops import dbprobe
+    from widgetsvc.ops.localdb import check_settings, database_url_from_env
 
     check_settings()
     lock_settings()  # refused before the database is touched

@@ -25,9 +25,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
 
-from widgetsvc import apt, cmdline, safefs
+from widgetsvc import setting_errors
+from widgetsvc.ops import apt, cmdline, safefs
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 VAR_DIR = REPO_ROOT / "var"
 SUPERUSER = "widgetsvc"
 DEFAULT_DBNAME = "widgetsvc"
@@ -90,11 +91,11 @@ def os_user(variable: str, name: str) -> pwd.struct_passwd:
     try:
         user = pwd.getpwnam(name)
     except KeyError:
-        raise cmdline.bad_setting(variable, name, "no such OS user on this machine",
-                                  "an existing unprivileged user, e.g. nobody") from None
+        raise setting_errors.bad_setting(variable, name, "no such OS user on this machine",
+                                         "an existing unprivileged user, e.g. nobody") from None
     if user.pw_uid == 0:
-        raise cmdline.bad_setting(variable, name, "is root",
-                                  "an existing unprivileged user, e.g. nobody")
+        raise setting_errors.bad_setting(variable, name, "is root",
+                                         "an existing unprivileged user, e.g. nobody")
     return user
 
 
@@ -106,12 +107,12 @@ def check_settings(env: Mapping[str, str] | None = None) -> None:
             os_user(variable, env[variable])
     fsync = env.get("WIDGETSVC_PG_FSYNC", "")
     if fsync not in ("", "on", "off"):
-        raise cmdline.bad_setting("WIDGETSVC_PG_FSYNC", fsync, "unknown value",
-                                  "off, or unset / on")
+        raise setting_errors.bad_setting("WIDGETSVC_PG_FSYNC", fsync, "unknown value",
+                                         "off, or unset / on")
     state = env.get("XDG_STATE_HOME", "")
     if state and not Path(state).is_absolute():
-        raise cmdline.bad_setting("XDG_STATE_HOME", state, "not an absolute path",
-                                  "an absolute path; unset: ~/.local/state")
+        raise setting_errors.bad_setting("XDG_STATE_HOME", state, "not an absolute path",
+                                         "an absolute path; unset: ~/.local/state")
 
 
 def searchable(directory: Path, user: pwd.struct_passwd) -> bool:

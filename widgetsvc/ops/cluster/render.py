@@ -6,9 +6,9 @@ import pwd
 from pathlib import Path
 from string import Template
 
-from widgetsvc import safefs
+from widgetsvc.ops import safefs
 
-DEPLOY_DIR = Path(__file__).resolve().parent.parent.parent / "deploy"
+DEPLOY_DIR = Path(__file__).resolve().parents[3] / "deploy"
 
 
 class _Braced(Template):

@@ -6,7 +6,7 @@
 - an unknown option or argument: one line saying which, then the usage, exit 2, nothing done;
   options are never matched by prefix (``--dry`` is not ``--dry-run``);
 - a bad setting: one line ``widgetsvc: NAME=value: what is wrong (what is allowed)``, exit 1,
-  before anything starts (:class:`SettingError`, raised by :func:`bad_setting`).
+  before anything starts (``widgetsvc.setting_errors``: the service's settings use it too).
 
 Standard library only, so that any command can answer ``--help`` before importing the rest.
 """
@@ -19,39 +19,9 @@ import textwrap
 from collections.abc import Callable, Sequence
 
 from widgetsvc import __version__
+from widgetsvc.setting_errors import SettingError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-_SECRET_NAMES = ("SECRET_KEY", "PREVIOUS_SECRET_KEYS")
-
-
-class SettingError(ValueError):
-    """A setting (an environment variable) the command cannot run with. ``str()`` is
-    ``NAME=value: what is wrong (what is allowed)``; the command prints it after
-    ``widgetsvc: ``."""
-
-    def __init__(self, name: str, value: str, problem: str, allowed: str):
-        self.name, self.value, self.problem, self.allowed = name, value, problem, allowed
-        super().__init__(f"{name}={shown(name, value)}: {problem} ({allowed})")
-
-
-def shown(name: str, value: str) -> str:
-    """The value as it may be printed: secrets by their length only, a URL's password
-    masked."""
-    if name in _SECRET_NAMES:
-        return f"<{len(value.encode())} bytes, not shown>" if value else ""
-    if "://" in value and "@" in value:
-        scheme, _, rest = value.partition("://")
-        userinfo, at, host = rest.partition("@")
-        if ":" in userinfo:
-            return f"{scheme}://{userinfo.split(':', 1)[0]}:***{at}{host}"
-    return value
-
-
-def bad_setting(name: str, value: str, problem: str, allowed: str) -> SettingError:
-    """The error to raise for a refused setting (one place builds the operator's line)."""
-    return SettingError(name, value, problem, allowed)
-
-
 class _Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
         super().__init__(prog, max_help_position=30, width=100)

@@ -1,5 +1,5 @@
 """``bin/backup`` and ``bin/restore``: pgBackRest backups of the private cluster (``var/pg``), and
-with ``--cluster`` of ``bin/cluster`` (``widgetsvc/cluster/backup.py``), restored to a moment.
+with ``--cluster`` of ``bin/cluster`` (``widgetsvc/ops/cluster/backup.py``), restored to a moment.
 
 WAL archiving is what makes a restore to any moment possible: PostgreSQL hands each finished
 WAL segment to ``pgbackrest archive-push``, which stores it in the repository next to the
@@ -27,8 +27,9 @@ from pathlib import Path
 
 import psycopg
 
-from widgetsvc import apt, cmdline, localdb, safefs
+from widgetsvc import setting_errors
 from widgetsvc.db import SQL_DIR, load_queries
+from widgetsvc.ops import apt, cmdline, localdb, safefs
 
 LOCAL_STANZA = "local"
 CLUSTER_STANZA = "cluster"
@@ -64,15 +65,15 @@ def check_settings(env: Mapping[str, str] | None = None) -> None:
     localdb.check_settings(env)
     repo = env.get("BACKUP_REPO", "")
     if repo and not Path(repo).is_absolute():
-        raise cmdline.bad_setting("BACKUP_REPO", repo, "not an absolute path",
-                                  "an absolute directory path; unset: var/backups")
+        raise setting_errors.bad_setting("BACKUP_REPO", repo, "not an absolute path",
+                                         "an absolute directory path; unset: var/backups")
     if repo and Path(repo).exists() and not Path(repo).is_dir():
-        raise cmdline.bad_setting("BACKUP_REPO", repo, "exists and is not a directory",
-                                  "an absolute directory path; unset: var/backups")
+        raise setting_errors.bad_setting("BACKUP_REPO", repo, "exists and is not a directory",
+                                         "an absolute directory path; unset: var/backups")
     kept = env.get("BACKUP_RETENTION", "").strip()
     if kept and (not kept.isdigit() or not 1 <= int(kept) <= 9999999):
-        raise cmdline.bad_setting("BACKUP_RETENTION", kept, "not a whole number from 1",
-                                  "full backups kept, e.g. 2; unset: 2")
+        raise setting_errors.bad_setting("BACKUP_RETENTION", kept, "not a whole number from 1",
+                                         "full backups kept, e.g. 2; unset: 2")
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -310,8 +311,8 @@ def _log(message: str) -> None:
 
 def _target(args) -> tuple[str, object]:
     if getattr(args, "cluster", False):
-        from widgetsvc.cluster import backup as cluster_backup
-        from widgetsvc.cluster.topology import Cluster
+        from widgetsvc.ops.cluster import backup as cluster_backup
+        from widgetsvc.ops.cluster.topology import Cluster
 
         cluster = Cluster(Path(args.dir).resolve() if args.dir else None)
         return "cluster", cluster_backup.ClusterBackups(cluster)
@@ -397,8 +398,8 @@ service's instances reconnect.
 
 
 def _run(command) -> int:
-    from widgetsvc.cluster.packages import MissingPackages
-    from widgetsvc.cluster.topology import ClusterError
+    from widgetsvc.ops.cluster.packages import MissingPackages
+    from widgetsvc.ops.cluster.topology import ClusterError
 
     return cmdline.run(command, (BackupError, localdb.LocalDBError, ClusterError,
                                  MissingPackages, safefs.UnsafePath, psycopg.Error))

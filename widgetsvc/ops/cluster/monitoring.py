@@ -13,12 +13,12 @@ from __future__ import annotations
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
-from widgetsvc.cluster import procs
-from widgetsvc.cluster.packages import which
-from widgetsvc.cluster.render import DEPLOY_DIR, render
+from widgetsvc.ops import plumbing
+from widgetsvc.ops.cluster.packages import which
+from widgetsvc.ops.cluster.render import DEPLOY_DIR, render
 
 if TYPE_CHECKING:
-    from widgetsvc.cluster.topology import Cluster
+    from widgetsvc.ops.cluster.topology import Cluster
 
 HOST = "127.0.0.1"
 NODES = ("pg1", "pg2")
@@ -37,23 +37,23 @@ def assign_ports(cluster: Cluster) -> None:
     owners = {"prometheus": "prometheus", "nginx_stub": "nginx",
               "nginx_exporter": "nginx-exporter", "node_exporter": "node-exporter"}
     for key in _SINGLE:
-        if key not in mon or not (procs.alive(cluster.pids.get(owners[key]))
-                                  or procs.port_free(mon[key])):
-            mon[key] = procs.free_ports(1)[0]
+        if key not in mon or not (plumbing.alive(cluster.pids.get(owners[key]))
+                                  or plumbing.port_free(mon[key])):
+            mon[key] = plumbing.free_ports(1)[0]
     exporters = mon.setdefault("postgres_exporters", [])
     for index, node in enumerate(NODES):
         if index >= len(exporters):
-            exporters.append(procs.free_ports(1)[0])
-        elif not (procs.alive(cluster.pids.get(f"postgres-exporter-{node}"))
-                  or procs.port_free(exporters[index])):
-            exporters[index] = procs.free_ports(1)[0]
+            exporters.append(plumbing.free_ports(1)[0])
+        elif not (plumbing.alive(cluster.pids.get(f"postgres-exporter-{node}"))
+                  or plumbing.port_free(exporters[index])):
+            exporters[index] = plumbing.free_ports(1)[0]
     metrics = ports.setdefault("metrics", [])
     for index in range(len(ports["instances"])):
         if index >= len(metrics):
-            metrics.append(procs.free_ports(1)[0])
-        elif not (procs.alive(cluster.pids.get(f"instance-{index + 1}"))
-                  or procs.port_free(metrics[index])):
-            metrics[index] = procs.free_ports(1)[0]
+            metrics.append(plumbing.free_ports(1)[0])
+        elif not (plumbing.alive(cluster.pids.get(f"instance-{index + 1}"))
+                  or plumbing.port_free(metrics[index])):
+            metrics[index] = plumbing.free_ports(1)[0]
 
 
 def instance_env(cluster: Cluster, index: int) -> dict[str, str]:
@@ -119,13 +119,13 @@ def prometheus_config(cluster: Cluster) -> str:
 def _start(cluster: Cluster, name: str, argv: list[str], check_url: str, log,
            env: dict[str, str] | None = None, restart: bool = False) -> None:
     record = cluster.pids.get(name)
-    if procs.alive(record) and not restart:
+    if plumbing.alive(record) and not restart:
         return
     cluster._stop_part(name)
     log(f"cluster: starting {name} on {check_url.rsplit('/', 1)[0]}")
     record = cluster._start_part(name, argv, cluster.root / f"{name}.log",
                                  env={**cluster._base_env(), **(env or {})})
-    procs.wait_until(lambda: _ok(check_url), timeout=60, what=name,
+    plumbing.wait_until(lambda: _ok(check_url), timeout=60, what=name,
                      log=cluster.root / f"{name}.log", record=record)
 
 

@@ -14,8 +14,8 @@ import os
 
 
 def _drop_privileges() -> None:
-    from widgetsvc.front import app_user
-    from widgetsvc.supervisor import preload_code
+    from widgetsvc.ops.front import app_user
+    from widgetsvc.ops.supervisor import preload_code
 
     preload_code()
     user = app_user()

@@ -9,7 +9,7 @@ import math
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from widgetsvc import cmdline
+from widgetsvc import setting_errors
 
 ALLOWED = "a libpq URL of a reachable PostgreSQL, e.g. postgresql://user@host:5432/dbname"
 
@@ -30,8 +30,8 @@ def check_url(url: str, name: str = "DATABASE_URL") -> None:
         conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
         cause = str(exc).splitlines()[0].removeprefix("invalid connection option ")
-        raise cmdline.bad_setting(name, url, f"not a connection string: {cause}",
-                                  ALLOWED) from None
+        raise setting_errors.bad_setting(name, url, f"not a connection string: {cause}",
+                                         ALLOWED) from None
 
 
 def probe(url: str, timeout: float = 3.0, name: str = "DATABASE_URL") -> None:
@@ -42,8 +42,8 @@ def probe(url: str, timeout: float = 3.0, name: str = "DATABASE_URL") -> None:
         with psycopg.connect(url, connect_timeout=max(2, math.ceil(timeout))):
             pass
     except psycopg.OperationalError as exc:
-        raise cmdline.bad_setting(name, url, f"cannot connect to {where(url)}: {cause(exc)}",
-                                  ALLOWED) from None
+        raise setting_errors.bad_setting(name, url, f"cannot connect to {where(url)}: {cause(exc)}",
+                                         ALLOWED) from None
 
 
 def cause(exc: BaseException) -> str:

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 
-from widgetsvc import cmdline
+from widgetsvc.ops import cmdline
 
 _PYTEST_USAGE_ERROR = 4
 
@@ -47,7 +47,7 @@ class _Chromium:
             print("widgetsvc: chromium is not installed and this is not root: the browser test "
                   "will skip (as root: apt-get install chromium)", file=sys.stderr)
             return
-        from widgetsvc import apt
+        from widgetsvc.ops import apt
 
         try:
             apt.install(["chromium"])

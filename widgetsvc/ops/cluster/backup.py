@@ -27,8 +27,8 @@ from pathlib import Path
 
 import psycopg
 
-from widgetsvc import localdb, safefs
-from widgetsvc.backup import (
+from widgetsvc.ops import localdb, plumbing, safefs
+from widgetsvc.ops.backup import (
     CLUSTER_STANZA,
     BackupError,
     archive_command,
@@ -45,8 +45,7 @@ from widgetsvc.backup import (
     run_pgbackrest,
     wait_promoted,
 )
-from widgetsvc.cluster import procs
-from widgetsvc.cluster.topology import (
+from widgetsvc.ops.cluster.topology import (
     ETCD_PREFIX,
     HOST,
     NODES,
@@ -191,7 +190,7 @@ class ClusterBackups:
         self._replay(node, log)
         shutil.rmtree(cluster.node_dir(other) / "data", ignore_errors=True)
         cluster._start_patroni(NODES.index(node), node, log)  # noqa: SLF001
-        procs.wait_until(lambda: self.leader() == node, timeout=120,
+        plumbing.wait_until(lambda: self.leader() == node, timeout=120,
                          what=f"Patroni {node} as leader",
                          log=cluster.node_dir(node) / "patroni.log")
         log(f"backup: cloning {other} from {node} again")
@@ -199,7 +198,7 @@ class ClusterBackups:
         cluster._wait_replicated(log, timeout=300)  # noqa: SLF001
         cluster._wait_leader_reachable(timeout=60)  # noqa: SLF001
         url = f"{cluster.front_url}/api/v1/widgets?limit=1"
-        procs.wait_until(lambda: _http_status(url) in (200, 401), timeout=60,
+        plumbing.wait_until(lambda: _http_status(url) in (200, 401), timeout=60,
                          what="the service through the front after the restore")
         log(f"backup: cluster restored in {time.monotonic() - started:.1f} s; serving again "
             f"at {cluster.front_url}")
@@ -278,7 +277,7 @@ class ClusterBackups:
         if result.returncode != 0:
             raise BackupError(f"{Path(argv[0]).name} {argv[-5:]} failed: "
                               f"{(result.stdout + result.stderr).strip()[-500:]}\n"
-                              f"{procs.tail(log_file)}")
+                              f"{plumbing.tail(log_file)}")
 
 
 def prepare(cluster: Cluster) -> None:
