@@ -67,6 +67,10 @@ CURSOR_PATHS = {
     "cursor-filtered": "/api/v1/widgets?per_page=10&cursor=&sort=-deadline&passed=false"
                        "&name_prefix=widget-1",
 }
+# After the rounds, at LARGE widgets and more with "cursor" asked for: every cursor page of the
+# collection in name order, then every service worker's RSS, which must stay under WALK_RSS_MB.
+WALK_PER_PAGE = 100
+WALK_RSS_MB = 80.0
 # The performance targets, as ratios to the floor measured in the same run.
 TARGETS = {"user": 0.50, "widget": 0.48, "list": 0.40, "list-deep": 0.38,
            "update": 0.30, "create": 0.25}
@@ -214,6 +218,7 @@ class Bench:
             bcrypt_rounds=self.args.bcrypt_rounds, admin=True, dbname="bench")
         self.db_url = url  # the refresh scenario makes fresh sessions in it
         self.service_port = self._serve(url)
+        self.service_proc = self.procs[-1]
         self.floor_port = self._serve(url, app="bench.hello:app", ready="/hello")
         self.token = self._login(self.service_port)
         if "widget-nometrics" in self.args.names:
@@ -250,8 +255,49 @@ class Bench:
             raise SystemExit("bench: cursor-deep runs against its own service only")
         cursor = paging.encode_cursor(keys.cursor_keys_from_secrets(self.env["SECRET_KEY"]),
                                       paging.cursor_kind("name"), "&sort=name",
-                                      paging.Position(0, "widget-9"))
+                                      paging.Position(0, 0, "widget-9"))
         return f"/api/v1/widgets?per_page=10&cursor={cursor}&sort=name"
+
+    def walks_cursors(self) -> bool:
+        return self.args.widgets >= LARGE and "cursor" in self.args.names and not self.args.url
+
+    def walk_cursors(self) -> bool:
+        """Every cursor page in name order, one after the other (each page's next_cursor),
+        checking that every widget comes once and in order; then each worker's RSS. True when
+        every worker stays under WALK_RSS_MB."""
+        from bench.memory import Client, gunicorn_workers
+
+        client = Client(self.service_port)
+        path = f"/api/v1/widgets?per_page={WALK_PER_PAGE}&cursor=&sort=name"
+        pages = items = longest = 0
+        last = ""
+        started = time.monotonic()
+        while path:
+            status, raw = client.get(path, self.token)
+            if status != 200:
+                raise SystemExit(f"bench: cursor walk: page {pages + 1}: {status}")
+            body = json.loads(raw)
+            names = [item["name"] for item in body["items"]]
+            if names and (names[0] <= last or names != sorted(set(names))):
+                raise SystemExit(f"bench: cursor walk: page {pages + 1} out of order")
+            last = names[-1] if names else last
+            items += len(names)
+            pages += 1
+            longest = max(longest, len(body["next_cursor"] or ""))
+            path = body["links"].get("next")
+            if pages % 10_000 == 0:
+                print(f"cursor walk: {items:,}/{self.args.widgets:,} widgets "
+                      f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+        seconds = time.monotonic() - started
+        workers = gunicorn_workers(self.service_proc.pid)
+        worst = max(workers.values(), default=0.0)
+        rss = ", ".join(f"{mb:.1f}" for _pid, mb in sorted(workers.items()))
+        met = items == self.args.widgets and 0 < worst < WALK_RSS_MB
+        print(f"\ncursor walk: {items:,} widgets in {pages:,} pages of {WALK_PER_PAGE} "
+              f"({seconds:.0f} s, {pages / seconds:.0f} pages/s, longest cursor {longest} "
+              f"characters); worker RSS MB after it: {rss} (max {worst:.1f}; target < "
+              f"{WALK_RSS_MB:.0f}, every widget once){'  met' if met else '  MISSED'}")
+        return met
 
     def setup_servers(self) -> None:
         """--servers: the service and the floor under each server, one database."""
@@ -653,6 +699,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
         rows = judge(args, tallies, floor)
         report(args, rows)
+        if bench.walks_cursors():
+            bench.walk_cursors()
         if args.plot:
             plot(args, rows, args.plot)
         total_errors = sum(row.errors for row in rows)

@@ -16,6 +16,8 @@ from widgetsvc.ops.localdb import LocalCluster
 from widgetsvc.ops.migrate import migrate
 
 CHUNK = 100_000  # widgets per statement: a progress line each, for large seeds
+# The seeding connections run without the service's statement_timeout (0: none): a chunk takes
+# seconds on a busy machine, and VACUUM ANALYZE of ten million widgets minutes.
 
 
 def seeded_database(cluster: LocalCluster, *, widgets: int, email: str, password: str,
@@ -24,7 +26,7 @@ def seeded_database(cluster: LocalCluster, *, widgets: int, email: str, password
     """(database URL, the user) in a started ``cluster``."""
     url = cluster.create_database(dbname)
     migrate(url, log=lambda _m: None)
-    db = Database(url, min_size=1, max_size=1)
+    db = Database(url, min_size=1, max_size=1, statement_timeout_ms=0)
     db.pool.open(wait=True, timeout=10)
     try:
         user = Accounts(db, bcrypt_rounds).create(email, password, admin=admin)
@@ -79,7 +81,7 @@ def seed_existing(url: str, *, widgets: int, email: str, password: str,
                   bcrypt_rounds: int) -> None:
     """Seed a running service's (migrated) database once: the bench user and widget-1..N
     (``bin/bench --url``). A second run finds them and adds nothing."""
-    db = Database(url, min_size=1, max_size=1)
+    db = Database(url, min_size=1, max_size=1, statement_timeout_ms=0)
     db.pool.open(wait=True, timeout=10)
     try:
         user = Accounts(db, bcrypt_rounds).create(email, password, admin=True)

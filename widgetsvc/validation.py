@@ -239,7 +239,7 @@ def parse_per_page(value: str) -> int:
     return number
 
 
-MAX_CURSOR_CHARS = 600  # Cursor.json's maxLength: the longest cursor the service issues
+MAX_CURSOR_CHARS = 200  # Cursor.json's maxLength (docs/API.md §8.7): paging issues none longer
 _BASE64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 INVALID_CURSOR = "Invalid cursor."
 

@@ -108,7 +108,7 @@ class WidgetStore:
             rows = checked_rows(self._db, caller, "widget_page", limit=listing.per_page,
                                 offset=offset)
         else:
-            rows = checked_rows(self._db, caller, "widget_list", **listing.params())
+            rows = checked_rows(self._db, caller, listing.statement, **listing.params())
         shown = [row for row in rows if row["name"] is not None]  # no padding row
         if listing.cursor is None:
             return WidgetPage([Widget.of(row) for row in shown], rows[0]["total_items"])
