@@ -7,8 +7,9 @@ from pathlib import Path
 import falcon
 
 from widgetsvc import API_PREFIX, errors, jsonio, metrics, timefmt
-from widgetsvc.auth import keys
+from widgetsvc.auth import keys, ratelimit
 from widgetsvc.auth.hashslots import HashSlots
+from widgetsvc.auth.loginlock import front_networks
 from widgetsvc.auth.middleware import AuthMiddleware, check_declarations
 from widgetsvc.auth.passwords import dummy_hash
 from widgetsvc.auth.resources import (
@@ -60,6 +61,17 @@ def create_app(
     recording = metrics.enabled()
     if recording and metrics.multiprocess_dir():  # under gunicorn (not a test's app)
         metrics.watch_pool(db.pool)
+    shared = (db, config, validator, clock)
+    # One set of hashing slots for every resource that hashes a password (docs/API.md §8.1).
+    slots = HashSlots(config.hash_slots, Path(config.runtime_dir) if config.runtime_dir else None)
+    register = RegisterResource(*shared, slots=slots)
+    login = LoginResource(*shared, slots=slots)
+    password = PasswordResource(*shared, slots=slots)
+    # The per-address rate limit (docs/API.md §8.8); register's unit is taken before its body.
+    rate_limit = ratelimit.RateLimitMiddleware(
+        db, ratelimit.AuthRateLimit(config.auth_rate_limit),
+        front_networks(config.forwarded_allow_ips),
+        {register: "POST", login: "POST", password: "PUT"}, frozenset({id(register)}))
     app = falcon.App(
         middleware=[
             *([metrics.MetricsMiddleware()] if recording else []),
@@ -68,8 +80,9 @@ def create_app(
             falcon.CORSMiddleware(
                 allow_origins="*",
                 expose_headers=["Link", "Location", "Total-Count", "WWW-Authenticate", "ETag",
-                                "Retry-After"],
+                                "Retry-After", ratelimit.POLICY, ratelimit.REMAINING],
             ),
+            rate_limit,
             AuthMiddleware(
                 db, keys=keyring, leeway=config.token_leeway,
                 user_realm=config.user_realm, admin_realm=config.admin_realm,
@@ -82,17 +95,14 @@ def create_app(
 
     app.router_options.converters["widget_name"] = WidgetNameConverter
 
-    shared = (db, config, validator, clock)
-    # One set of hashing slots for every resource that hashes a password (docs/API.md §8.1).
-    slots = HashSlots(config.hash_slots, Path(config.runtime_dir) if config.runtime_dir else None)
     routes: dict[str, object] = {
-        "/auth/register": RegisterResource(*shared, slots=slots),
-        "/auth/login": LoginResource(*shared, slots=slots),
+        "/auth/register": register,
+        "/auth/login": login,
         "/auth/user": UserResource(*shared),
         "/auth/logout": LogoutResource(*shared),
         "/auth/refresh": RefreshResource(*shared),
         "/auth/logout-all": LogoutAllResource(*shared),
-        "/auth/password": PasswordResource(*shared, slots=slots),
+        "/auth/password": password,
         "/auth/jwks.json": JWKSResource(keyring),
         "/users": UserCollection(*shared),
         "/users/{public_id}": UserItem(*shared),

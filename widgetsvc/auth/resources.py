@@ -15,6 +15,7 @@ from widgetsvc.auth.caller import CurrentUser
 from widgetsvc.auth.hashslots import HashSlots
 from widgetsvc.auth.loginlock import LoginLock, client_address, front_networks
 from widgetsvc.auth.middleware import NONE, TOKEN
+from widgetsvc.auth.ratelimit import AuthRateLimit
 from widgetsvc.auth.users import Users
 from widgetsvc.bodies import read_object
 from widgetsvc.metrics import LOGIN_FAILURES, REFRESHES
@@ -37,7 +38,8 @@ class _AuthResource(Resource):
         self.slots = slots or HashSlots(self.config.hash_slots)
         self.lock = LoginLock(self.db, self.config.login_lock_failures,
                               self.config.login_lock_window,
-                              self.config.login_lock_account_failures)
+                              self.config.login_lock_account_failures,
+                              AuthRateLimit(self.config.auth_rate_limit))
         self.fronts = front_networks(self.config.forwarded_allow_ips)
 
     def _credentials(self, req: falcon.Request) -> tuple[str, str]:
@@ -136,7 +138,7 @@ class LoginResource(_AuthResource):
         address = client_address(req, self.fronts)
         # order (docs/API.md §8): 400, then the lock's 429, then the 503
         try:
-            self.lock.check(email, address)
+            self.lock.check(email, address, req.context)
         except errors.APIError:
             LOGIN_FAILURES.labels("locked").inc()
             raise
@@ -247,7 +249,7 @@ class PasswordResource(_AuthResource):
         # A wrong current password is a failed login of the caller's account from this
         # address (docs/API.md §8.1): the same lock, checked before any hash (429, then 503).
         address = client_address(req, self.fronts)
-        stored = self.lock.password_hash(user.id, address)
+        stored = self.lock.password_hash(user.id, address, req.context)
         with self.slots.hold():  # two bcrypt hashes: a slot, or the 503 (docs/API.md §8.1)
             right = stored is not None and self.users.password_matches(current, stored)
             changed = right and self.users.set_password(user.id, user.token.sid, stored,
