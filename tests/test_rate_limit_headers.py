@@ -13,12 +13,12 @@ import pytest
 import webtest
 
 from tests.helpers import API, PASSWORD, bearer
+from tests.helpers_sql import run_sql
 from tests.live_http import call
 from tests.test_front_door import front_server  # noqa: F401 (the fixture)
+from tests.test_revocation import run_purge
 from tests.test_statement_counts import statements  # noqa: F401 (the fixture)
 from widgetsvc.app import create_app
-from widgetsvc.db import load_queries
-from widgetsvc.ops.localdb import REPO_ROOT
 
 LOGIN, REGISTER, PASSWORD_CHANGE = (f"{API}/auth/login", f"{API}/auth/register",
                                     f"{API}/auth/password")
@@ -30,7 +30,6 @@ def unknown(i: int) -> dict[str, str]:
     return {**UNKNOWN, "email": f"nobody-{i}@example.com"}
 REMAINING = re.compile(r'^"auth";r=(\d+);t=(\d+)$')
 TOO_MANY = "Too many requests. Try again in {n} seconds."
-TESTING = load_queries(REPO_ROOT / "sql" / "testing")
 
 
 def remaining(headers) -> tuple[int, int]:
@@ -116,8 +115,7 @@ def test_the_window_ends_and_a_new_one_starts_full(limited, db):
     app.post_json(LOGIN, UNKNOWN, status=401)
     app.post_json(LOGIN, UNKNOWN, status=401)
     app.post_json(LOGIN, UNKNOWN, status=429)
-    with db.pool.connection() as conn:  # the window started a minute ago
-        conn.execute(TESTING["rate_age_windows"], {"seconds": 60})
+    run_sql(db, "rate_age_windows", seconds=60)  # the window started a minute ago
     reply = app.post_json(LOGIN, UNKNOWN, status=401)
     r, t = remaining(reply.headers)
     assert r == 1 and t >= 59
@@ -128,8 +126,23 @@ def test_no_rate_limit_no_headers_and_no_rows(limited, db):
     for _ in range(3):
         reply = app.post_json(LOGIN, UNKNOWN, status=401)
         assert "RateLimit" not in reply.headers and "RateLimit-Policy" not in reply.headers
-    with db.pool.connection() as conn:
-        assert conn.execute(TESTING["rate_windows"]).fetchall() == []
+    assert run_sql(db, "rate_windows") == []
+
+
+def test_ended_windows_are_purged_by_new_addresses_and_bin_purge_revoked(limited, db,
+                                                                           database_url):
+    for i in range(3):
+        limited(5, f"192.0.2.{i}").post_json(LOGIN, UNKNOWN, status=401)
+    run_sql(db, "rate_age_windows", seconds=61)
+    limited(5, "192.0.2.1").post_json(LOGIN, UNKNOWN, status=401)  # a window starts again
+    limited(5, "198.51.100.7").post_json(LOGIN, UNKNOWN, status=401)  # a new address
+    assert [str(row["address"]) for row in run_sql(db, "rate_windows")] == [
+        "192.0.2.1", "198.51.100.7"]
+    run_sql(db, "rate_age_windows", seconds=61)
+    done = run_purge(database_url)
+    assert done.returncode == 0, done.stderr
+    assert "purged 2 ended rate-limit window(s)" in done.stdout
+    assert run_sql(db, "rate_windows") == []
 
 
 def test_the_limit_costs_login_and_password_changes_no_statement(limited, users,
