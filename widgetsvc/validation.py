@@ -45,7 +45,7 @@ QUERY_STRING = "query string"  # validate()'s ``where`` for a query string: text
 
 _CONTROL = linear_re.compile(r"[\x00-\x1f\x7f]")
 # YYYY-MM-DD, what clients send most: read by date.fromisoformat, which gives the date dateutil
-# would, in a tenth of its time (a write's validation spent a third of it in dateutil).
+# would, in half its time per write (16 µs against 34 µs).
 _ISO_DATE = linear_re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _SPACE = linear_re.compile(r"\s")
 _EMAIL_LOCAL = linear_re.compile(r"^[^\s@\"(),:;<>\[\]\\]+$")
