@@ -386,7 +386,9 @@ def test_the_rate_limit_answers_429_with_retry_after_per_address(nginx_alone, tm
         statuses.append(status)
     assert statuses[:3] == [502, 502, 502] and statuses[3:] == [429, 429], statuses
     assert headers["retry-after"] == "10"
-    assert headers["access-control-expose-headers"] == "Retry-After"
+    assert headers["access-control-expose-headers"] == "Retry-After, RateLimit, RateLimit-Policy"
+    assert headers["ratelimit-policy"] == '"auth";q=6;w=60'
+    assert headers["ratelimit"] == '"auth";r=0;t=10'
     assert json.loads(payload) == {"status": "fail",
                                    "message": "Too many requests. Try again in 10 seconds."}
 
@@ -505,4 +507,7 @@ def test_the_login_gate_is_the_hashing_slots_unless_set(tmp_path, env, gate):
     gates = [line.strip() for line in text.splitlines() if "widgetsvc_auth_all" in line
              and line.strip().startswith("limit_conn ")]
     assert gates == ([gate] if gate else [])
-    assert "rate=12r/m;" in text
+    # nginx is the flood ceiling: twice the application's quota, a burst of all of it; its
+    # 429 names the application's policy
+    assert "rate=24r/m;" in text and "burst=12 nodelay;" in text
+    assert """add_header RateLimit-Policy '"auth";q=12;w=60' always;""" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import falcon
 
 from widgetsvc import API_PREFIX, errors, jsonio, metrics, timefmt
+from widgetsvc.auth import ratelimit
 from widgetsvc.auth import resources as auth
 from widgetsvc.auth.caller import Callers
 from widgetsvc.auth.middleware import check_declarations
@@ -66,8 +67,9 @@ def create_app(
             falcon.CORSMiddleware(
                 allow_origins="*",
                 expose_headers=["Link", "Location", "Total-Count", "WWW-Authenticate", "ETag",
-                                "Retry-After"],
+                                "Retry-After", ratelimit.POLICY, ratelimit.REMAINING],
             ),
+            authn.rate_limit,
             authn.middleware,
         ],
     )

@@ -147,6 +147,20 @@ def _default_hash_slots(env: Mapping[str, str]) -> int:
     return max(1, min(workers * threads - 1, cores - 1))
 
 
+AUTH_RATE_LIMIT_DEFAULT = 30
+
+
+def auth_rate_limit(env: Mapping[str, str]) -> int:
+    """``AUTH_RATE_LIMIT``: login + register + password-change requests per minute per client
+    address, counted by the application (docs/API.md §8.8); 0: no limit. The front's flood
+    ceiling is derived from it (widgetsvc/ops/front.py)."""
+    raw = env.get("AUTH_RATE_LIMIT", "").strip()
+    if raw and not raw.isdigit():
+        raise bad("AUTH_RATE_LIMIT", raw, "not a whole number",
+                  "0 = off, or a positive whole number")
+    return int(raw) if raw else AUTH_RATE_LIMIT_DEFAULT
+
+
 @dataclass(frozen=True)
 class Config:
     database_url: str
@@ -175,6 +189,7 @@ class Config:
     login_lock_window: int = 900
     login_lock_account_failures: int = 100
     forwarded_allow_ips: tuple[str, ...] = ()
+    auth_rate_limit: int = AUTH_RATE_LIMIT_DEFAULT
     public_url: str = ""
     allowed_hosts: tuple[str, ...] = ()
 
@@ -227,6 +242,7 @@ class Config:
                                              default["login_lock_account_failures"],
                                              "0 = off, or a number of failures", 0),
             forwarded_allow_ips=_list(env, "FORWARDED_ALLOW_IPS"),
+            auth_rate_limit=auth_rate_limit(env),
             **_hosts(env),
         )
         config.check(require_secret=require_secret)

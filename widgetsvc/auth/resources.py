@@ -19,6 +19,7 @@ from widgetsvc.auth.hashslots import HashSlots
 from widgetsvc.auth.loginlock import LoginLock, Networks, client_address, front_networks
 from widgetsvc.auth.middleware import NONE, TOKEN, AuthMiddleware
 from widgetsvc.auth.passwords import dummy_hash
+from widgetsvc.auth.ratelimit import AuthRateLimit, RateLimitMiddleware
 from widgetsvc.auth.session_store import Rotated, SessionStore
 from widgetsvc.bodies import read_object
 from widgetsvc.db import Database
@@ -47,6 +48,7 @@ class AuthParts:
 
 @dataclass(frozen=True)
 class AuthDomain:
+    rate_limit: RateLimitMiddleware
     middleware: AuthMiddleware
     routes: dict[str, object]
 
@@ -58,6 +60,7 @@ def build(db: Database, shared: Shared) -> AuthDomain:
     keyring = keys.for_config(config)
     refresh_keys = keys.refresh_keys_for_config(config)
     dummy_hash(config.bcrypt_rounds)
+    rate = AuthRateLimit(config.auth_rate_limit)
     parts = AuthParts(
         keyring=keyring,
         refresh_keys=refresh_keys,
@@ -66,22 +69,29 @@ def build(db: Database, shared: Shared) -> AuthDomain:
         slots=HashSlots(config.hash_slots,
                         Path(config.runtime_dir) if config.runtime_dir else None),
         lock=LoginLock(db, config.login_lock_failures, config.login_lock_window,
-                       config.login_lock_account_failures),
+                       config.login_lock_account_failures, rate),
         fronts=front_networks(config.forwarded_allow_ips),
     )
     middleware = AuthMiddleware(shared.callers, keys=keyring, leeway=config.token_leeway,
                                 user_realm=config.user_realm, admin_realm=config.admin_realm)
+    register = RegisterResource(shared, parts)
+    login = LoginResource(shared, parts)
+    password = PasswordResource(shared, parts)
+    # The per-address rate limit (docs/API.md §8.8); register's unit is taken before its body.
+    rate_limit = RateLimitMiddleware(db, rate, parts.fronts,
+                                     {register: "POST", login: "POST", password: "PUT"},
+                                     frozenset({id(register)}))
     routes: dict[str, object] = {
-        "/auth/register": RegisterResource(shared, parts),
-        "/auth/login": LoginResource(shared, parts),
+        "/auth/register": register,
+        "/auth/login": login,
         "/auth/user": UserResource(shared, parts),
         "/auth/logout": LogoutResource(shared, parts),
         "/auth/refresh": RefreshResource(shared, parts),
         "/auth/logout-all": LogoutAllResource(shared, parts),
-        "/auth/password": PasswordResource(shared, parts),
+        "/auth/password": password,
         "/auth/jwks.json": JWKSResource(keyring),
     }
-    return AuthDomain(middleware, routes)
+    return AuthDomain(rate_limit, middleware, routes)
 
 
 class _AuthResource(Resource):
@@ -151,7 +161,7 @@ class LoginResource(_AuthResource):
         address = client_address(req, self.fronts)
         # order (docs/API.md §8): 400, then the lock's 429, then the 503
         try:
-            self.lock.check(email, address)
+            self.lock.check(email, address, req.context)
         except errors.APIError:
             LOGIN_FAILURES.labels("locked").inc()
             raise
@@ -249,7 +259,7 @@ class PasswordResource(_AuthResource):
         # A wrong current password is a failed login of the caller's account from this
         # address (docs/API.md §8.1): the same lock, checked before any hash (429, then 503).
         address = client_address(req, self.fronts)
-        stored = self.lock.password_hash(user.id, address)
+        stored = self.lock.password_hash(user.id, address, req.context)
         with self.slots.hold():  # two bcrypt hashes: a slot, or the 503 (docs/API.md §8.1)
             right = stored is not None and self.accounts.password_matches(current, stored)
             changed = right and self.accounts.set_password(user.id, user.token.sid, stored,

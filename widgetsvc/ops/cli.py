@@ -14,6 +14,7 @@ import psycopg
 import psycopg_pool
 
 from widgetsvc import setting_errors
+from widgetsvc.auth import ratelimit
 from widgetsvc.config import Config, ConfigError
 from widgetsvc.ops import cmdline, localdb, safefs, servers
 from widgetsvc.ops.front import FrontError
@@ -340,7 +341,8 @@ def purge_revoked(argv: list[str]) -> int:
 
     cmdline.Parser(
         "bin/purge-revoked", "Delete expired token revocations, sessions, spent refresh "
-        "tokens, failed logins and Idempotency-Key outcomes (for cron).",
+        "tokens, failed logins, Idempotency-Key outcomes and ended rate-limit windows (for "
+        "cron).",
         environment=_SERVICE_ENV[:1] + [("LOGIN_LOCK_WINDOW", "failed logins older than this "
                                                               "are purged (900 s)")],
         exit_codes=[(0, "purged (the counts are printed)"),
@@ -356,6 +358,7 @@ def purge_revoked(argv: list[str]) -> int:
                           known_seconds=KNOWN_ADDRESS_SECONDS)
         purged = db.one("purge_sessions")
         keys = db.execute("purge_idempotency_keys")
+        windows = db.execute("purge_auth_rate_windows", rate_window=ratelimit.WINDOW_SECONDS)
     finally:
         db.close()
     print(f"purged {count} expired revocation(s)")
@@ -364,6 +367,7 @@ def purge_revoked(argv: list[str]) -> int:
     print(f"purged {purged['sessions']} expired session(s)")
     print(f"purged {purged['spent']} expired spent refresh token(s)")
     print(f"purged {keys} Idempotency-Key outcome(s) older than 24 h")
+    print(f"purged {windows} ended rate-limit window(s)")
     return 0
 
 

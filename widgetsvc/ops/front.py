@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from widgetsvc import setting_errors
+from widgetsvc import config, setting_errors
 from widgetsvc.ops import apt, localdb, safefs
 from widgetsvc.ops.localdb import REPO_ROOT
 
@@ -33,8 +33,12 @@ def _template() -> Path:
 
 
 TEMPLATE = _template()
-DEFAULT_AUTH_RATE_LIMIT = 30  # login + register + password change per minute per address (§8.1)
+DEFAULT_AUTH_RATE_LIMIT = config.AUTH_RATE_LIMIT_DEFAULT  # per minute per address (§8.8)
 AUTH_BURST = 10
+# nginx's limit_req is a flood ceiling above the application's quota (widgetsvc/auth/
+# ratelimit.py): twice its rate, and a burst of the whole quota, so that a client within the
+# quota never meets it, whichever way the quota's fixed window and nginx's bucket line up.
+FLOOD_FACTOR = 2
 _SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _UNIX = re.compile(r"^unix:/[A-Za-z0-9._/@+-]+$")
@@ -72,9 +76,12 @@ class FrontSettings:
 
     def limits(self, hash_slots: int) -> dict:
         """``render()``'s limit arguments; ``hash_slots``: the upstreams' hashing slots in all,
-        the login gate's size unless ``AUTH_IN_FLIGHT`` sets it."""
+        the login gate's size unless ``AUTH_IN_FLIGHT`` sets it. The application counts
+        ``AUTH_RATE_LIMIT`` per minute; nginx's limit is the flood ceiling above it."""
         return {
-            "auth_rate_limit": self.auth_rate_limit,
+            "auth_rate_limit": FLOOD_FACTOR * self.auth_rate_limit,
+            "auth_burst": self.auth_rate_limit,
+            "auth_rate_quota": self.auth_rate_limit,
             "auth_conn_limit": self.auth_conn_limit,
             "auth_in_flight": hash_slots if self.auth_in_flight is None else self.auth_in_flight,
             "trusted_proxies": self.trusted_proxies,
@@ -134,6 +141,7 @@ def render(
     *,
     auth_rate_limit: int = DEFAULT_AUTH_RATE_LIMIT,
     auth_burst: int = AUTH_BURST,
+    auth_rate_quota: int | None = None,
     auth_conn_limit: int = 0,
     auth_in_flight: int = 0,
     trusted_proxies: Sequence[str] = (),
@@ -151,7 +159,9 @@ def render(
     - ``runtime_dir``: an existing directory the nginx user can write: pid and temp files;
     - ``auth_rate_limit``: login + register + password change (``PUT /auth/password``, the
       requests that may hash a password) per minute per client address (0 = no limit), with
-      ``auth_burst`` more allowed at once; ``auth_conn_limit``: such requests in flight per
+      ``auth_burst`` more allowed at once; ``auth_rate_quota``: the application's own quota per
+      minute (docs/API.md §8.8), named in the ``RateLimit-Policy`` of nginx's 429 (default:
+      ``auth_rate_limit``); ``auth_conn_limit``: such requests in flight per
       address (0 = no limit; beyond it the §8.1 503); ``auth_in_flight``: such requests in
       flight in all (0 = no limit): the sum of the upstreams' hashing slots (HASH_SLOTS), so a
       flood beyond what can be hashed is answered here and never queues in front of other
@@ -195,19 +205,17 @@ def render(
         zones += ["    map $host $widgetsvc_gate { default all; }  # one key: all clients",
                   "    limit_conn_zone $widgetsvc_gate zone=widgetsvc_auth_all:1m;"]
         gate.append(f"            limit_conn widgetsvc_auth_all {int(auth_in_flight)};")
-    # The IETF httpapi draft's rate-limit headers (docs/API.md §8.8), written by the front
-    # from the numbers its limit_req applies, so they cannot disagree with its 429s: the
-    # policy on every answer of the limited location, and on every 429 the quota left (none)
-    # and the seconds until one more request passes (one request's share of the minute, as
-    # Retry-After). limit_req exposes no remaining count for a passed request.
-    policy = f'"auth";q={int(auth_rate_limit)};w=60'
+    # The IETF httpapi draft's rate-limit headers (docs/API.md §8.8) on nginx's own 429: the
+    # application's policy, no quota left, and the seconds until nginx passes one more request
+    # (one request's share of its minute, as Retry-After). Every answer of the application
+    # carries its own (widgetsvc/auth/ratelimit.py).
+    quota = int(auth_rate_limit if auth_rate_quota is None else auth_rate_quota)
     retry_after = math.ceil(60 / auth_rate_limit) if auth_rate_limit else 1
-    rate_policy, rate_429 = "", ""
+    rate_429 = ""
     if auth_rate_limit > 0:
-        rate_policy = f"            add_header RateLimit-Policy '{policy}' always;"
         rate_429 = "\n".join([
-            f"                add_header RateLimit-Policy '{policy}' always;",
-            f"                add_header RateLimit '\"auth\";r=0;t={retry_after}' always;"])
+            f"""                add_header RateLimit-Policy '"auth";q={quota};w=60' always;""",
+            f"""                add_header RateLimit '"auth";r=0;t={retry_after}' always;"""])
     values = {
         "worker_processes": str(worker_processes),
         "worker_connections": str(int(worker_connections)),
@@ -219,7 +227,6 @@ def render(
         "auth_limits": "\n".join(limits),
         "auth_gate_limit": "\n".join(gate),
         "auth_retry_after": str(retry_after),
-        "auth_rate_policy": rate_policy,
         "auth_rate_429": rate_429,
         "upstream_servers": "\n".join(
             [f"        server {_upstream(u)};" for u in upstreams]
