@@ -4,7 +4,6 @@ the pool PgBouncer-safe. (``tests/test_cluster.py`` runs the real thing.)"""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,8 +13,8 @@ import yaml
 
 from widgetsvc.config import Config
 from widgetsvc.db import Database
-from widgetsvc.ops.cluster.render import DEPLOY_DIR, render
-from widgetsvc.ops.cluster.topology import Cluster
+from widgetsvc.ops.cluster.hacluster import HACluster
+from widgetsvc.ops.cluster.render import render
 
 VALUES = {
     "name": "n1", "data_dir": "/d", "host": "127.0.0.1", "client_port": 1, "peer_port": 2,
@@ -79,19 +78,20 @@ def test_pgbouncer_pools_transactions_and_retries_logins_every_second():
     assert settings["server_login_retry"] == "1"
 
 
-def fake_cluster(tmp_path: Path, instances: int = 2) -> Cluster:
-    cluster = Cluster(tmp_path / "c")
+def fake_cluster(tmp_path: Path, instances: int = 2) -> HACluster:
+    cluster = HACluster(tmp_path / "c")
     cluster.state = {"instances": instances, "pgbouncer": True,
                      "ports": {"front": 18080, "pgbouncer": 18090, "haproxy": 18091,
-                               "instances": [18001, 18002, 18003][:instances]},
+                               "instances": [18001, 18002, 18003][:instances],
+                               "metrics": [18101, 18102, 18103][:instances],
+                               "monitoring": {"nginx_stub": 18110}},
                      "secrets": {"secret_key": "k" * 48, "app": "a"}}
     return cluster
 
 
 def test_the_front_retries_reads_on_the_next_instance_and_never_writes(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTH_RATE_LIMIT", "0")
-    run_dir = tmp_path / "nginx"
-    text = fake_cluster(tmp_path).front_config(run_dir)
+    text = fake_cluster(tmp_path).front.config()
     assert "server 127.0.0.1:18001;" in text and "server 127.0.0.1:18002;" in text
     assert text.count("\n        error_page 418 = @write;\n") == 1
     root = text[text.index("        location / {"):text.index("        location @write {")]
@@ -105,11 +105,12 @@ def test_the_front_retries_reads_on_the_next_instance_and_never_writes(tmp_path,
                     reason="nginx is not installed")
 def test_nginx_accepts_the_front_configuration(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTH_RATE_LIMIT", "30")
-    run_dir = tmp_path / "nginx"
+    cluster = fake_cluster(tmp_path)
+    run_dir = cluster.front.run_dir
     for sub in ("", "client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     conf = run_dir / "nginx.conf"
-    conf.write_text(fake_cluster(tmp_path).front_config(run_dir))
+    conf.write_text(cluster.front.config(drained={0}))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     result = subprocess.run([nginx, "-t", "-e", "stderr", "-p", str(run_dir), "-c", str(conf)],
                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -135,7 +136,6 @@ def test_bootstrap_sets_the_session_settings_the_options_would_have(tmp_path):
     options = Database("postgresql://u@127.0.0.1:1/d").pool.kwargs["options"]
     for name in ("statement_timeout", "TimeZone", "jit", "plan_cache_mode"):
         assert f"-c {name}=" in options and f"'{name}'" in ddl
-    assert os.path.exists(DEPLOY_DIR / "nginx" / "cluster-locations.conf")
 
 
 def test_patronis_rest_api_and_etcd_ask_for_credentials():

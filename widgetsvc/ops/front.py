@@ -16,7 +16,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +141,11 @@ def render(
     worker_connections: int = 4096,
     upstream_timeout: int = 60,
     upstream_keepalive: int = 0,
+    drained: Collection[str] = (),
+    server_directives: str = "",
+    root_location: str = "",
+    locations: str = "",
+    servers: str = "",
     template: Path = TEMPLATE,
 ) -> str:
     """The nginx configuration text.
@@ -158,7 +163,12 @@ def render(
       requests;
     - ``trusted_proxies``: addresses/networks whose ``X-Forwarded-For`` names the client;
     - ``upstream_keepalive``: idle connections to the upstreams nginx keeps open (0: none, a
-      new one per request: gunicorn's sync workers close theirs; Granian keeps them).
+      new one per request: gunicorn's sync workers close theirs; Granian keeps them);
+    - ``drained``: upstreams (as given in ``upstreams``) marked ``down``: no new request;
+    - ``server_directives``, ``root_location``, ``locations``, ``servers``: nginx text of
+      several instances' deployments (``bin/cluster``: retries of reads, the metrics
+      listener), at the main server's top, inside its ``location /``, after it, and after
+      the last server (each empty by default).
     """
     if not upstreams:
         raise FrontError("at least one upstream is needed")
@@ -222,10 +232,15 @@ def render(
         "auth_rate_policy": rate_policy,
         "auth_rate_429": rate_429,
         "upstream_servers": "\n".join(
-            [f"        server {_upstream(u)};" for u in upstreams]
+            [f"        server {_upstream(u)}{' down' if u in drained else ''};"
+             for u in upstreams]
             + ([f"        keepalive {int(upstream_keepalive)};"]
                if upstream_keepalive > 0 else [])),
         "listen": listen,
+        "server_directives": server_directives,
+        "root_location": root_location,
+        "locations": locations,
+        "servers": servers,
     }
     text = template.read_text(encoding="utf-8")
     unknown = set(_PLACEHOLDER.findall(text)) - values.keys()
