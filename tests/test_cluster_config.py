@@ -14,6 +14,7 @@ import yaml
 from widgetsvc.config import Config
 from widgetsvc.db import Database
 from widgetsvc.ops.cluster.hacluster import HACluster
+from widgetsvc.ops.cluster.part import Part
 from widgetsvc.ops.cluster.render import render
 
 VALUES = {
@@ -145,3 +146,84 @@ def test_patronis_rest_api_and_etcd_ask_for_credentials():
     assert (config["etcd3"]["username"], config["etcd3"]["password"]) == ("patroni", "e")
     haproxy = render("haproxy/haproxy.cfg.template", **VALUES)
     assert 'http-check send hdr Authorization "Basic cGF0cm9uaTpy"' in haproxy
+
+
+def test_a_drained_instance_is_marked_down_in_the_rendered_upstream(tmp_path, monkeypatch):
+    """bin/cluster upgrade drains through the template, not by editing nginx text."""
+    monkeypatch.setenv("AUTH_RATE_LIMIT", "0")
+    text = fake_cluster(tmp_path).front.config(drained={1})
+    assert "        server 127.0.0.1:18001;\n" in text
+    assert "        server 127.0.0.1:18002 down;\n" in text
+    assert "{{" not in text and "${" not in text
+
+
+def test_stub_status_listens_internally_never_on_the_public_port(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTH_RATE_LIMIT", "0")
+    text = fake_cluster(tmp_path).front.config()
+    public = text[text.index("listen 127.0.0.1:18080;"):text.index("listen 127.0.0.1:18110;")]
+    internal = text[text.index("listen 127.0.0.1:18110;"):]
+    assert "location = /stub_status" not in public
+    assert "location = /stub_status { stub_status; }" in internal
+
+
+def test_the_single_front_leaves_the_cluster_placeholders_empty(tmp_path):
+    """``bin/serve``'s front: no retry rule, no @write, no stub_status, nothing left over."""
+    from widgetsvc.ops import front
+
+    text = front.render(["127.0.0.1:18001"], "127.0.0.1:18080", tmp_path)
+    assert "@write" not in text and "stub_status" not in text and "{{" not in text
+    assert "        location / {\n\n            proxy_pass http://widgetsvc;\n        }" in text
+
+
+class _Recorder(Part):
+    """A part whose process is a flag: what ``Part.up`` calls, in order."""
+
+    name = "recorder"
+
+    def __init__(self, state, *, changed: bool, running: bool):
+        super().__init__(state)
+        self.changed, self.alive, self.calls = changed, running, []
+
+    def render(self) -> bool:
+        self.calls.append("render")
+        return self.changed
+
+    @property
+    def running(self) -> bool:
+        return self.alive
+
+    def reload(self) -> None:
+        self.calls.append("reload")
+
+    def start(self, log) -> None:
+        self.calls.append("start")
+        self.alive = True
+
+    def wait(self, timeout=None) -> None:
+        self.calls.append("wait")
+
+
+@pytest.mark.parametrize(("changed", "running", "calls"), [
+    (False, False, ["render", "start", "wait"]),
+    (True, False, ["render", "start", "wait"]),
+    (True, True, ["render", "reload", "wait"]),
+    (False, True, ["render", "wait"]),
+])
+def test_every_part_comes_up_by_one_sequence(tmp_path, changed, running, calls):
+    part = _Recorder(fake_cluster(tmp_path), changed=changed, running=running)
+    assert part.up(print) is (not running)
+    assert part.calls == calls
+
+
+def test_every_process_of_the_cluster_is_a_part(tmp_path):
+    """etcd, Patroni x 2, HAProxy, PgBouncer, the instances, the front and the monitoring:
+    each a Part with its own name, so up, down and status treat them alike."""
+    from widgetsvc.ops.cluster import monitoring
+
+    cluster = fake_cluster(tmp_path)
+    parts = [cluster.etcd, *cluster.patroni, cluster.haproxy, cluster.pgbouncer,
+             *cluster.instances(), cluster.front, *monitoring.parts(cluster)]
+    assert all(isinstance(part, Part) for part in parts)
+    names = [part.name for part in parts]
+    assert len(set(names)) == len(names) == 13
+    assert {"etcd", "patroni-pg1", "instance-2", "nginx", "prometheus"} <= set(names)
