@@ -286,7 +286,7 @@ def test_bin_serve_refuses_each_bad_setting_in_one_line(name, key_files, monkeyp
 def test_bin_cluster_refuses_its_bad_settings_before_starting(name, key_files, monkeypatch,
                                                                capsys):
     monkeypatch.setattr(os, "environ", walk_env(name, key_files))
-    monkeypatch.setattr(cluster_cli.Cluster, "up", lambda *a, **k: pytest.fail("it started"))
+    monkeypatch.setattr(cluster_cli.HACluster, "up", lambda *a, **k: pytest.fail("it started"))
     assert cluster_cli.main(["up"]) == 1
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and LINE.match(err.rstrip("\n"))["name"] == name, err
@@ -309,7 +309,7 @@ def test_bin_backup_and_restore_refuse_their_bad_settings_first(name, command, k
 
 def test_bin_cluster_up_refuses_the_services_settings_too(monkeypatch, capsys):
     monkeypatch.setattr(os, "environ", base_env(UNREACHABLE, GUNICORN_TIMEOUT="x"))
-    monkeypatch.setattr(cluster_cli.Cluster, "up", lambda *a, **k: pytest.fail("it started"))
+    monkeypatch.setattr(cluster_cli.HACluster, "up", lambda *a, **k: pytest.fail("it started"))
     assert cluster_cli.main(["up"]) == 1
     assert capsys.readouterr().err == (
         "widgetsvc: GUNICORN_TIMEOUT=x: not a whole number (seconds, 0 or more)\n")
