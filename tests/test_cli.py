@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.rows import dict_row
 
-from tests.helpers import SECRET, LiveServer, free_port
+from tests.helpers import SECRET, LiveServer
 from tests.helpers_sql import TESTING_QUERIES
 from widgetsvc import __version__
-from widgetsvc.ops import cli, localdb
+from widgetsvc.ops import cli, localdb, plumbing
 from widgetsvc.ops.cluster import cli as cluster_cli
 from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalCluster
 
@@ -94,7 +94,7 @@ def untouched_db(pg_cluster):
 def base_env(database_url: str, **values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in README_VARIABLES}
     env.update({"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "WIDGETSVC_ENV": "test",
-                "BCRYPT_ROUNDS": "4", "HOST": "127.0.0.1", "PORT": str(free_port()),
+                "BCRYPT_ROUNDS": "4", "HOST": "127.0.0.1", "PORT": str(plumbing.free_port()),
                 **values})
     return env
 

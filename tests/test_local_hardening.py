@@ -64,8 +64,11 @@ def test_a_log_link_is_not_followed_or_chowned(users_dir, victim):
         plumbing.start(["true"], log=users_dir / "etcd.log", env={}, cwd=users_dir, user=NOBODY)
     untouched(victim)
     # A plain log is created, given to the part's user, and appended to.
-    record = plumbing.start(["echo", "hello"], log=users_dir / "patroni.log", env={},
-                         cwd=users_dir, user=NOBODY)
+    # (It keeps running until stopped: a part that exits at once is start()'s error.)
+    record = plumbing.start(["/bin/sh", "-c", "echo hello; exec sleep 60"],
+                            log=users_dir / "patroni.log", env={}, cwd=users_dir, user=NOBODY)
+    plumbing.wait_until(lambda: "hello" in plumbing.tail(users_dir / "patroni.log"),
+                        timeout=30, what="the echo")
     plumbing.stop(record)
     log = users_dir / "patroni.log"
     assert log.stat().st_uid == NOBODY.pw_uid and not log.is_symlink()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from widgetsvc import setting_errors
-from widgetsvc.ops import apt, localdb, safefs
+from widgetsvc.ops import apt, localdb, plumbing, safefs
 from widgetsvc.ops.localdb import REPO_ROOT
 
 
@@ -35,7 +35,6 @@ def _template() -> Path:
 TEMPLATE = _template()
 DEFAULT_AUTH_RATE_LIMIT = 30  # login + register + password change per minute per address (§8.1)
 AUTH_BURST = 10
-_SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _UNIX = re.compile(r"^unix:/[A-Za-z0-9._/@+-]+$")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -277,17 +276,12 @@ def ensure_nginx() -> str:
 def nginx_user() -> pwd.struct_passwd | None:
     """As root: the unprivileged user nginx runs as (``WIDGETSVC_NGINX_USER``, else
     ``www-data``, else ``nobody``). Otherwise None: nginx runs as whoever runs bin/serve."""
-    if os.geteuid() != 0:
-        return None
-    wanted = os.environ.get("WIDGETSVC_NGINX_USER")
-    if wanted:
-        return localdb.os_user("WIDGETSVC_NGINX_USER", wanted)
-    for name in ["www-data", "nobody"]:
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise FrontError("running as root, but no unprivileged user (www-data, nobody) exists")
+    try:
+        return plumbing.unprivileged_user("WIDGETSVC_NGINX_USER",
+                                          os.environ.get("WIDGETSVC_NGINX_USER", ""),
+                                          ["www-data", "nobody"])
+    except plumbing.NoUser as exc:
+        raise FrontError(str(exc)) from None
 
 
 def app_user() -> pwd.struct_passwd | None:
@@ -299,7 +293,7 @@ def app_user() -> pwd.struct_passwd | None:
         return None
     wanted = os.environ.get("WIDGETSVC_APP_USER", "").strip()
     # A named user must exist and not be root (one line naming the setting otherwise).
-    user = (localdb.os_user("WIDGETSVC_APP_USER", wanted) if wanted
+    user = (plumbing.os_user("WIDGETSVC_APP_USER", wanted) if wanted
             else localdb.cluster_owner())
     for code in (Path(__file__).resolve().parents[1], Path(sys.prefix).resolve()):
         if localdb.reachable_dir(code, user) != code:
@@ -324,13 +318,13 @@ def make_runtime_dir(var_dir: Path, user: pwd.struct_passwd | None, pid: int,
     group, so that root's gunicorn binds (and chowns) its socket where no other user can swap
     a link in; nginx's own files then go in a ``nginx/`` directory of ``user``'s inside."""
     runtime = localdb.reachable_dir(var_dir / f"{prefix}-{pid}", user)
-    if len(str(runtime)) + len("/nginx/auth-gate.sock") > _SOCKET_PATH_LIMIT:
+    if not plumbing.socket_fits(runtime, "nginx/auth-gate.sock"):
         runtime = Path(tempfile.mkdtemp(prefix=f"widgetsvc-{prefix}-{pid}-"))  # 0700, ours
         return _own_runtime(runtime, user, root_owned)
     if runtime.parent.exists():
         for stale in runtime.parent.glob(f"{prefix}-*"):
             other = stale.name[len(prefix) + 1:]
-            if other.isdigit() and int(other) != pid and not _alive(int(other)):
+            if other.isdigit() and int(other) != pid and not plumbing.running(int(other)):
                 shutil.rmtree(stale, ignore_errors=True)
     shutil.rmtree(runtime, ignore_errors=True)
     return _own_runtime(runtime, user, root_owned)
@@ -344,12 +338,3 @@ def _own_runtime(runtime: Path, user: pwd.struct_passwd | None, root_owned: bool
             raise FrontError(str(exc)) from None
     return localdb.make_dir(runtime, owner=user, mode=0o700)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
