@@ -17,6 +17,7 @@ from widgetsvc.ops.cluster.state import ClusterError
 from widgetsvc.ops.cluster.upgrade import rolling_upgrade
 from widgetsvc.ops.front import FrontError
 from widgetsvc.ops.safefs import UnsafePath
+from widgetsvc.ops.settings import ToolSettings
 
 
 def _log(message: str) -> None:
@@ -92,15 +93,7 @@ def check_settings(env: Mapping[str, str], *, up: bool) -> None:
     from widgetsvc import config
     from widgetsvc.ops import front, localdb
 
-    raw = env.get("PGBOUNCER_POOL_SIZE", "").strip()
-    if raw and (not raw.isdigit() or int(raw) < 1):
-        raise setting_errors.bad_setting("PGBOUNCER_POOL_SIZE", raw, "not a positive whole number",
-                                         "server connections per database/user pair, at least 1")
-    where = env.get("WIDGETSVC_CLUSTER_DIR", "")
-    if where and os.path.exists(where) and not os.path.isdir(where):
-        raise setting_errors.bad_setting("WIDGETSVC_CLUSTER_DIR", where,
-                                         "exists and is not a directory",
-                                         "a directory, or a path to create one at")
+    ToolSettings.from_env(env)
     localdb.check_settings(env)
     if up:
         stand_ins = {"DATABASE_URL": "postgresql:///cluster", "SECRET_KEY": "k" * 48}

@@ -9,7 +9,6 @@ confused with ``localdb``'s private single PostgreSQL.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -67,7 +66,7 @@ class HACluster(ClusterState):
         self.state["pgbouncer"] = options.pgbouncer
         ports.assign(self, options.instances)
         # The secret the instances sign with: the caller's SECRET_KEY, else one kept here.
-        secret = os.environ.get("SECRET_KEY") or self.secrets.get("secret_key")
+        secret = self.settings.secret_key or self.secrets.get("secret_key")
         self.secrets["secret_key"] = secret or secrets.token_urlsafe(48)
         self.save()
 

@@ -56,7 +56,7 @@ class Front(Part):
                       listen=f"{HOST}:{state.ports['monitoring']['nginx_stub']}")
         return front.render(
             upstreams, front.listen_address(HOST, state.ports["front"]), self.run_dir,
-            **front.FrontSettings.from_env().limits(slots),
+            **state.settings.front.limits(slots),
             drained=[upstreams[index] for index in drained],
             server_directives=_fragment("server_directives.conf"),
             root_location=_fragment("root_location.conf"),

@@ -3,7 +3,6 @@ a failover costs them one failed transaction, not their pool."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from widgetsvc.ops import plumbing
@@ -11,8 +10,6 @@ from widgetsvc.ops.cluster.packages import which
 from widgetsvc.ops.cluster.part import Log, Part
 from widgetsvc.ops.cluster.render import render
 from widgetsvc.ops.cluster.state import APP_ROLE, DBNAME, HOST
-
-DEFAULT_POOL_SIZE = 20
 
 
 class PgBouncer(Part):
@@ -32,7 +29,7 @@ class PgBouncer(Part):
         root = self.state.root
         auth_file = root / "userlist.txt"
         self.state.config(auth_file, f'"{APP_ROLE}" "{self.state.secrets["app"]}"\n')
-        pool = int(os.environ.get("PGBOUNCER_POOL_SIZE", "") or DEFAULT_POOL_SIZE)
+        pool = self.state.settings.pgbouncer_pool_size
         return self.state.config(self.config_path, render(
             "pgbouncer/pgbouncer.ini.template", dbname=DBNAME, upstream_host=HOST,
             upstream_port=self.state.ports["haproxy"], host=HOST,

@@ -8,11 +8,8 @@ as the caller, like ``bin/serve``), on loopback ports picked once and kept in ``
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-import os
 import pwd
-import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from widgetsvc.ops import localdb, plumbing, safefs
 from widgetsvc.ops.cluster.loopback import http_json
 from widgetsvc.ops.cluster.render import write
 from widgetsvc.ops.localdb import reachable_dir
+from widgetsvc.ops.settings import ToolSettings
 
 HOST = "127.0.0.1"
 SCOPE = "widgetsvc"
@@ -38,8 +36,8 @@ class ClusterError(RuntimeError):
 
 
 def default_dir() -> Path:
-    wanted = os.environ.get("WIDGETSVC_CLUSTER_DIR")
-    return reachable_dir(Path(wanted).resolve() if wanted else localdb.VAR_DIR / "cluster")
+    wanted = ToolSettings.from_env().cluster_dir
+    return reachable_dir(wanted or localdb.VAR_DIR / "cluster")
 
 
 class ClusterState:
@@ -51,6 +49,11 @@ class ClusterState:
         self.root = reachable_dir(Path(root).resolve()) if root else default_dir()
         self.state_path = self.root / "state.json"
         self.state: dict[str, Any] = self._load()
+
+    @cached_property
+    def settings(self) -> ToolSettings:
+        """The tools' settings, parsed once (``bin/cluster`` refused bad ones already)."""
+        return ToolSettings.from_env()
 
     @cached_property
     def owner(self) -> pwd.struct_passwd:
@@ -130,11 +133,7 @@ class ClusterState:
         return self.root / node
 
     def socket_dir(self, node: str) -> Path:
-        preferred = self.node_dir(node) / "run"
-        if len(str(preferred)) + len("/.s.PGSQL.65535") <= 100:
-            return preferred
-        digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:12]
-        return Path(tempfile.gettempdir()) / f"widgetsvc-{digest}"
+        return plumbing.socket_dir(self.node_dir(node) / "run", ".s.PGSQL.65535")
 
     @property
     def pgbackrest_config(self) -> Path:

@@ -13,7 +13,6 @@ restarts a part whose configuration changed).
 
 from __future__ import annotations
 
-import os
 import time
 
 from widgetsvc.ops.cluster import database
@@ -61,8 +60,7 @@ def _replace(cluster: HACluster, part: Instance, log: Log) -> dict:
     log(f"upgrade: draining {part.label}")
     cluster.front.reload_drained({part.index})
     log(f"upgrade: stopping {part.label} (pid {old_pid})")
-    graceful = float(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30") or 30)
-    part.stop(timeout=graceful + 10)
+    part.stop(timeout=cluster.settings.graceful_timeout + 10)
     part.up(log)  # the code and settings of now; waits for its health
     new_pid = int(cluster.pids[part.name][0])
     log(f"upgrade: {part.label} serving again (pid {new_pid})")
