@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from bench.seed import fresh_refresh_tokens, seed_existing, seeded_database  # n
 from widgetsvc import paging  # noqa: E402
 from widgetsvc.auth import keys  # noqa: E402
 from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
-from widgetsvc.ops import cmdline  # noqa: E402
+from widgetsvc.ops import cmdline, plumbing  # noqa: E402
 from widgetsvc.ops.localdb import VAR_DIR, LocalCluster  # noqa: E402
 
 EMAIL = "bench-user@example.com"
@@ -131,26 +130,17 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or sys.exit("bench: could not install wrk")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     """Until ``path`` answers 200 through whatever serves ``port`` (nginx answers 502 while
     gunicorn is still starting)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"bench: server on port {port} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:  # noqa: S310
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
+    def answers() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:  # noqa: S310
+            return resp.status == 200
+
+    if plumbing.poll(answers, timeout=timeout, give_up=lambda: proc.poll() is not None):
+        return
+    if proc.poll() is not None:
+        sys.exit(f"bench: server on port {port} exited with {proc.returncode}")
     sys.exit(f"bench: nothing answers on port {port}")
 
 
@@ -320,9 +310,9 @@ class Bench:
     def _serve(self, database_url: str, app: str | None = None,
                ready: str = "/api/v1/health", metrics: bool = True,
                server: str | None = None) -> int:
-        port = free_port()
+        port = plumbing.free_port()
         # Each server its own metrics listener (they would all want 9464), or none.
-        metrics_port = str(free_port()) if metrics else "0"
+        metrics_port = str(plumbing.free_port()) if metrics else "0"
         cmd = [str(REPO / "bin" / "serve"), "--no-migrate"]
         if server:
             cmd += ["--server", server]

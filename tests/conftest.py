@@ -25,7 +25,6 @@ from tests.helpers import (  # noqa: F401
     LiveServer,
     bearer,
     forged_sid,
-    free_port,
     login,
     unique_email,
 )

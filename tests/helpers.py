@@ -13,9 +13,7 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import subprocess
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any
 import jwt
 
 from widgetsvc.auth.keys import hmac_key
+from widgetsvc.ops import plumbing
 from widgetsvc.ops.localdb import REPO_ROOT
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -66,18 +65,12 @@ def unique_email() -> str:
     return f"u{uuid.uuid4().hex[:10]}@example.com"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LiveServer:
     """The real ``bin/serve`` (nginx in front of gunicorn) on a free port, against the test
     database."""
 
     def __init__(self, database_url: str, log_path: Path, **env: str):
-        self.port = free_port()
+        self.port = plumbing.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {
@@ -104,15 +97,12 @@ class LiveServer:
             [str(REPO_ROOT / "bin" / "serve")], env=self.env, stdout=self._log,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"bin/serve exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.1)
+        proc = self.proc
+        if plumbing.poll(lambda: plumbing.tcp_open(self.port), timeout=timeout, interval=0.1,
+                         give_up=lambda: proc.poll() is not None):
+            return self
+        if proc.poll() is not None:
+            raise RuntimeError(f"bin/serve exited: {self.log_path.read_text()[-2000:]}")
         self.stop()
         raise RuntimeError(f"bin/serve did not listen: {self.log_path.read_text()[-2000:]}")
 

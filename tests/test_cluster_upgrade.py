@@ -15,8 +15,7 @@ import pytest
 
 from tests.test_cluster import CLUSTER, ENV, FAILOVER, run
 from widgetsvc.ops.cluster.packages import missing_packages
-from widgetsvc.ops.cluster.topology import reachable_dir
-from widgetsvc.ops.localdb import VAR_DIR
+from widgetsvc.ops.localdb import VAR_DIR, reachable_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -13,10 +13,10 @@ import time
 import pytest
 import webtest
 
-from tests.helpers import API, PASSWORD, SECRET, LiveServer, bearer, free_port
+from tests.helpers import API, PASSWORD, SECRET, LiveServer, bearer
 from widgetsvc.app import create_app
 from widgetsvc.config import Config, ConfigError
-from widgetsvc.ops import front
+from widgetsvc.ops import front, plumbing
 
 WIDGETS = f"{API}/widgets"
 USER = f"{API}/auth/user"
@@ -317,7 +317,7 @@ def nginx_alone(tmp_path):
     def start(upstreams: list[str], **options) -> int:
         runtime = front.make_runtime_dir(tmp_path, user, 4_000_000 + len(procs))
         runtimes.append(runtime)
-        port = free_port()
+        port = plumbing.free_port()
         conf = runtime / "nginx.conf"
         conf.write_text(front.render(upstreams, f"127.0.0.1:{port}", runtime, **options))
         ids = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid}

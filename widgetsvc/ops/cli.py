@@ -16,7 +16,7 @@ import psycopg_pool
 from widgetsvc import setting_errors
 from widgetsvc.auth import ratelimit
 from widgetsvc.config import Config, ConfigError
-from widgetsvc.ops import cmdline, localdb, safefs, servers
+from widgetsvc.ops import cmdline, localdb, plumbing, safefs, servers
 from widgetsvc.ops.front import FrontError
 from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalDBError, dev_cluster, ensure_dev_database
 from widgetsvc.ops.migrate import MigrationError, migrate
@@ -98,7 +98,7 @@ def _preflight(*, require_secret: bool, serving: bool) -> Config:
 
         config_module.check_gunicorn(env)
         if env.get("WIDGETSVC_APP_USER", "").strip():
-            localdb.os_user("WIDGETSVC_APP_USER", env["WIDGETSVC_APP_USER"].strip())
+            plumbing.os_user("WIDGETSVC_APP_USER", env["WIDGETSVC_APP_USER"].strip())
         servers.check(env)
         keys.load(config)
         front.FrontSettings.from_env(env)

@@ -16,12 +16,12 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from widgetsvc import config, setting_errors
-from widgetsvc.ops import apt, localdb, safefs
+from widgetsvc.ops import apt, localdb, plumbing, safefs
 from widgetsvc.ops.localdb import REPO_ROOT
 
 
@@ -39,7 +39,6 @@ AUTH_BURST = 10
 # ratelimit.py): twice its rate, and a burst of the whole quota, so that a client within the
 # quota never meets it, whichever way the quota's fixed window and nginx's bucket line up.
 FLOOD_FACTOR = 2
-_SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _UNIX = re.compile(r"^unix:/[A-Za-z0-9._/@+-]+$")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -149,6 +148,11 @@ def render(
     worker_connections: int = 4096,
     upstream_timeout: int = 60,
     upstream_keepalive: int = 0,
+    drained: Collection[str] = (),
+    server_directives: str = "",
+    root_location: str = "",
+    locations: str = "",
+    servers: str = "",
     template: Path = TEMPLATE,
 ) -> str:
     """The nginx configuration text.
@@ -168,7 +172,12 @@ def render(
       requests;
     - ``trusted_proxies``: addresses/networks whose ``X-Forwarded-For`` names the client;
     - ``upstream_keepalive``: idle connections to the upstreams nginx keeps open (0: none, a
-      new one per request: gunicorn's sync workers close theirs; Granian keeps them).
+      new one per request: gunicorn's sync workers close theirs; Granian keeps them);
+    - ``drained``: upstreams (as given in ``upstreams``) marked ``down``: no new request;
+    - ``server_directives``, ``root_location``, ``locations``, ``servers``: nginx text of
+      several instances' deployments (``bin/cluster``: retries of reads, the metrics
+      listener), at the main server's top, inside its ``location /``, after it, and after
+      the last server (each empty by default).
     """
     if not upstreams:
         raise FrontError("at least one upstream is needed")
@@ -229,10 +238,15 @@ def render(
         "auth_retry_after": str(retry_after),
         "auth_rate_429": rate_429,
         "upstream_servers": "\n".join(
-            [f"        server {_upstream(u)};" for u in upstreams]
+            [f"        server {_upstream(u)}{' down' if u in drained else ''};"
+             for u in upstreams]
             + ([f"        keepalive {int(upstream_keepalive)};"]
                if upstream_keepalive > 0 else [])),
         "listen": listen,
+        "server_directives": server_directives,
+        "root_location": root_location,
+        "locations": locations,
+        "servers": servers,
     }
     text = template.read_text(encoding="utf-8")
     unknown = set(_PLACEHOLDER.findall(text)) - values.keys()
@@ -269,17 +283,12 @@ def ensure_nginx() -> str:
 def nginx_user() -> pwd.struct_passwd | None:
     """As root: the unprivileged user nginx runs as (``WIDGETSVC_NGINX_USER``, else
     ``www-data``, else ``nobody``). Otherwise None: nginx runs as whoever runs bin/serve."""
-    if os.geteuid() != 0:
-        return None
-    wanted = os.environ.get("WIDGETSVC_NGINX_USER")
-    if wanted:
-        return localdb.os_user("WIDGETSVC_NGINX_USER", wanted)
-    for name in ["www-data", "nobody"]:
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise FrontError("running as root, but no unprivileged user (www-data, nobody) exists")
+    try:
+        return plumbing.unprivileged_user("WIDGETSVC_NGINX_USER",
+                                          os.environ.get("WIDGETSVC_NGINX_USER", ""),
+                                          ["www-data", "nobody"])
+    except plumbing.NoUser as exc:
+        raise FrontError(str(exc)) from None
 
 
 def app_user() -> pwd.struct_passwd | None:
@@ -291,7 +300,7 @@ def app_user() -> pwd.struct_passwd | None:
         return None
     wanted = os.environ.get("WIDGETSVC_APP_USER", "").strip()
     # A named user must exist and not be root (one line naming the setting otherwise).
-    user = (localdb.os_user("WIDGETSVC_APP_USER", wanted) if wanted
+    user = (plumbing.os_user("WIDGETSVC_APP_USER", wanted) if wanted
             else localdb.cluster_owner())
     for code in (Path(__file__).resolve().parents[1], Path(sys.prefix).resolve()):
         if localdb.reachable_dir(code, user) != code:
@@ -316,13 +325,13 @@ def make_runtime_dir(var_dir: Path, user: pwd.struct_passwd | None, pid: int,
     group, so that root's gunicorn binds (and chowns) its socket where no other user can swap
     a link in; nginx's own files then go in a ``nginx/`` directory of ``user``'s inside."""
     runtime = localdb.reachable_dir(var_dir / f"{prefix}-{pid}", user)
-    if len(str(runtime)) + len("/nginx/auth-gate.sock") > _SOCKET_PATH_LIMIT:
+    if not plumbing.socket_fits(runtime, "nginx/auth-gate.sock"):
         runtime = Path(tempfile.mkdtemp(prefix=f"widgetsvc-{prefix}-{pid}-"))  # 0700, ours
         return _own_runtime(runtime, user, root_owned)
     if runtime.parent.exists():
         for stale in runtime.parent.glob(f"{prefix}-*"):
             other = stale.name[len(prefix) + 1:]
-            if other.isdigit() and int(other) != pid and not _alive(int(other)):
+            if other.isdigit() and int(other) != pid and not plumbing.running(int(other)):
                 shutil.rmtree(stale, ignore_errors=True)
     shutil.rmtree(runtime, ignore_errors=True)
     return _own_runtime(runtime, user, root_owned)
@@ -336,12 +345,3 @@ def _own_runtime(runtime: Path, user: pwd.struct_passwd | None, root_owned: bool
             raise FrontError(str(exc)) from None
     return localdb.make_dir(runtime, owner=user, mode=0o700)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

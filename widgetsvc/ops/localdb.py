@@ -18,21 +18,18 @@ import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
 
 from widgetsvc import setting_errors
-from widgetsvc.ops import apt, cmdline, safefs
+from widgetsvc.ops import apt, cmdline, plumbing, safefs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VAR_DIR = REPO_ROOT / "var"
 SUPERUSER = "widgetsvc"
 DEFAULT_DBNAME = "widgetsvc"
-_SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes; ".s.PGSQL.5432" must fit too
 
 
 class LocalDBError(RuntimeError):
@@ -72,31 +69,13 @@ def ensure_bindir() -> Path:
 
 def cluster_owner() -> pwd.struct_passwd:
     """Who runs PostgreSQL: this user, or as root an unprivileged one."""
-    if os.geteuid() != 0:
-        return pwd.getpwuid(os.geteuid())
-    wanted = os.environ.get("WIDGETSVC_PG_OS_USER")
-    if wanted:
-        return os_user("WIDGETSVC_PG_OS_USER", wanted)
-    for name in ["postgres", "nobody"]:
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise LocalDBError("running as root, but no unprivileged user (postgres, nobody) exists")
-
-
-def os_user(variable: str, name: str) -> pwd.struct_passwd:
-    """The OS user a setting names; it must exist and must not be root (the point of naming
-    one is to run a part unprivileged)."""
     try:
-        user = pwd.getpwnam(name)
-    except KeyError:
-        raise setting_errors.bad_setting(variable, name, "no such OS user on this machine",
-                                         "an existing unprivileged user, e.g. nobody") from None
-    if user.pw_uid == 0:
-        raise setting_errors.bad_setting(variable, name, "is root",
-                                         "an existing unprivileged user, e.g. nobody")
-    return user
+        owner = plumbing.unprivileged_user("WIDGETSVC_PG_OS_USER",
+                                           os.environ.get("WIDGETSVC_PG_OS_USER", ""),
+                                           ["postgres", "nobody"])
+    except plumbing.NoUser as exc:
+        raise LocalDBError(str(exc)) from None
+    return owner or pwd.getpwuid(os.geteuid())
 
 
 def check_settings(env: Mapping[str, str] | None = None) -> None:
@@ -104,7 +83,7 @@ def check_settings(env: Mapping[str, str] | None = None) -> None:
     env = os.environ if env is None else env
     for variable in ("WIDGETSVC_PG_OS_USER", "WIDGETSVC_NGINX_USER"):
         if env.get(variable):
-            os_user(variable, env[variable])
+            plumbing.os_user(variable, env[variable])
     fsync = env.get("WIDGETSVC_PG_FSYNC", "")
     if fsync not in ("", "on", "off"):
         raise setting_errors.bad_setting("WIDGETSVC_PG_FSYNC", fsync, "unknown value",
@@ -178,15 +157,8 @@ class LocalCluster:
         self.data_dir = self.root / "data"
         self.log_file = self.root / "postgres.log"
         self.port = port
-        self.socket_dir = self._pick_socket_dir()
+        self.socket_dir = plumbing.socket_dir(self.root / "run", ".s.PGSQL.65535")
         self._bindir: Path | None = None
-
-    def _pick_socket_dir(self) -> Path:
-        preferred = self.root / "run"
-        if len(str(preferred)) + len("/.s.PGSQL.65535") <= _SOCKET_PATH_LIMIT:
-            return preferred
-        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / f"widgetsvc-{digest}"
 
     @property
     def bindir(self) -> Path:
@@ -287,16 +259,12 @@ class LocalCluster:
         return self
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = self._run(
-                "pg_isready", "-q", "-h", str(self.socket_dir), "-p", str(self.port), check=False
-            )
-            if result.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise LocalDBError("PostgreSQL did not become ready" + self._log_tail())
-            time.sleep(0.1)
+        def ready() -> bool:
+            return self._run("pg_isready", "-q", "-h", str(self.socket_dir), "-p",
+                             str(self.port), check=False).returncode == 0
+
+        if not plumbing.poll(ready, timeout=timeout, interval=0.1):
+            raise LocalDBError("PostgreSQL did not become ready" + self._log_tail())
 
     def stop(self, mode: str = "fast") -> None:
         if self.is_running():
