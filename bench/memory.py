@@ -29,7 +29,7 @@ from bench.seed import fresh_session, seeded_database  # noqa: E402
 from widgetsvc.auth import tokens  # noqa: E402
 from widgetsvc.auth.keys import hmac_keyring  # noqa: E402
 from widgetsvc.ops import cmdline, plumbing  # noqa: E402
-from widgetsvc.ops.localdb import VAR_DIR, LocalCluster  # noqa: E402
+from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres  # noqa: E402
 
 LIMIT_MB = 80.0
 PER_PAGE = 100
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.short:
         args.widgets, args.tokens = 20_000, 3_000
 
-    cluster = LocalCluster(VAR_DIR / f"bench-memory-{os.getpid()}")
+    cluster = PrivatePostgres(VAR_DIR / f"bench-memory-{os.getpid()}")
     secret = secrets.token_urlsafe(48)
     proc = None
     try:

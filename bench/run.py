@@ -41,7 +41,7 @@ from widgetsvc import paging  # noqa: E402
 from widgetsvc.auth import keys  # noqa: E402
 from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
 from widgetsvc.ops import cmdline, plumbing  # noqa: E402
-from widgetsvc.ops.localdb import VAR_DIR, LocalCluster  # noqa: E402
+from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres  # noqa: E402
 
 EMAIL = "bench-user@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway bench account)
@@ -171,7 +171,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.wrk = ensure_wrk()
-        self.cluster = LocalCluster(VAR_DIR / f"bench-{os.getpid()}")
+        self.cluster = PrivatePostgres(VAR_DIR / f"bench-{os.getpid()}")
         self.procs: list[subprocess.Popen] = []
         self.run_id = secrets.token_hex(4)
         self.env = {

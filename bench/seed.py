@@ -12,7 +12,7 @@ from widgetsvc.auth import sessions
 from widgetsvc.auth.accounts import Accounts
 from widgetsvc.auth.keys import refresh_keys_from_secrets
 from widgetsvc.db import SQL_DIR, Database, load_queries
-from widgetsvc.ops.localdb import LocalCluster
+from widgetsvc.ops.localdb import PrivatePostgres
 from widgetsvc.ops.migrate import migrate
 
 CHUNK = 100_000  # widgets per statement: a progress line each, for large seeds
@@ -20,7 +20,7 @@ CHUNK = 100_000  # widgets per statement: a progress line each, for large seeds
 # seconds on a busy machine, and VACUUM ANALYZE of ten million widgets minutes.
 
 
-def seeded_database(cluster: LocalCluster, *, widgets: int, email: str, password: str,
+def seeded_database(cluster: PrivatePostgres, *, widgets: int, email: str, password: str,
                     bcrypt_rounds: int, admin: bool,
                     dbname: str = "bench") -> tuple[str, dict[str, Any]]:
     """(database URL, the user) in a started ``cluster``."""

@@ -333,9 +333,9 @@ class OwnServer:
     def __init__(self) -> None:
         sys.path.insert(0, str(REPO_ROOT))
         from widgetsvc.ops import plumbing
-        from widgetsvc.ops.localdb import VAR_DIR, LocalCluster
+        from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres
 
-        self.cluster = LocalCluster(VAR_DIR / f"soak-{os.getpid()}")
+        self.cluster = PrivatePostgres(VAR_DIR / f"soak-{os.getpid()}")
         self.log_path = VAR_DIR / f"soak-{os.getpid()}.serve.log"
         self.proc: subprocess.Popen | None = None
         self.port = plumbing.free_port()

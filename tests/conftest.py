@@ -35,7 +35,7 @@ from widgetsvc.auth.accounts import Accounts
 from widgetsvc.config import Config
 from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.ops import localdb
-from widgetsvc.ops.localdb import VAR_DIR, LocalCluster
+from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres
 from widgetsvc.ops.migrate import migrate
 
 # Many test servers start at once (and other clones' tests on this machine): none listens on the
@@ -84,7 +84,7 @@ def _app_user_reaches_the_checkout():
 @pytest.fixture(scope="session")
 def pg_cluster():
     os.environ.setdefault("WIDGETSVC_PG_FSYNC", "off")
-    cluster = LocalCluster(VAR_DIR / f"test-{os.getpid()}").start()
+    cluster = PrivatePostgres(VAR_DIR / f"test-{os.getpid()}").start()
     yield cluster
     cluster.destroy()
 

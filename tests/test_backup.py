@@ -22,7 +22,7 @@ from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.ops import backup, localdb
 from widgetsvc.ops import pgbackrest as pgbr
 from widgetsvc.ops.cluster.packages import missing_packages
-from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalCluster
+from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, PrivatePostgres
 from widgetsvc.ops.migrate import migrate
 
 BIN = REPO_ROOT / "bin"
@@ -178,7 +178,7 @@ def test_local_drill_restores_exactly_the_widgets_before_t(repo, tmp_path):
     env = {**os.environ, "WIDGETSVC_PG_FSYNC": "off", "BACKUP_REPO": str(repo),
            "BACKUP_RETENTION": "1"}
     root = VAR_DIR / f"backup-test-{os.getpid()}"
-    cluster = LocalCluster(root)
+    cluster = PrivatePostgres(root)
     cluster.start()
     server = None
     try:

@@ -25,7 +25,7 @@ from tests.helpers_sql import TESTING_QUERIES
 from widgetsvc import __version__
 from widgetsvc.ops import cli, localdb, plumbing
 from widgetsvc.ops.cluster import cli as cluster_cli
-from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalCluster
+from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, PrivatePostgres
 
 BIN = REPO_ROOT / "bin"
 # Every command: a new bin/ script is covered without editing this list.
@@ -487,7 +487,7 @@ def test_the_readme_by_hand_migration_is_exactly_bin_migrate(pg_cluster, monkeyp
 # -- bin/localdb: status, url, start, stop -------------------------------------------------------
 
 def test_localdb_lifecycle(monkeypatch, capsys):
-    cluster = LocalCluster(VAR_DIR / f"test-{os.getpid()}-localdb")
+    cluster = PrivatePostgres(VAR_DIR / f"test-{os.getpid()}-localdb")
     monkeypatch.setattr(localdb, "dev_cluster", lambda: cluster)
     monkeypatch.setattr(localdb, "ensure_dev_database",
                         lambda: cluster.start().create_database("widgetsvc"))

@@ -16,7 +16,8 @@ import webtest
 from tests.helpers import API, PASSWORD, SECRET, LiveServer, bearer
 from widgetsvc.app import create_app
 from widgetsvc.config import Config, ConfigError
-from widgetsvc.ops import front, plumbing
+from widgetsvc.ops import front, plumbing, settings
+from widgetsvc.setting_errors import SettingError
 
 WIDGETS = f"{API}/widgets"
 USER = f"{API}/auth/user"
@@ -490,10 +491,10 @@ def test_render_takes_several_upstreams_and_refuses_injection(tmp_path):
     for bad in (["127.0.0.1:80; evil"], ["unix:/x;y"]):
         with pytest.raises(front.FrontError):
             front.render(bad, "127.0.0.1:80", tmp_path)
-    with pytest.raises(front.FrontError):
-        front.listen_address("127.0.0.1; evil", 80)
-    with pytest.raises(front.FrontError):
-        front.parse_trusted_proxies("10.0.0.1, evil")
+    with pytest.raises(SettingError, match="^HOST="):
+        settings.listen_address("127.0.0.1; evil", 80)
+    with pytest.raises(SettingError, match="^TRUSTED_PROXIES="):
+        settings.parse_trusted_proxies("10.0.0.1, evil")
 
 
 @pytest.mark.parametrize(("env", "gate"), [
@@ -502,8 +503,8 @@ def test_render_takes_several_upstreams_and_refuses_injection(tmp_path):
     ({"AUTH_IN_FLIGHT": "0"}, None),  # no gate
 ])
 def test_the_login_gate_is_the_hashing_slots_unless_set(tmp_path, env, gate):
-    settings = front.FrontSettings.from_env({"AUTH_RATE_LIMIT": "12", **env})
-    text = front.render(["unix:/run/a.sock"], "127.0.0.1:80", tmp_path, **settings.limits(4))
+    limits = settings.FrontSettings.from_env({"AUTH_RATE_LIMIT": "12", **env}).limits(4)
+    text = front.render(["unix:/run/a.sock"], "127.0.0.1:80", tmp_path, **limits)
     gates = [line.strip() for line in text.splitlines() if "widgetsvc_auth_all" in line
              and line.strip().startswith("limit_conn ")]
     assert gates == ([gate] if gate else [])

@@ -18,7 +18,7 @@ from widgetsvc.ops import front, localdb, plumbing, safefs
 from widgetsvc.ops.cluster import state as cluster_state
 from widgetsvc.ops.cluster.hacluster import HACluster
 from widgetsvc.ops.cluster.render import write
-from widgetsvc.ops.localdb import LocalCluster, LocalDBError
+from widgetsvc.ops.localdb import LocalDBError, PrivatePostgres
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="root's behaviour towards other users")
 
@@ -129,9 +129,9 @@ def test_a_link_in_a_root_owned_directory_is_still_followed(tmp_path):
 
 # -- predictable directories in /tmp ------------------------------------------------------------
 
-def deep_cluster() -> LocalCluster:
+def deep_cluster() -> PrivatePostgres:
     deep = Path(tempfile.gettempdir()) / f"widgetsvc-deep-{os.getpid()}" / ("d" * 120) / "pg"
-    cluster = LocalCluster(deep)
+    cluster = PrivatePostgres(deep)
     assert cluster.socket_dir.parent == Path(tempfile.gettempdir())
     return cluster
 

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import psycopg
 
-from widgetsvc import setting_errors
 from widgetsvc.ops import cmdline, localdb, safefs
 from widgetsvc.ops.cluster import backup as cluster_backup
 from widgetsvc.ops.cluster.hacluster import HACluster
@@ -46,26 +45,16 @@ from widgetsvc.ops.pgbackrest import (
     run_pgbackrest,
     wait_promoted,
 )
+from widgetsvc.ops.settings import ToolSettings
 
 LOCAL_STANZA = "local"
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S.%f%z")
 
 
 def check_settings(env: Mapping[str, str] | None = None) -> None:
-    """Refuse bin/backup's and bin/restore's settings in one line before anything runs."""
-    env = os.environ if env is None else env
-    localdb.check_settings(env)
-    repo = env.get("BACKUP_REPO", "")
-    if repo and not Path(repo).is_absolute():
-        raise setting_errors.bad_setting("BACKUP_REPO", repo, "not an absolute path",
-                                         "an absolute directory path; unset: var/backups")
-    if repo and Path(repo).exists() and not Path(repo).is_dir():
-        raise setting_errors.bad_setting("BACKUP_REPO", repo, "exists and is not a directory",
-                                         "an absolute directory path; unset: var/backups")
-    kept = env.get("BACKUP_RETENTION", "").strip()
-    if kept and (not kept.isdigit() or not 1 <= int(kept) <= 9999999):
-        raise setting_errors.bad_setting("BACKUP_RETENTION", kept, "not a whole number from 1",
-                                         "full backups kept, e.g. 2; unset: 2")
+    """Refuse bin/backup's and bin/restore's settings (BACKUP_REPO, BACKUP_RETENTION among the
+    tools' settings) in one line before anything runs."""
+    ToolSettings.from_env(env)
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -88,7 +77,7 @@ def parse_time(text: str) -> dt.datetime:
 class LocalBackups:
     """pgBackRest for one private cluster (``var/pg`` unless the tests name another)."""
 
-    def __init__(self, cluster: localdb.LocalCluster, env: Mapping[str, str] | None = None):
+    def __init__(self, cluster: localdb.PrivatePostgres, env: Mapping[str, str] | None = None):
         self.cluster = cluster
         self.env = os.environ if env is None else env
         self.repo = repo_path(self.env)
@@ -196,7 +185,7 @@ def _target(args) -> tuple[str, object]:
         cluster = HACluster(Path(args.dir).resolve() if args.dir else None)
         return "cluster", cluster_backup.ClusterBackups(cluster)
     where = Path(args.pgdir).resolve() if args.pgdir else localdb.VAR_DIR / "pg"
-    return "local", LocalBackups(localdb.LocalCluster(where))
+    return "local", LocalBackups(localdb.PrivatePostgres(where))
 
 
 def _add_where(parser: cmdline.Parser) -> None:

@@ -8,7 +8,6 @@ environment variable can never inject nginx directives.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 import pwd
@@ -16,13 +15,18 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from widgetsvc import config, setting_errors
-from widgetsvc.ops import apt, localdb, plumbing, safefs
+from widgetsvc.ops import apt, localdb, plumbing, safefs, settings
 from widgetsvc.ops.localdb import REPO_ROOT
+from widgetsvc.ops.settings import (
+    DEFAULT_AUTH_RATE_LIMIT,
+    ToolSettings,
+    listen_address,
+    parse_trusted_proxies,
+)
+from widgetsvc.setting_errors import SettingError
 
 
 def _template() -> Path:
@@ -33,13 +37,7 @@ def _template() -> Path:
 
 
 TEMPLATE = _template()
-DEFAULT_AUTH_RATE_LIMIT = config.AUTH_RATE_LIMIT_DEFAULT  # per minute per address (§8.8)
 AUTH_BURST = 10
-# nginx's limit_req is a flood ceiling above the application's quota (widgetsvc/auth/
-# ratelimit.py): twice its rate, and a burst of the whole quota, so that a client within the
-# quota never meets it, whichever way the quota's fixed window and nginx's bucket line up.
-FLOOD_FACTOR = 2
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _UNIX = re.compile(r"^unix:/[A-Za-z0-9._/@+-]+$")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -48,89 +46,16 @@ class FrontError(RuntimeError):
     """nginx is missing, or a setting cannot be put into its configuration."""
 
 
-def bad(name: str, value: object, problem: str, allowed: str) -> FrontError:
-    """The FrontError for one refused setting, in the command line's one format."""
-    return FrontError(str(setting_errors.bad_setting(name, str(value), problem, allowed)))
-
-
-@dataclass(frozen=True)
-class FrontSettings:
-    """The front's settings from the environment (README, "Configuration")."""
-
-    auth_rate_limit: int = DEFAULT_AUTH_RATE_LIMIT
-    trusted_proxies: tuple[str, ...] = ()
-    auth_conn_limit: int = 0
-    auth_in_flight: int | None = None  # None: the instance's hashing slots
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> FrontSettings:
-        env = os.environ if env is None else env
-        return cls(
-            auth_rate_limit=_non_negative(env, "AUTH_RATE_LIMIT", DEFAULT_AUTH_RATE_LIMIT),
-            trusted_proxies=parse_trusted_proxies(env.get("TRUSTED_PROXIES", "")),
-            auth_conn_limit=_non_negative(env, "AUTH_CONN_LIMIT", 0),
-            auth_in_flight=(_non_negative(env, "AUTH_IN_FLIGHT", 0)
-                            if env.get("AUTH_IN_FLIGHT", "").strip() else None),
-        )
-
-    def limits(self, hash_slots: int) -> dict:
-        """``render()``'s limit arguments; ``hash_slots``: the upstreams' hashing slots in all,
-        the login gate's size unless ``AUTH_IN_FLIGHT`` sets it. The application counts
-        ``AUTH_RATE_LIMIT`` per minute; nginx's limit is the flood ceiling above it."""
-        return {
-            "auth_rate_limit": FLOOD_FACTOR * self.auth_rate_limit,
-            "auth_burst": self.auth_rate_limit,
-            "auth_rate_quota": self.auth_rate_limit,
-            "auth_conn_limit": self.auth_conn_limit,
-            "auth_in_flight": hash_slots if self.auth_in_flight is None else self.auth_in_flight,
-            "trusted_proxies": self.trusted_proxies,
-        }
-
-
-def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise bad(name, raw, "not a whole number", "0 = off, or a positive whole number")
-    return int(raw)
-
-
-def parse_trusted_proxies(raw: str) -> tuple[str, ...]:
-    """``TRUSTED_PROXIES``: comma-separated addresses or networks (``10.0.0.0/8``)."""
-    proxies = []
-    for item in filter(None, (part.strip() for part in raw.split(","))):
-        try:
-            proxies.append(str(ipaddress.ip_network(item, strict=False)))
-        except ValueError:
-            raise bad("TRUSTED_PROXIES", raw, f"{item!r} is not an address or network",
-                      "comma-separated addresses or networks, e.g. 10.0.0.0/8") from None
-    return tuple(proxies)
-
-
-def listen_address(host: str, port: int | str) -> str:
-    """``HOST:PORT`` as nginx's ``listen`` wants it (IPv6 in brackets)."""
-    port = str(port)
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise bad("PORT", port, "not a TCP port number", "1 to 65535")
-    host = host.strip("[]")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        if not _HOSTNAME.match(host):
-            raise bad("HOST", host, "not an address or a host name",
-                      "an IPv4/IPv6 address or a host name") from None
-        return f"{host}:{port}"
-    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
-
-
 def _upstream(address: str) -> str:
     if _UNIX.match(address):
         return address
     host, sep, port = address.rpartition(":")
-    if not sep:
-        raise FrontError(f"upstream {address!r}: expected unix:/path or host:port")
-    return listen_address(host, port)
+    try:
+        if not sep:
+            raise ValueError
+        return listen_address(host, port)
+    except (ValueError, SettingError):
+        raise FrontError(f"upstream {address!r}: expected unix:/path or host:port") from None
 
 
 def render(
@@ -280,28 +205,28 @@ def ensure_nginx() -> str:
     return found
 
 
-def nginx_user() -> pwd.struct_passwd | None:
+def nginx_user(tools: ToolSettings | None = None) -> pwd.struct_passwd | None:
     """As root: the unprivileged user nginx runs as (``WIDGETSVC_NGINX_USER``, else
     ``www-data``, else ``nobody``). Otherwise None: nginx runs as whoever runs bin/serve."""
+    tools = tools or ToolSettings.from_env()
     try:
-        return plumbing.unprivileged_user("WIDGETSVC_NGINX_USER",
-                                          os.environ.get("WIDGETSVC_NGINX_USER", ""),
-                                          ["www-data", "nobody"])
+        return plumbing.unprivileged_user("WIDGETSVC_NGINX_USER", tools.nginx_user,
+                                          settings.NGINX_USERS)
     except plumbing.NoUser as exc:
         raise FrontError(str(exc)) from None
 
 
-def app_user() -> pwd.struct_passwd | None:
+def app_user(tools: ToolSettings | None = None) -> pwd.struct_passwd | None:
     """As root: the unprivileged user gunicorn's workers (the application) run as,
     ``WIDGETSVC_APP_USER``, else the private clusters' owner (``postgres``, else ``nobody``),
     who reaches their sockets. It must be able to read the code. Otherwise None: the
     application runs as whoever starts it."""
     if os.geteuid() != 0:
         return None
-    wanted = os.environ.get("WIDGETSVC_APP_USER", "").strip()
+    tools = tools or ToolSettings.from_env()
     # A named user must exist and not be root (one line naming the setting otherwise).
-    user = (plumbing.os_user("WIDGETSVC_APP_USER", wanted) if wanted
-            else localdb.cluster_owner())
+    user = (plumbing.os_user("WIDGETSVC_APP_USER", tools.app_user) if tools.app_user
+            else localdb.cluster_owner(tools))
     for code in (Path(__file__).resolve().parents[1], Path(sys.prefix).resolve()):
         if localdb.reachable_dir(code, user) != code:
             raise FrontError(

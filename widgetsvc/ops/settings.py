@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from widgetsvc import setting_errors
+from widgetsvc import config, setting_errors
 from widgetsvc.ops import plumbing
 
 DEFAULT_HOST = "127.0.0.1"
@@ -28,7 +28,11 @@ DEFAULT_GRANIAN_APP = "widgetsvc.wsgi:app"
 DEFAULT_GRACEFUL_TIMEOUT = 30
 DEFAULT_WORKER_CLASS = "sync"
 DEFAULT_LOG_LEVEL = "info"
-DEFAULT_AUTH_RATE_LIMIT = 30  # login + register + password change per minute per address (§8.1)
+DEFAULT_AUTH_RATE_LIMIT = config.AUTH_RATE_LIMIT_DEFAULT  # per minute per address (§8.8)
+# nginx's limit_req is a flood ceiling above the application's quota (widgetsvc/auth/
+# ratelimit.py): twice its rate, and a burst of the whole quota, so that a client within the
+# quota never meets it, whichever way the quota's fixed window and nginx's bucket line up.
+FLOOD_FACTOR = 2
 DEFAULT_LOCK_TIMEOUT = "2s"
 DEFAULT_RETRIES = 5
 DEFAULT_BACKUP_RETENTION = 2
@@ -130,9 +134,12 @@ class FrontSettings:
 
     def limits(self, hash_slots: int) -> dict:
         """``front.render()``'s limit arguments; ``hash_slots``: the upstreams' hashing slots
-        in all, the login gate's size unless ``AUTH_IN_FLIGHT`` sets it."""
+        in all, the login gate's size unless ``AUTH_IN_FLIGHT`` sets it. The application counts
+        ``AUTH_RATE_LIMIT`` per minute; nginx's limit is the flood ceiling above it."""
         return {
-            "auth_rate_limit": self.auth_rate_limit,
+            "auth_rate_limit": FLOOD_FACTOR * self.auth_rate_limit,
+            "auth_burst": self.auth_rate_limit,
+            "auth_rate_quota": self.auth_rate_limit,
             "auth_conn_limit": self.auth_conn_limit,
             "auth_in_flight": hash_slots if self.auth_in_flight is None else self.auth_in_flight,
             "trusted_proxies": self.trusted_proxies,

@@ -91,16 +91,13 @@ def check_settings(env: Mapping[str, str], *, up: bool) -> None:
     """bin/cluster's own settings, and for ``up`` the service's (they reach every instance),
     refused in one line before any part starts."""
     from widgetsvc import config
-    from widgetsvc.ops import front, localdb
 
     ToolSettings.from_env(env)
-    localdb.check_settings(env)
     if up:
         stand_ins = {"DATABASE_URL": "postgresql:///cluster", "SECRET_KEY": "k" * 48}
         service = {**env, **{k: v for k, v in stand_ins.items() if not env.get(k)}}
         config.Config.from_env(service)
         config.check_gunicorn(service)
-        front.FrontSettings.from_env(service)
 
 
 def _status(cluster: HACluster, *, as_json: bool) -> int:
