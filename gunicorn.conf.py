@@ -9,7 +9,7 @@ import sys
 for _name in [n for n in sys.modules if n == "widgetsvc" or n.startswith("widgetsvc.")]:
     del sys.modules[_name]
 
-from widgetsvc.config import ConfigError, check_gunicorn, metrics_port  # noqa: E402
+from widgetsvc.config import ConfigError, check_gunicorn, metrics_port, web_concurrency  # noqa: E402
 
 # A bad setting is one line (README, "Command line"), not a traceback, even without bin/serve.
 try:
@@ -30,21 +30,11 @@ bind = (f"unix:{_front_socket}" if _front_socket
 # reads the same variable for the client address of its failed-login lock.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
 
-# Sync workers, one per core plus one. Measured with bin/bench (2 cores, 16 connections),
-# WEB_CONCURRENCY=N bin/bench --scenarios user,widget,list,list-deep,mixed, req/s, after reads
-# became one round trip:
-#   sync x3: 3824/3513/2775/2711, mixed: reads 1203/s at p99 13.7 ms while 2 clients log in
-#   sync x4: 3614/3414/2734/2514, mixed 1851/s, p99 9.6 ms
-#   sync x5: 3499/3164/2621/2471, mixed 2184/s, p99 9.0 ms
-#   sync x2: 3730/3418/2849/-, but reads then wait behind logins (mixed p99 241 ms)
-# Earlier, two round trips per read (user/widget/list/list-deep):
-#   sync x3: 3523/2710/1796/1634   sync x4: 3515/2672/1768/1493   sync x5: 2190/1802/982/1012
-#   gthread 2x4: 1805/1429/665/772  gthread 3x2: 1972/2124/1333/1289
-# x3 reads fastest and keeps reads well under 100 ms while bcrypt holds two workers; more
-# workers only pay off when logins are a large share of the traffic.
+# Sync workers, one per core plus one: on 2 cores that count read fastest and kept reads well
+# under 100 ms while bcrypt held two workers (docs/benchmarks.md, "gunicorn's worker count").
 # Sync workers close each connection (no keep-alive); keep-alive (gthread) did not pay for
 # the threads' overhead here.
-workers = int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1))
+workers = web_concurrency(os.environ)
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))

@@ -21,7 +21,7 @@ from bench import seed
 from bench.seed import seeded_database
 from widgetsvc.db import SQL_DIR, load_queries
 from widgetsvc.ops import localdb
-from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalCluster
+from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, PrivatePostgres
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -38,7 +38,7 @@ def main() -> None:
     repo = localdb.reachable_dir(VAR_DIR / "backup-timing-repo")
     env = {**os.environ, "BACKUP_REPO": str(repo), "BACKUP_RETENTION": "1"}
     env.pop("WIDGETSVC_PG_FSYNC", None)  # the figures are for a durable cluster
-    cluster = LocalCluster(root).start()
+    cluster = PrivatePostgres(root).start()
     # Smaller statements than bin/bench's: each must finish within the service's 5 s
     # statement_timeout on a busy machine too.
     seed.CHUNK = 20_000

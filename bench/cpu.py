@@ -36,7 +36,7 @@ from widgetsvc.app import create_app  # noqa: E402
 from widgetsvc.config import Config  # noqa: E402
 from widgetsvc.db import Database  # noqa: E402
 from widgetsvc.logs import configure_logging  # noqa: E402
-from widgetsvc.ops.localdb import VAR_DIR, LocalCluster  # noqa: E402
+from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres  # noqa: E402
 
 EMAIL = "bench-cpu@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway account)
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", metavar="SCENARIO", help="cProfile one scenario")
     args = parser.parse_args(argv)
 
-    cluster = LocalCluster(VAR_DIR / f"bench-cpu-{os.getpid()}")
+    cluster = PrivatePostgres(VAR_DIR / f"bench-cpu-{os.getpid()}")
     cluster.start()
     try:
         url, _ = seeded_database(cluster, widgets=args.widgets, email=EMAIL, password=PASSWORD,

@@ -24,12 +24,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.run import EMAIL, PASSWORD, free_port, wait_ready  # noqa: E402
+from bench.run import EMAIL, PASSWORD, wait_ready  # noqa: E402
 from bench.seed import fresh_session, seeded_database  # noqa: E402
 from widgetsvc.auth import tokens  # noqa: E402
 from widgetsvc.auth.keys import hmac_keyring  # noqa: E402
-from widgetsvc.ops import cmdline  # noqa: E402
-from widgetsvc.ops.localdb import VAR_DIR, LocalCluster  # noqa: E402
+from widgetsvc.ops import cmdline, plumbing  # noqa: E402
+from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres  # noqa: E402
 
 LIMIT_MB = 80.0
 PER_PAGE = 100
@@ -159,14 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.short:
         args.widgets, args.tokens = 20_000, 3_000
 
-    cluster = LocalCluster(VAR_DIR / f"bench-memory-{os.getpid()}")
+    cluster = PrivatePostgres(VAR_DIR / f"bench-memory-{os.getpid()}")
     secret = secrets.token_urlsafe(48)
     proc = None
     try:
         cluster.start()
         url, user = seeded_database(cluster, widgets=args.widgets, email=EMAIL,
                                     password=PASSWORD, bcrypt_rounds=4, admin=True)
-        port = free_port()
+        port = plumbing.free_port()
         env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": secret, "PORT": str(port),
                "HOST": "127.0.0.1", "WIDGETSVC_ENV": "test", "BCRYPT_ROUNDS": "4",
                "LOG_LEVEL": "WARNING", "TOKEN_LIFETIME": "3600"}

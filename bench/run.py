@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,8 +40,8 @@ from bench.seed import fresh_refresh_tokens, seed_existing, seeded_database  # n
 from widgetsvc import paging  # noqa: E402
 from widgetsvc.auth import keys  # noqa: E402
 from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
-from widgetsvc.ops import cmdline  # noqa: E402
-from widgetsvc.ops.localdb import VAR_DIR, LocalCluster  # noqa: E402
+from widgetsvc.ops import cmdline, plumbing  # noqa: E402
+from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres  # noqa: E402
 
 EMAIL = "bench-user@example.com"
 PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway bench account)
@@ -67,6 +66,10 @@ CURSOR_PATHS = {
     "cursor-filtered": "/api/v1/widgets?per_page=10&cursor=&sort=-deadline&passed=false"
                        "&name_prefix=widget-1",
 }
+# After the rounds, at LARGE widgets and more with "cursor" asked for: every cursor page of the
+# collection in name order, then every service worker's RSS, which must stay under WALK_RSS_MB.
+WALK_PER_PAGE = 100
+WALK_RSS_MB = 80.0
 # The performance targets, as ratios to the floor measured in the same run.
 TARGETS = {"user": 0.50, "widget": 0.48, "list": 0.40, "list-deep": 0.38,
            "update": 0.30, "create": 0.25}
@@ -127,26 +130,17 @@ def ensure_wrk() -> str:
     return shutil.which("wrk") or sys.exit("bench: could not install wrk")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     """Until ``path`` answers 200 through whatever serves ``port`` (nginx answers 502 while
     gunicorn is still starting)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"bench: server on port {port} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:  # noqa: S310
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
+    def answers() -> bool:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:  # noqa: S310
+            return resp.status == 200
+
+    if plumbing.poll(answers, timeout=timeout, give_up=lambda: proc.poll() is not None):
+        return
+    if proc.poll() is not None:
+        sys.exit(f"bench: server on port {port} exited with {proc.returncode}")
     sys.exit(f"bench: nothing answers on port {port}")
 
 
@@ -177,7 +171,7 @@ class Bench:
     def __init__(self, args: argparse.Namespace):
         self.args = args
         self.wrk = ensure_wrk()
-        self.cluster = LocalCluster(VAR_DIR / f"bench-{os.getpid()}")
+        self.cluster = PrivatePostgres(VAR_DIR / f"bench-{os.getpid()}")
         self.procs: list[subprocess.Popen] = []
         self.run_id = secrets.token_hex(4)
         self.env = {
@@ -214,6 +208,7 @@ class Bench:
             bcrypt_rounds=self.args.bcrypt_rounds, admin=True, dbname="bench")
         self.db_url = url  # the refresh scenario makes fresh sessions in it
         self.service_port = self._serve(url)
+        self.service_proc = self.procs[-1]
         self.floor_port = self._serve(url, app="bench.hello:app", ready="/hello")
         self.token = self._login(self.service_port)
         if "widget-nometrics" in self.args.names:
@@ -250,8 +245,49 @@ class Bench:
             raise SystemExit("bench: cursor-deep runs against its own service only")
         cursor = paging.encode_cursor(keys.cursor_keys_from_secrets(self.env["SECRET_KEY"]),
                                       paging.cursor_kind("name"), "&sort=name",
-                                      paging.Position(0, "widget-9"))
+                                      paging.Position(0, 0, "widget-9"))
         return f"/api/v1/widgets?per_page=10&cursor={cursor}&sort=name"
+
+    def walks_cursors(self) -> bool:
+        return self.args.widgets >= LARGE and "cursor" in self.args.names and not self.args.url
+
+    def walk_cursors(self) -> bool:
+        """Every cursor page in name order, one after the other (each page's next_cursor),
+        checking that every widget comes once and in order; then each worker's RSS. True when
+        every worker stays under WALK_RSS_MB."""
+        from bench.memory import Client, gunicorn_workers
+
+        client = Client(self.service_port)
+        path = f"/api/v1/widgets?per_page={WALK_PER_PAGE}&cursor=&sort=name"
+        pages = items = longest = 0
+        last = ""
+        started = time.monotonic()
+        while path:
+            status, raw = client.get(path, self.token)
+            if status != 200:
+                raise SystemExit(f"bench: cursor walk: page {pages + 1}: {status}")
+            body = json.loads(raw)
+            names = [item["name"] for item in body["items"]]
+            if names and (names[0] <= last or names != sorted(set(names))):
+                raise SystemExit(f"bench: cursor walk: page {pages + 1} out of order")
+            last = names[-1] if names else last
+            items += len(names)
+            pages += 1
+            longest = max(longest, len(body["next_cursor"] or ""))
+            path = body["links"].get("next")
+            if pages % 10_000 == 0:
+                print(f"cursor walk: {items:,}/{self.args.widgets:,} widgets "
+                      f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+        seconds = time.monotonic() - started
+        workers = gunicorn_workers(self.service_proc.pid)
+        worst = max(workers.values(), default=0.0)
+        rss = ", ".join(f"{mb:.1f}" for _pid, mb in sorted(workers.items()))
+        met = items == self.args.widgets and 0 < worst < WALK_RSS_MB
+        print(f"\ncursor walk: {items:,} widgets in {pages:,} pages of {WALK_PER_PAGE} "
+              f"({seconds:.0f} s, {pages / seconds:.0f} pages/s, longest cursor {longest} "
+              f"characters); worker RSS MB after it: {rss} (max {worst:.1f}; target < "
+              f"{WALK_RSS_MB:.0f}, every widget once){'  met' if met else '  MISSED'}")
+        return met
 
     def setup_servers(self) -> None:
         """--servers: the service and the floor under each server, one database."""
@@ -274,9 +310,9 @@ class Bench:
     def _serve(self, database_url: str, app: str | None = None,
                ready: str = "/api/v1/health", metrics: bool = True,
                server: str | None = None) -> int:
-        port = free_port()
+        port = plumbing.free_port()
         # Each server its own metrics listener (they would all want 9464), or none.
-        metrics_port = str(free_port()) if metrics else "0"
+        metrics_port = str(plumbing.free_port()) if metrics else "0"
         cmd = [str(REPO / "bin" / "serve"), "--no-migrate"]
         if server:
             cmd += ["--server", server]
@@ -660,6 +696,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
         rows = judge(args, tallies, floor)
         report(args, rows)
+        if bench.walks_cursors():
+            bench.walk_cursors()
         if args.plot:
             plot(args, rows, args.plot)
         total_errors = sum(row.errors for row in rows)

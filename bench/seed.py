@@ -9,25 +9,27 @@ import uuid
 from typing import Any
 
 from widgetsvc.auth import sessions
+from widgetsvc.auth.accounts import Accounts
 from widgetsvc.auth.keys import refresh_keys_from_secrets
-from widgetsvc.auth.users import Users
 from widgetsvc.db import SQL_DIR, Database, load_queries
-from widgetsvc.ops.localdb import LocalCluster
+from widgetsvc.ops.localdb import PrivatePostgres
 from widgetsvc.ops.migrate import migrate
 
 CHUNK = 100_000  # widgets per statement: a progress line each, for large seeds
+# The seeding connections run without the service's statement_timeout (0: none): a chunk takes
+# seconds on a busy machine, and VACUUM ANALYZE of ten million widgets minutes.
 
 
-def seeded_database(cluster: LocalCluster, *, widgets: int, email: str, password: str,
+def seeded_database(cluster: PrivatePostgres, *, widgets: int, email: str, password: str,
                     bcrypt_rounds: int, admin: bool,
                     dbname: str = "bench") -> tuple[str, dict[str, Any]]:
     """(database URL, the user) in a started ``cluster``."""
     url = cluster.create_database(dbname)
     migrate(url, log=lambda _m: None)
-    db = Database(url, min_size=1, max_size=1)
+    db = Database(url, min_size=1, max_size=1, statement_timeout_ms=0)
     db.pool.open(wait=True, timeout=10)
     try:
-        user = Users(db, bcrypt_rounds).create(email, password, admin=admin)
+        user = Accounts(db, bcrypt_rounds).create(email, password, admin=admin)
         seed = load_queries(SQL_DIR / "bench")
         started = time.monotonic()
         with db.pool.connection() as conn:
@@ -79,10 +81,10 @@ def seed_existing(url: str, *, widgets: int, email: str, password: str,
                   bcrypt_rounds: int) -> None:
     """Seed a running service's (migrated) database once: the bench user and widget-1..N
     (``bin/bench --url``). A second run finds them and adds nothing."""
-    db = Database(url, min_size=1, max_size=1)
+    db = Database(url, min_size=1, max_size=1, statement_timeout_ms=0)
     db.pool.open(wait=True, timeout=10)
     try:
-        user = Users(db, bcrypt_rounds).create(email, password, admin=True)
+        user = Accounts(db, bcrypt_rounds).create(email, password, admin=True)
         seed = load_queries(SQL_DIR / "bench")
         with db.pool.connection() as conn:
             if conn.execute(seed["bench_seeded_widgets"], {"count": widgets}).fetchone()["n"]:

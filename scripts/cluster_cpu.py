@@ -34,7 +34,8 @@ import psycopg  # noqa: E402
 
 from widgetsvc.db import SQL_DIR, load_queries  # noqa: E402
 from widgetsvc.ops import plumbing  # noqa: E402
-from widgetsvc.ops.cluster.topology import APP_ROLE, NODES, Cluster  # noqa: E402
+from widgetsvc.ops.cluster.hacluster import HACluster  # noqa: E402
+from widgetsvc.ops.cluster.state import APP_ROLE, NODES  # noqa: E402
 
 BACKENDS = load_queries(SQL_DIR / "testing")["cluster_backends"]
 
@@ -54,7 +55,7 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / TICK
 
 
-def parts(cluster: Cluster) -> dict[str, list[int]]:
+def parts(cluster: HACluster) -> dict[str, list[int]]:
     """Live pids per part, now."""
     groups: dict[str, list[int]] = {}
     for name, record in cluster.pids.items():
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--widgets", type=int, default=1000)
     args = parser.parse_args(argv)
-    cluster = Cluster(Path(args.dir).resolve() if args.dir else None)
+    cluster = HACluster(Path(args.dir).resolve() if args.dir else None)
     front = cluster.front_url
     token = login(front)
     paths = {"user": ("/api/v1/auth/user", None), "widget": ("/", "widgets.lua"),

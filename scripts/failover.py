@@ -42,7 +42,7 @@ import psycopg  # noqa: E402
 
 from widgetsvc.db import SQL_DIR, load_queries  # noqa: E402
 from widgetsvc.ops import cmdline  # noqa: E402
-from widgetsvc.ops.cluster.topology import Cluster  # noqa: E402
+from widgetsvc.ops.cluster.hacluster import HACluster  # noqa: E402
 
 API = "/api/v1"
 PASSWORD = "Drill-pass-1"  # noqa: S105 (throwaway accounts of the drill)
@@ -79,7 +79,7 @@ def login(port: int, email: str) -> str:
     return body["access_token"]
 
 
-def make_user(cluster: Cluster, port: int, *, admin: bool) -> tuple[str, str]:
+def make_user(cluster: HACluster, port: int, *, admin: bool) -> tuple[str, str]:
     """Register a fresh user through the front (promoted in the database if ``admin``)."""
     email = f"drill-{uuid.uuid4().hex[:10]}@example.com"
     status, body = call(port, "POST", f"{API}/auth/register",
@@ -150,7 +150,7 @@ class Writers:
         return [a.name for a in self.snapshot() if a.status == 201]
 
 
-def missing_widgets(cluster: Cluster, names: list[str]) -> list[str]:
+def missing_widgets(cluster: HACluster, names: list[str]) -> list[str]:
     with psycopg.connect(cluster.leader_url(), autocommit=True) as conn:
         present = {row[0] for row in conn.execute(QUERIES["cluster_widgets_present"],
                                                   {"names": names})}
@@ -167,24 +167,24 @@ def wait_for(check, timeout: float, step: float = 0.2):
     return None
 
 
-def replicated(cluster: Cluster) -> bool:
+def replicated(cluster: HACluster) -> bool:
     """A leader and a synchronous standby, both running: the next failover loses nothing."""
     members = cluster.members()
     return (sorted(m.get("role") for m in members) == ["leader", "sync_standby"]
             and all(m.get("state") in ("running", "streaming") for m in members))
 
 
-def role_of(cluster: Cluster, name: str) -> str | None:
+def role_of(cluster: HACluster, name: str) -> str | None:
     return next((m.get("role") for m in cluster.members()
                  if m["name"] == name and m.get("state") in ("running", "streaming")), None)
 
 
-def front_port(cluster: Cluster) -> int:
+def front_port(cluster: HACluster) -> int:
     return urlsplit(cluster.front_url).port
 
 
 # -- the leader ------------------------------------------------------------------------------
-def leader_trial(cluster: Cluster, port: int, admin_token: str, clients: int,
+def leader_trial(cluster: HACluster, port: int, admin_token: str, clients: int,
                  limit: float) -> dict:
     if not wait_for(lambda: replicated(cluster), 120):
         raise SystemExit("failover: the cluster has no synchronous standby to fail over to")
@@ -225,7 +225,7 @@ def leader_trial(cluster: Cluster, port: int, admin_token: str, clients: int,
     }
 
 
-def drill_leader(cluster: Cluster, trials: int, clients: int, limit: float) -> dict:
+def drill_leader(cluster: HACluster, trials: int, clients: int, limit: float) -> dict:
     port = front_port(cluster)
     _, admin_token = make_user(cluster, port, admin=True)
     results = []
@@ -251,13 +251,13 @@ def drill_leader(cluster: Cluster, trials: int, clients: int, limit: float) -> d
     return summary
 
 
-def login_admin_again(cluster: Cluster, port: int, token: str) -> str:
+def login_admin_again(cluster: HACluster, port: int, token: str) -> str:
     status, body = call(port, "GET", f"{API}/auth/user", token=token)
     return login(port, body["email"]) if status == 200 else token
 
 
 # -- an instance -----------------------------------------------------------------------------
-def drill_instance(cluster: Cluster, seconds: float) -> dict:
+def drill_instance(cluster: HACluster, seconds: float) -> dict:
     """kill -9 one instance's gunicorn master while 6 readers and 2 writers run; every GET
     must succeed (nginx passes a failed GET to the other instance)."""
     port = front_port(cluster)
@@ -309,7 +309,7 @@ def drill_instance(cluster: Cluster, seconds: float) -> dict:
 
 
 # -- the standby -----------------------------------------------------------------------------
-def drill_standby(cluster: Cluster, seconds: float, limit: float) -> dict:
+def drill_standby(cluster: HACluster, seconds: float, limit: float) -> dict:
     """Kill the synchronous standby's Patroni and PostgreSQL (its server is gone): writes go on
     once the leader stops waiting for it, with nothing to fail over to meanwhile."""
     port = front_port(cluster)
@@ -349,7 +349,7 @@ def drill_standby(cluster: Cluster, seconds: float, limit: float) -> dict:
 
 
 # -- write throughput (no failure) ---------------------------------------------------------------
-def measure_writes(cluster: Cluster, clients: int, seconds: float) -> dict:
+def measure_writes(cluster: HACluster, clients: int, seconds: float) -> dict:
     """Widget creates per second through the front, ``clients`` at once, nothing killed: what
     the leader's synchronous commits sustain on this machine."""
     port = front_port(cluster)
@@ -372,7 +372,7 @@ def measure_writes(cluster: Cluster, clients: int, seconds: float) -> dict:
 
 
 # -- a rolling upgrade ------------------------------------------------------------------------
-def drill_upgrade(cluster: Cluster, clients: int, settle: float) -> dict:
+def drill_upgrade(cluster: HACluster, clients: int, settle: float) -> dict:
     """``bin/cluster upgrade`` while ``clients`` clients each create a widget, read it back and
     list widgets through the front, each request on its own connection. Every answer must be
     the expected one (no 5xx, no connection error), every acknowledged widget must be there
@@ -425,7 +425,7 @@ def drill_upgrade(cluster: Cluster, clients: int, settle: float) -> dict:
     stop.set()
     for thread in threads:
         thread.join(90)
-    after = [i["pid"] for i in Cluster(cluster.root).status()["instances"]]
+    after = [i["pid"] for i in HACluster(cluster.root).status()["instances"]]
     with lock:
         names = list(acknowledged)
         result = {
@@ -483,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
                            help="leave the killed part down (default: bin/cluster up again)")
     args = parser.parse_args(argv)
 
-    cluster = Cluster(Path(args.dir).resolve() if args.dir else None)
+    cluster = HACluster(Path(args.dir).resolve() if args.dir else None)
     if not cluster.exists:
         print("failover: no cluster; run bin/cluster up first", file=sys.stderr)
         return 3

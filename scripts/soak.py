@@ -29,7 +29,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -328,23 +327,18 @@ def verify(client: Client, workers: list[Worker], token: str, run_id: str, own_s
 
 
 # -- hosting our own server -----------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class OwnServer:
     """A throwaway cluster under var/ and the real bin/serve on a free port."""
 
     def __init__(self) -> None:
         sys.path.insert(0, str(REPO_ROOT))
-        from widgetsvc.ops.localdb import VAR_DIR, LocalCluster
+        from widgetsvc.ops import plumbing
+        from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres
 
-        self.cluster = LocalCluster(VAR_DIR / f"soak-{os.getpid()}")
+        self.cluster = PrivatePostgres(VAR_DIR / f"soak-{os.getpid()}")
         self.log_path = VAR_DIR / f"soak-{os.getpid()}.serve.log"
         self.proc: subprocess.Popen | None = None
-        self.port = free_port()
+        self.port = plumbing.free_port()
         self.database_url = ""
 
     def start(self) -> None:

@@ -20,13 +20,12 @@ from tests.helpers_cluster import CLUSTER, run
 from tests.helpers_sql import run_sql
 from widgetsvc import timefmt
 from widgetsvc.app import create_app
-from widgetsvc.auth.users import Users
+from widgetsvc.auth.accounts import Accounts
 from widgetsvc.config import Config
 from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.ops import localdb
 from widgetsvc.ops.cluster.packages import missing_packages
-from widgetsvc.ops.cluster.topology import reachable_dir
-from widgetsvc.ops.localdb import VAR_DIR, LocalCluster
+from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres, reachable_dir
 from widgetsvc.ops.migrate import migrate
 
 # The tiers (bin/test --fast), the e2e marker given by fixture, the guard against processes.
@@ -51,8 +50,8 @@ if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
 
 
-class SessionedUsers(Users):
-    """``Users`` whose ``create`` also gives the new user the live session ``forged_sid``
+class SessionedUsers(Accounts):
+    """``Accounts`` whose ``create`` also gives the new user the live session ``forged_sid``
     names, so that tokens forged for the user (tests/helpers.py) can be valid."""
 
     def create(self, email, password, *, admin):
@@ -85,7 +84,7 @@ def _app_user_reaches_the_checkout():
 @pytest.fixture(scope="session")
 def pg_cluster():
     os.environ.setdefault("WIDGETSVC_PG_FSYNC", "off")
-    cluster = LocalCluster(VAR_DIR / f"test-{os.getpid()}").start()
+    cluster = PrivatePostgres(VAR_DIR / f"test-{os.getpid()}").start()
     yield cluster
     cluster.destroy()
 
@@ -104,6 +103,7 @@ def config(database_url) -> Config:
         "SECRET_KEY": SECRET,
         "WIDGETSVC_ENV": "test",
         "BCRYPT_ROUNDS": "4",
+        "AUTH_RATE_LIMIT": "0",  # tests register many users from one address
     })
 
 
@@ -149,7 +149,7 @@ def app(_wsgi_app):
 
 
 @pytest.fixture
-def users(db, config) -> Users:
+def users(db, config) -> Accounts:
     return SessionedUsers(db, config.bcrypt_rounds)
 
 

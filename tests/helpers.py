@@ -13,9 +13,7 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import subprocess
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +23,7 @@ import jwt
 
 from tests.live_http import call
 from widgetsvc.auth.keys import hmac_key
+from widgetsvc.ops import plumbing
 from widgetsvc.ops.localdb import REPO_ROOT
 
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -67,18 +66,12 @@ def unique_email() -> str:
     return f"u{uuid.uuid4().hex[:10]}@example.com"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LiveServer:
     """The real ``bin/serve`` (nginx in front of gunicorn) on a free port, against the test
     database."""
 
     def __init__(self, database_url: str, log_path: Path, **env: str):
-        self.port = free_port()
+        self.port = plumbing.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = {
@@ -107,15 +100,12 @@ class LiveServer:
             [str(REPO_ROOT / "bin" / "serve")], env=self.env, stdout=self._log,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"bin/serve exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                time.sleep(0.1)
+        proc = self.proc
+        if plumbing.poll(lambda: plumbing.tcp_open(self.port), timeout=timeout, interval=0.1,
+                         give_up=lambda: proc.poll() is not None):
+            return self
+        if proc.poll() is not None:
+            raise RuntimeError(f"bin/serve exited: {self.log_path.read_text()[-2000:]}")
         self.stop()
         raise RuntimeError(f"bin/serve did not listen: {self.log_path.read_text()[-2000:]}")
 
@@ -135,33 +125,26 @@ class LiveServer:
 
     def wait_healthy(self, timeout: float = 60.0) -> LiveServer:
         """Waits until the health probe answers 200 through the front."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if call(self, "GET", f"{API}/health", timeout=5).status == 200:
-                    return self
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, self.log()[-3000:]
-            time.sleep(0.1)
+        healthy = plumbing.poll(
+            lambda: call(self, "GET", f"{API}/health", timeout=5).status == 200,
+            timeout=timeout, interval=0.1)
+        assert healthy, self.log()[-3000:]
+        return self
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace")
+    except OSError:
+        return ""
 
 
 def processes(*, parent: int | None = None, group: int | None = None) -> dict[int, str]:
     """Live (not zombie) processes whose parent is ``parent``, or in process group ``group``:
     pid -> command line."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
-            if fields[0] != "Z" and (int(fields[1]) == parent or int(fields[2]) == group):
-                found[int(entry.name)] = (entry / "cmdline").read_bytes().replace(
-                    b"\0", b" ").decode(errors="replace")
-        except (OSError, ValueError):
-            continue
-    return found
+    pids = plumbing.children(parent) if parent is not None else plumbing.group_members(group)
+    return {pid: command_line(pid) for pid in pids}
 
 
 # -- forging tokens (docs/API.md §6) -----------------------------------------------------------

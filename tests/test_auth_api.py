@@ -357,7 +357,8 @@ def test_errors_are_json_whatever_the_client_accepts(app, accept):
 
 def test_cors_headers_on_answers_and_errors(app):
     origin = {"Origin": "https://client.example.org"}
-    exposed = "Link, Location, Total-Count, WWW-Authenticate, ETag, Retry-After"
+    exposed = ("Link, Location, Total-Count, WWW-Authenticate, ETag, Retry-After, "
+               "RateLimit-Policy, RateLimit")
     resp = app.post_json(REGISTER, {"email": "cors@example.com", "password": PASSWORD},
                          headers=origin, status=201)
     assert resp.headers["Access-Control-Allow-Origin"] == "*"

@@ -17,11 +17,12 @@ import psycopg
 import pytest
 
 from tests.live_http import call
-from widgetsvc.auth.users import Users
+from widgetsvc.auth.accounts import Accounts
 from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.ops import backup, localdb
+from widgetsvc.ops import pgbackrest as pgbr
 from widgetsvc.ops.cluster.packages import missing_packages
-from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalCluster
+from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, PrivatePostgres
 from widgetsvc.ops.migrate import migrate
 
 BIN = REPO_ROOT / "bin"
@@ -54,7 +55,7 @@ def seed(url: str, first: int, last: int, owner_id: int | None = None) -> int:
     db.pool.open(wait=True, timeout=10)
     try:
         if owner_id is None:
-            owner_id = Users(db, 4).create(EMAIL, PASSWORD, admin=False)["id"]
+            owner_id = Accounts(db, 4).create(EMAIL, PASSWORD, admin=False)["id"]
         with db.pool.connection() as conn:
             conn.execute(SEED["bench_seed_widgets"],
                          {"owner_id": owner_id, "first": first, "last": last})
@@ -101,7 +102,7 @@ def drill(url: str, env: dict[str, str], where: list[str], config: Path, stanza:
 
 
 def pgbackrest(config: Path, stanza: str, env: dict[str, str], *args: str) -> None:
-    result = backup.run_pgbackrest(config, stanza, localdb.cluster_owner(), *args,
+    result = pgbr.run_pgbackrest(config, stanza, localdb.cluster_owner(), *args,
                                    env={k: v for k, v in env.items() if k == "PGPASSWORD"},
                                    check=False)
     assert result.returncode == 0, f"pgbackrest {args}: {result.stdout}{result.stderr}"
@@ -114,13 +115,13 @@ def pgbackrest(config: Path, stanza: str, env: dict[str, str], *args: str) -> No
 def test_restore_accepts_a_moment_with_its_offset(text):
     moment = backup.parse_time(text)
     assert moment.tzinfo is not None
-    assert backup.pg_time(moment).endswith("+00")
+    assert pgbr.pg_time(moment).endswith("+00")
 
 
 @pytest.mark.parametrize("text", ["2026-12-04 07:30:00", "yesterday", "2026-13-04 07:30:00+00",
                                   "2026-12-04 07:30+00", ""])
 def test_restore_refuses_a_moment_without_offset_or_malformed(text):
-    with pytest.raises(backup.BackupError, match="--time"):
+    with pytest.raises(pgbr.BackupError, match="--time"):
         backup.parse_time(text)
 
 
@@ -146,17 +147,16 @@ def test_backup_types_exclude_each_other():
 
 def test_restore_args_target_the_moment_in_utc():
     moment = backup.parse_time("2026-12-04 08:30:00.5+01")
-    assert backup.restore_args(moment) == [
+    assert pgbr.restore_args(moment) == [
         "--type=time", "--target=2026-12-04 07:30:00.500000+00", "--target-action=promote"]
-    assert backup.restore_args(None) == ["--type=default"]
+    assert pgbr.restore_args(None) == ["--type=default"]
 
 
 def test_the_cluster_archives_from_every_node_into_one_stanza(tmp_path):
-    from widgetsvc.ops.cluster.backup import node_archive_command
-    from widgetsvc.ops.cluster.topology import Cluster
+    from widgetsvc.ops.cluster.hacluster import HACluster
 
-    cluster = Cluster(tmp_path / "c")
-    commands = [json.loads(node_archive_command(cluster, node)) for node in ("pg1", "pg2")]
+    cluster = HACluster(tmp_path / "c")
+    commands = [json.loads(node.archive_command()) for node in cluster.patroni]
     for node, command in zip(("pg1", "pg2"), commands, strict=True):
         assert "--stanza=cluster" in command and command.endswith(" archive-push %p")
         assert f"--pg1-path={cluster.node_dir(node) / 'data'}" in command
@@ -178,7 +178,7 @@ def test_local_drill_restores_exactly_the_widgets_before_t(repo, tmp_path):
     env = {**os.environ, "WIDGETSVC_PG_FSYNC": "off", "BACKUP_REPO": str(repo),
            "BACKUP_RETENTION": "1"}
     root = VAR_DIR / f"backup-test-{os.getpid()}"
-    cluster = LocalCluster(root)
+    cluster = PrivatePostgres(root)
     cluster.start()
     server = None
     try:
@@ -205,24 +205,24 @@ def test_local_drill_restores_exactly_the_widgets_before_t(repo, tmp_path):
 @pytest.mark.slow
 def test_cluster_drill_restores_exactly_the_widgets_before_t(repo):
     from widgetsvc.ops.cluster.backup import ClusterBackups
-    from widgetsvc.ops.cluster.topology import Cluster, reachable_dir
+    from widgetsvc.ops.cluster.hacluster import HACluster
 
     if os.geteuid() != 0 and missing_packages():
         pytest.skip(f"not root, and {', '.join(missing_packages())} not installed")
-    directory = reachable_dir(VAR_DIR / f"cluster-backup-test-{os.getpid()}")
+    directory = localdb.reachable_dir(VAR_DIR / f"cluster-backup-test-{os.getpid()}")
     env = {**os.environ, "WIDGETSVC_PG_FSYNC": "off", "BACKUP_REPO": str(repo),
            "SECRET_KEY": SECRET, "WIDGETSVC_ENV": "test", "BCRYPT_ROUNDS": "4",
            "AUTH_RATE_LIMIT": "0", "WEB_CONCURRENCY": "1"}
     where = ["--cluster", "--dir", str(directory)]
     try:
         run(BIN / "cluster", "--dir", directory, "up", "--instances", "2", env=env)
-        cluster = Cluster(directory)
+        cluster = HACluster(directory)
         backups = ClusterBackups(cluster, env)
-        leader = backups.leader()
+        leader = cluster.leader()
         drill(cluster.leader_url(), {**env, "PGPASSWORD": cluster.state["secrets"]["superuser"]},
-              where, backups.config, "cluster", backups._pg_args(leader),  # noqa: SLF001
+              where, backups.config, "cluster", backups.pg_args(leader),
               urlsplit(cluster.front_url))
-        roles = sorted(m["role"] for m in Cluster(directory).members())
+        roles = sorted(m["role"] for m in HACluster(directory).members())
         assert roles == ["leader", "sync_standby"]
     finally:
         subprocess.run([str(BIN / "cluster"), "--dir", str(directory), "down", "--purge"],
@@ -233,10 +233,10 @@ def test_a_cluster_outside_var_cluster_keeps_its_own_repository(tmp_path):
     """One stanza per repository: a --dir cluster (a test's) never shares var/backups with
     the default cluster, and its repository goes with ``down --purge``; BACKUP_REPO wins."""
     from widgetsvc.ops.cluster.backup import ClusterBackups
-    from widgetsvc.ops.cluster.topology import Cluster
+    from widgetsvc.ops.cluster.hacluster import HACluster
 
-    default = ClusterBackups(Cluster(VAR_DIR / "cluster"), {})
-    elsewhere = Cluster(VAR_DIR / "cluster-elsewhere")
+    default = ClusterBackups(HACluster(VAR_DIR / "cluster"), {})
+    elsewhere = HACluster(VAR_DIR / "cluster-elsewhere")
     assert default.repo == localdb.reachable_dir(VAR_DIR / "backups")
     assert ClusterBackups(elsewhere, {}).repo == elsewhere.root / "backups"
     assert ClusterBackups(elsewhere, {"BACKUP_REPO": "/srv/r"}).repo == \

@@ -42,7 +42,7 @@ def test_short_bench_prints_every_scenario_without_errors(tmp_path):
 def test_a_large_collection_judges_list_against_its_small_rate_in_the_same_run():
     result = subprocess.run(
         [str(REPO_ROOT / "bin" / "bench"), "--short", "--widgets", "100000",
-         "--bcrypt-rounds", "4", "--connections", "4", "--scenarios", "list,list-deep"],
+         "--bcrypt-rounds", "4", "--connections", "4", "--scenarios", "list,list-deep,cursor"],
         capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
@@ -51,6 +51,12 @@ def test_a_large_collection_judges_list_against_its_small_rate_in_the_same_run()
     assert float(rows["list@1k"].split()[1]) > 0
     assert ">= 0.30 of floor" in rows["list-deep"]
     assert "seeding: 100,000/100,000 widgets" in result.stderr  # progress, not silence
+    # every cursor page walked, every widget once, then the workers' memory judged
+    walk = re.search(r"cursor walk: 100,000 widgets in 1,000 pages .*longest cursor (\d+) "
+                     r"characters\); worker RSS MB after it: .* (met|MISSED)$",
+                     result.stdout, re.MULTILINE)
+    assert walk, result.stdout
+    assert int(walk.group(1)) <= 200
 
 
 @pytest.mark.slow

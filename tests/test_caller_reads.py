@@ -1,6 +1,6 @@
-"""Statements that check their caller themselves (widgetsvc/auth/caller.py): the middleware's side
-of the bargain with resources made for the purpose, and the widget API's reads and writes, each
-one statement per request, against the real database."""
+"""Statements that check their caller themselves (widgetsvc/auth/caller.py): the middleware's and
+resource.Resource's side of the bargain with resources made for the purpose, and the widget
+API's reads and writes, each one statement per request, against the real database."""
 
 from __future__ import annotations
 
@@ -12,47 +12,55 @@ from tests.helpers import API, INVALID, NOT_ADMIN, PASSWORD, REVOKED, SECRET, be
 from tests.helpers_sql import run_sql
 from widgetsvc import errors
 from widgetsvc.app import create_app
+from widgetsvc.auth.caller import Callers, checked_rows
 from widgetsvc.auth.keys import hmac_keyring
 from widgetsvc.auth.middleware import NONE, TOKEN, AuthMiddleware, check_declarations
 from widgetsvc.db import Database
+from widgetsvc.resource import Resource, Shared
+from widgetsvc.validation import Validator
 
 BODY = {"name": "w1", "info_url": "https://www.example.com", "deadline": "2099-01-01"}
 
 
-class AnswersWithoutReading:
-    """A GET that promises a caller-checking statement but answers without one: it asks for
-    the check on its own first, as the widget GETs do before an impossible name's 404."""
+class AnswersWithoutReading(Resource):
+    """A GET that promises a caller-checking statement but answers without one (a bug):
+    resource.Resource checks the caller after the fact, and a refusal leaves without what
+    the responder set."""
 
     auth = {"GET": TOKEN}
     caller_in_statement = frozenset({"GET"})
 
     def on_get(self, req, resp):
-        req.context.caller.check()
         resp.set_header("X-Secret-Total", "42")
         resp.media = {"answered": True}
 
 
-class Reads:
+class Reads(Resource):
     auth = {"GET": TOKEN}
     caller_in_statement = frozenset({"GET"})
 
-    def __init__(self):
+    def __init__(self, shared: Shared, db: Database):
+        super().__init__(shared)
+        self.db = db
         self.rows = None
 
     def on_get(self, req, resp):
-        self.rows = req.context.caller.all("widget_page", limit=10, offset=0)
+        self.rows = checked_rows(self.db, req.context.caller, "widget_page", limit=10,
+                                 offset=0)
         resp.media = {"total": self.rows[0]["total_items"]}
 
 
 @pytest.fixture
-def probe(config, db):
+def probe(config, db, clock):
     """The service's middleware and error rendering around the two resources above."""
+    callers = Callers(db)
     app = falcon.App(middleware=[AuthMiddleware(
-        db, keys=hmac_keyring(SECRET), leeway=config.token_leeway, user_realm="users",
+        callers, keys=hmac_keyring(SECRET), leeway=config.token_leeway, user_realm="users",
         admin_realm="admins")])
     errors.install(app)
-    reads = Reads()
-    app.add_route("/unread", AnswersWithoutReading())
+    shared = Shared(config, Validator(clock), clock, callers)
+    reads = Reads(shared, db)
+    app.add_route("/unread", AnswersWithoutReading(shared))
     app.add_route("/read", reads)
     return webtest.TestApp(app), reads
 
@@ -100,7 +108,7 @@ def test_only_a_token_or_admin_method_may_check_its_caller_in_its_statement():
 
     with pytest.raises(TypeError, match="only a TOKEN or ADMIN method's statement"):
         check_declarations(PublicStatement())
-    check_declarations(Reads())
+    check_declarations(Reads)
 
 
 # -- the widget API: one statement per request ----------------------------------------------

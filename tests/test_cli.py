@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from psycopg.rows import dict_row
 
-from tests.helpers import SECRET, LiveServer, free_port
+from tests.helpers import SECRET, LiveServer
 from tests.helpers_sql import TESTING_QUERIES
 from widgetsvc import __version__
-from widgetsvc.ops import cli, localdb
+from widgetsvc.ops import cli, localdb, plumbing
 from widgetsvc.ops.cluster import cli as cluster_cli
-from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalCluster
+from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, PrivatePostgres
 
 pytestmark = pytest.mark.e2e  # runs bin/ commands or creates databases (tests/tiers.py)
 
@@ -96,7 +96,7 @@ def untouched_db(pg_cluster):
 def base_env(database_url: str, **values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in README_VARIABLES}
     env.update({"DATABASE_URL": database_url, "SECRET_KEY": SECRET, "WIDGETSVC_ENV": "test",
-                "BCRYPT_ROUNDS": "4", "HOST": "127.0.0.1", "PORT": str(free_port()),
+                "BCRYPT_ROUNDS": "4", "HOST": "127.0.0.1", "PORT": str(plumbing.free_port()),
                 **values})
     return env
 
@@ -288,7 +288,7 @@ def test_bin_serve_refuses_each_bad_setting_in_one_line(name, key_files, monkeyp
 def test_bin_cluster_refuses_its_bad_settings_before_starting(name, key_files, monkeypatch,
                                                                capsys):
     monkeypatch.setattr(os, "environ", walk_env(name, key_files))
-    monkeypatch.setattr(cluster_cli.Cluster, "up", lambda *a, **k: pytest.fail("it started"))
+    monkeypatch.setattr(cluster_cli.HACluster, "up", lambda *a, **k: pytest.fail("it started"))
     assert cluster_cli.main(["up"]) == 1
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and LINE.match(err.rstrip("\n"))["name"] == name, err
@@ -311,7 +311,7 @@ def test_bin_backup_and_restore_refuse_their_bad_settings_first(name, command, k
 
 def test_bin_cluster_up_refuses_the_services_settings_too(monkeypatch, capsys):
     monkeypatch.setattr(os, "environ", base_env(UNREACHABLE, GUNICORN_TIMEOUT="x"))
-    monkeypatch.setattr(cluster_cli.Cluster, "up", lambda *a, **k: pytest.fail("it started"))
+    monkeypatch.setattr(cluster_cli.HACluster, "up", lambda *a, **k: pytest.fail("it started"))
     assert cluster_cli.main(["up"]) == 1
     assert capsys.readouterr().err == (
         "widgetsvc: GUNICORN_TIMEOUT=x: not a whole number (seconds, 0 or more)\n")
@@ -489,7 +489,7 @@ def test_the_readme_by_hand_migration_is_exactly_bin_migrate(pg_cluster, monkeyp
 # -- bin/localdb: status, url, start, stop -------------------------------------------------------
 
 def test_localdb_lifecycle(monkeypatch, capsys):
-    cluster = LocalCluster(VAR_DIR / f"test-{os.getpid()}-localdb")
+    cluster = PrivatePostgres(VAR_DIR / f"test-{os.getpid()}-localdb")
     monkeypatch.setattr(localdb, "dev_cluster", lambda: cluster)
     monkeypatch.setattr(localdb, "ensure_dev_database",
                         lambda: cluster.start().create_database("widgetsvc"))

@@ -40,7 +40,7 @@ from tests.helpers_cluster import (
 from tests.live_http import call
 from widgetsvc.db import SQL_DIR, load_queries
 from widgetsvc.ops import localdb
-from widgetsvc.ops.cluster.topology import Cluster
+from widgetsvc.ops.cluster.hacluster import HACluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -52,7 +52,7 @@ def port_of(url: str) -> int:
 
 
 def set_admin(cluster_dir: Path, email: str, admin: bool) -> None:
-    with psycopg.connect(Cluster(cluster_dir).leader_url(), autocommit=True) as conn:
+    with psycopg.connect(HACluster(cluster_dir).leader_url(), autocommit=True) as conn:
         conn.execute(QUERIES["cluster_set_admin"], {"admin": admin, "email": email})
 
 
@@ -71,7 +71,7 @@ def test_status_names_every_part_and_patroni_roles(cluster_dir):
              *(p["port"] for p in info["postgres"])]
     assert len(set(ports)) == len(ports)
     # Commits wait for the standby: synchronous replication is on.
-    with psycopg.connect(Cluster(cluster_dir).leader_url("postgres", "postgres")) as conn:
+    with psycopg.connect(HACluster(cluster_dir).leader_url("postgres", "postgres")) as conn:
         standby = next(p["name"] for p in info["postgres"] if p["role"] == "sync_standby")
         assert conn.execute("SHOW synchronous_standby_names").fetchone()[0] == standby
 
@@ -97,7 +97,7 @@ def basic(user: str, password: str) -> dict:
 
 def test_patronis_rest_api_refuses_unauthenticated_changes(cluster_dir):
     """Issue 18: any local user could PATCH /config (synchronous mode off) or switch over."""
-    cluster = Cluster(cluster_dir)
+    cluster = HACluster(cluster_dir)
     rest = cluster.rest_url(0)
     for headers in ({}, basic("patroni", "wrong-password")):
         code, _ = http("PATCH", f"{rest}/config", {"synchronous_mode": False}, headers)
@@ -115,7 +115,7 @@ def test_patronis_rest_api_refuses_unauthenticated_changes(cluster_dir):
 
 
 def test_etcd_refuses_unauthenticated_writes(cluster_dir):
-    cluster = Cluster(cluster_dir)
+    cluster = HACluster(cluster_dir)
     key = base64.b64encode(b"/service/widgetsvc/leader").decode()
     code, answer = http("POST", cluster.etcd_url("kv/put"),
                         {"key": key, "value": base64.b64encode(b"intruder").decode()})
@@ -335,7 +335,7 @@ def wait_for_sync_standby(cluster_dir: Path, timeout: float = 120) -> None:
 def test_down_leaves_no_process_and_up_comes_back(cluster_dir):
     """Every part stops, the monitoring too (Prometheus and its exporters are recorded parts),
     and the data stays for the next ``up``."""
-    cluster = Cluster(cluster_dir)
+    cluster = HACluster(cluster_dir)
     assert {"prometheus", "nginx-exporter", "node-exporter", "postgres-exporter-pg1",
             "postgres-exporter-pg2"} <= set(cluster.pids)
     groups = cluster.all_groups()
@@ -352,7 +352,7 @@ def test_down_leaves_no_process_and_up_comes_back(cluster_dir):
         assert time.monotonic() < deadline, reply.raw
         time.sleep(0.5)
     assert reply.status == 200, reply.raw
-    groups = Cluster(cluster_dir).all_groups()
+    groups = HACluster(cluster_dir).all_groups()
     run(CLUSTER, "--dir", str(cluster_dir), "down", "--purge")
     assert gone(cluster_dir, groups) == []
     assert not cluster_dir.exists()

@@ -4,7 +4,6 @@ the pool PgBouncer-safe. (``tests/test_cluster.py`` runs the real thing.)"""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,8 +13,9 @@ import yaml
 
 from widgetsvc.config import Config
 from widgetsvc.db import Database
-from widgetsvc.ops.cluster.render import DEPLOY_DIR, render
-from widgetsvc.ops.cluster.topology import Cluster
+from widgetsvc.ops.cluster.hacluster import HACluster
+from widgetsvc.ops.cluster.part import Part
+from widgetsvc.ops.cluster.render import render
 
 VALUES = {
     "name": "n1", "data_dir": "/d", "host": "127.0.0.1", "client_port": 1, "peer_port": 2,
@@ -79,19 +79,20 @@ def test_pgbouncer_pools_transactions_and_retries_logins_every_second():
     assert settings["server_login_retry"] == "1"
 
 
-def fake_cluster(tmp_path: Path, instances: int = 2) -> Cluster:
-    cluster = Cluster(tmp_path / "c")
+def fake_cluster(tmp_path: Path, instances: int = 2) -> HACluster:
+    cluster = HACluster(tmp_path / "c")
     cluster.state = {"instances": instances, "pgbouncer": True,
                      "ports": {"front": 18080, "pgbouncer": 18090, "haproxy": 18091,
-                               "instances": [18001, 18002, 18003][:instances]},
+                               "instances": [18001, 18002, 18003][:instances],
+                               "metrics": [18101, 18102, 18103][:instances],
+                               "monitoring": {"nginx_stub": 18110}},
                      "secrets": {"secret_key": "k" * 48, "app": "a"}}
     return cluster
 
 
 def test_the_front_retries_reads_on_the_next_instance_and_never_writes(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTH_RATE_LIMIT", "0")
-    run_dir = tmp_path / "nginx"
-    text = fake_cluster(tmp_path).front_config(run_dir)
+    text = fake_cluster(tmp_path).front.config()
     assert "server 127.0.0.1:18001;" in text and "server 127.0.0.1:18002;" in text
     assert text.count("\n        error_page 418 = @write;\n") == 1
     root = text[text.index("        location / {"):text.index("        location @write {")]
@@ -106,11 +107,12 @@ def test_the_front_retries_reads_on_the_next_instance_and_never_writes(tmp_path,
 @pytest.mark.e2e
 def test_nginx_accepts_the_front_configuration(tmp_path, monkeypatch):
     monkeypatch.setenv("AUTH_RATE_LIMIT", "30")
-    run_dir = tmp_path / "nginx"
+    cluster = fake_cluster(tmp_path)
+    run_dir = cluster.front.run_dir
     for sub in ("", "client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     conf = run_dir / "nginx.conf"
-    conf.write_text(fake_cluster(tmp_path).front_config(run_dir))
+    conf.write_text(cluster.front.config(drained={0}))
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     result = subprocess.run([nginx, "-t", "-e", "stderr", "-p", str(run_dir), "-c", str(conf)],
                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
@@ -136,7 +138,6 @@ def test_bootstrap_sets_the_session_settings_the_options_would_have(tmp_path):
     options = Database("postgresql://u@127.0.0.1:1/d").pool.kwargs["options"]
     for name in ("statement_timeout", "TimeZone", "jit", "plan_cache_mode"):
         assert f"-c {name}=" in options and f"'{name}'" in ddl
-    assert os.path.exists(DEPLOY_DIR / "nginx" / "cluster-locations.conf")
 
 
 def test_patronis_rest_api_and_etcd_ask_for_credentials():
@@ -146,3 +147,84 @@ def test_patronis_rest_api_and_etcd_ask_for_credentials():
     assert (config["etcd3"]["username"], config["etcd3"]["password"]) == ("patroni", "e")
     haproxy = render("haproxy/haproxy.cfg.template", **VALUES)
     assert 'http-check send hdr Authorization "Basic cGF0cm9uaTpy"' in haproxy
+
+
+def test_a_drained_instance_is_marked_down_in_the_rendered_upstream(tmp_path, monkeypatch):
+    """bin/cluster upgrade drains through the template, not by editing nginx text."""
+    monkeypatch.setenv("AUTH_RATE_LIMIT", "0")
+    text = fake_cluster(tmp_path).front.config(drained={1})
+    assert "        server 127.0.0.1:18001;\n" in text
+    assert "        server 127.0.0.1:18002 down;\n" in text
+    assert "{{" not in text and "${" not in text
+
+
+def test_stub_status_listens_internally_never_on_the_public_port(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTH_RATE_LIMIT", "0")
+    text = fake_cluster(tmp_path).front.config()
+    public = text[text.index("listen 127.0.0.1:18080;"):text.index("listen 127.0.0.1:18110;")]
+    internal = text[text.index("listen 127.0.0.1:18110;"):]
+    assert "location = /stub_status" not in public
+    assert "location = /stub_status { stub_status; }" in internal
+
+
+def test_the_single_front_leaves_the_cluster_placeholders_empty(tmp_path):
+    """``bin/serve``'s front: no retry rule, no @write, no stub_status, nothing left over."""
+    from widgetsvc.ops import front
+
+    text = front.render(["127.0.0.1:18001"], "127.0.0.1:18080", tmp_path)
+    assert "@write" not in text and "stub_status" not in text and "{{" not in text
+    assert "        location / {\n\n            proxy_pass http://widgetsvc;\n        }" in text
+
+
+class _Recorder(Part):
+    """A part whose process is a flag: what ``Part.up`` calls, in order."""
+
+    name = "recorder"
+
+    def __init__(self, state, *, changed: bool, running: bool):
+        super().__init__(state)
+        self.changed, self.alive, self.calls = changed, running, []
+
+    def render(self) -> bool:
+        self.calls.append("render")
+        return self.changed
+
+    @property
+    def running(self) -> bool:
+        return self.alive
+
+    def reload(self) -> None:
+        self.calls.append("reload")
+
+    def start(self, log) -> None:
+        self.calls.append("start")
+        self.alive = True
+
+    def wait(self, timeout=None) -> None:
+        self.calls.append("wait")
+
+
+@pytest.mark.parametrize(("changed", "running", "calls"), [
+    (False, False, ["render", "start", "wait"]),
+    (True, False, ["render", "start", "wait"]),
+    (True, True, ["render", "reload", "wait"]),
+    (False, True, ["render", "wait"]),
+])
+def test_every_part_comes_up_by_one_sequence(tmp_path, changed, running, calls):
+    part = _Recorder(fake_cluster(tmp_path), changed=changed, running=running)
+    assert part.up(print) is (not running)
+    assert part.calls == calls
+
+
+def test_every_process_of_the_cluster_is_a_part(tmp_path):
+    """etcd, Patroni x 2, HAProxy, PgBouncer, the instances, the front and the monitoring:
+    each a Part with its own name, so up, down and status treat them alike."""
+    from widgetsvc.ops.cluster import monitoring
+
+    cluster = fake_cluster(tmp_path)
+    parts = [cluster.etcd, *cluster.patroni, cluster.haproxy, cluster.pgbouncer,
+             *cluster.instances(), cluster.front, *monitoring.parts(cluster)]
+    assert all(isinstance(part, Part) for part in parts)
+    names = [part.name for part in parts]
+    assert len(set(names)) == len(names) == 13
+    assert {"etcd", "patroni-pg1", "instance-2", "nginx", "prometheus"} <= set(names)

@@ -17,7 +17,7 @@ import pytest
 from tests.helpers_cluster import CLUSTER
 from tests.helpers_cluster import run as cluster_run
 from tests.live_http import call
-from widgetsvc.ops.cluster.topology import Cluster
+from widgetsvc.ops.cluster.hacluster import HACluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -82,7 +82,7 @@ def test_prometheus_sees_every_target_up_and_a_request_rate(cluster_dir: Path):
     routes = {r["metric"]["route"] for r in rates}
     assert "/api/v1/health" in routes
     assert {r["metric"]["instance"] for r in rates} <= {
-        f"127.0.0.1:{port}" for port in Cluster(cluster_dir).state["ports"]["metrics"]}
+        f"127.0.0.1:{port}" for port in HACluster(cluster_dir).state["ports"]["metrics"]}
 
     # nginx's connections (stub_status through its exporter), each server's PostgreSQL, and
     # Patroni's sync standby: the series the alerts need are there.
@@ -109,6 +109,6 @@ def test_alert_rules_are_loaded(cluster_dir: Path):
 
 
 def test_the_front_answers_404_for_metrics_and_stub_status(cluster_dir: Path):
-    front = urllib.parse.urlsplit(Cluster(cluster_dir).front_url).port
+    front = urllib.parse.urlsplit(HACluster(cluster_dir).front_url).port
     for path in ("/metrics", "/stub_status", "/api/v1/metrics"):
         assert call(front, "GET", path).status == 404, path

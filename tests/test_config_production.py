@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.helpers import free_port
 from tests.helpers_sql import TESTING_QUERIES
 from widgetsvc.config import Config, ConfigError
+from widgetsvc.ops import plumbing
 from widgetsvc.ops.localdb import REPO_ROOT
 
 SECRET_32 = "s" * 32
@@ -145,7 +145,7 @@ def test_serve_refuses_to_start_with_one_clear_line(untouched_db, values, messag
     child_env = {k: v for k, v in os.environ.items()
                  if k not in ("SECRET_KEY", "BCRYPT_ROUNDS", "WIDGETSVC_ENV")}
     child_env.update({"DATABASE_URL": untouched_db, "HOST": "127.0.0.1",
-                      "PORT": str(free_port()), "WEB_CONCURRENCY": "1", **values})
+                      "PORT": str(plumbing.free_port()), "WEB_CONCURRENCY": "1", **values})
     result = run_serve(child_env)
 
     assert result.returncode == 1, (result.stdout, result.stderr)

@@ -17,9 +17,9 @@ import webtest
 from tests.helpers import API, PASSWORD, bearer
 from tests.helpers_sql import run_sql, wait_for_lock_waiters
 from widgetsvc.app import create_app
+from widgetsvc.auth import accounts as accounts_module
 from widgetsvc.auth import sessions
-from widgetsvc.auth import users as users_module
-from widgetsvc.auth.users import Users
+from widgetsvc.auth.accounts import Account, Accounts
 
 LOGIN = f"{API}/auth/login"
 USER = f"{API}/auth/user"
@@ -35,8 +35,8 @@ def account(users):
 
 
 @pytest.fixture
-def store(db, config) -> Users:
-    return Users(db, config.bcrypt_rounds)
+def store(db, config) -> Accounts:
+    return Accounts(db, config.bcrypt_rounds)
 
 
 def new_session() -> sessions.NewSession:
@@ -44,9 +44,9 @@ def new_session() -> sessions.NewSession:
     return sessions.NewSession(uuid.uuid4(), "unused", os.urandom(32))
 
 
-def start_session(db, user: dict, session: sessions.NewSession) -> bool:
-    """The login's inserting statement, as Users.start_session runs it."""
-    return db.one("start_session", user_id=user["id"], password_hash=user["password_hash"],
+def start_session(db, user: Account, session: sessions.NewSession) -> bool:
+    """The login's inserting statement, as Accounts.start_session runs it."""
+    return db.one("start_session", user_id=user.id, password_hash=user.password_hash,
                   session_id=session.id, refresh_hash=session.refresh_hash,
                   lifetime=LIFETIME) is not None
 
@@ -57,7 +57,8 @@ def change_password(store, user_id, session_id, current: str, new: str) -> bool:
     is still the stored one."""
     stored = store.db.one("password_hash_and_lock", user_id=user_id, address="127.0.0.1",
                           window_seconds=900, address_skip=4, account_skip=99,
-                          known_seconds=30 * 86400)["password_hash"]
+                          known_seconds=30 * 86400, rate_quota=0,
+                          rate_window=0)["password_hash"]  # no rate limit: no unit taken
     return (store.password_matches(current, stored)
             and store.set_password(user_id, session_id, stored, new))
 
@@ -70,16 +71,16 @@ def test_a_login_whose_check_preceded_a_password_change_gets_the_login_401(
         app, db, store, account, monkeypatch):
     """The change lands between the login's bcrypt check and its session insert: the login
     answers as a wrong password would, and leaves no session."""
-    real_check = Users.check_login
+    real_check = Accounts.check_login
 
     def check_then_change(self, email, password):
         user = real_check(self, email, password)
         assert user is not None  # the old password was right when it was checked
-        assert change_password(store, user["id"], uuid.uuid4(), PASSWORD, NEW_PASSWORD)
+        assert change_password(store, user.id, uuid.uuid4(), PASSWORD, NEW_PASSWORD)
         return user
 
     before = session_ids(db)
-    monkeypatch.setattr(users_module.Users, "check_login", check_then_change)
+    monkeypatch.setattr(accounts_module.Accounts, "check_login", check_then_change)
     resp = app.post_json(LOGIN, {"email": EMAIL, "password": PASSWORD}, status=401)
     assert resp.json == LOGIN_FAILED
     assert session_ids(db) == before  # no session was created
@@ -95,8 +96,8 @@ def test_a_login_waiting_for_an_uncommitted_change_starts_no_session(db, store, 
     assert checked is not None
     before = session_ids(db)
     with ThreadPoolExecutor(1) as pool, db.transaction() as change:
-        changed = change.one("change_password", user_id=checked["id"],
-                             old_hash=checked["password_hash"], new_hash="$2b$04$" + "x" * 53)
+        changed = change.one("change_password", user_id=checked.id,
+                             old_hash=checked.password_hash, new_hash="$2b$04$" + "x" * 53)
         assert changed["changed"]
         started = pool.submit(start_session, db, checked, new_session())
         assert wait_for_lock_waiters(db, 1), "the login's insert never waited for the change"
@@ -113,10 +114,10 @@ def test_a_change_revokes_the_session_of_a_login_it_waited_for(db, store, accoun
     session = new_session()
     with ThreadPoolExecutor(1) as pool:
         with db.transaction() as login:
-            assert login.one("start_session", user_id=checked["id"],
-                             password_hash=checked["password_hash"], session_id=session.id,
+            assert login.one("start_session", user_id=checked.id,
+                             password_hash=checked.password_hash, session_id=session.id,
                              refresh_hash=session.refresh_hash, lifetime=LIFETIME)
-            change = pool.submit(change_password, store, checked["id"], mine, PASSWORD,
+            change = pool.submit(change_password, store, checked.id, mine, PASSWORD,
                                  NEW_PASSWORD)
             assert wait_for_lock_waiters(db, 1), "the change never waited for the login"
         assert change.result(timeout=30) is True
@@ -131,7 +132,7 @@ def test_racing_logins_and_a_change_leave_no_session_from_the_old_password(
     app = webtest.TestApp(create_app(replace(config, hash_slots=8, login_lock_failures=0),
                                      db=db, clock=clock))
     barrier = threading.Barrier(9)
-    account_id = store.check_login(EMAIL, PASSWORD)["id"]
+    account_id = store.check_login(EMAIL, PASSWORD).id
 
     def log_in():
         barrier.wait(timeout=30)

@@ -34,7 +34,7 @@ import pytest
 
 from tests.helpers import API, PASSWORD, SECRET, LiveServer
 from tests.live_http import call
-from widgetsvc.auth.users import Users
+from widgetsvc.auth.accounts import Accounts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -411,7 +411,7 @@ def test_a_login_flood_does_not_slow_down_readers(front_server, db, mode, figure
     if mode == "default":
         env["AUTH_RATE_LIMIT"] = "30"
     server = front_server(**env)
-    users = Users(db, 12)  # production-cost hashes, as the server's own would be
+    users = Accounts(db, 12)  # production-cost hashes, as the server's own would be
     for email in ("reader@example.com", "victim@example.com", "bystander@example.com"):
         users.create(email, PASSWORD, admin=False)
     first = call(server, "POST", f"{API}/auth/login",
@@ -448,7 +448,7 @@ def test_the_login_lock_end_to_end_across_two_instances(front_server, db):
     answered exactly like a registered one; the right password works once the window ends."""
     env = {"LOGIN_LOCK_WINDOW": "4", "AUTH_RATE_LIMIT": "0"}
     first, second = front_server(**env), front_server(**env)
-    Users(db, 4).create("locked@example.com", PASSWORD, admin=False)
+    Accounts(db, 4).create("locked@example.com", PASSWORD, admin=False)
 
     def login(server, email, password):
         return call(server, "POST", f"{API}/auth/login", data={"email": email,
@@ -485,7 +485,7 @@ def test_an_attackers_failures_lock_only_the_attackers_address(front_server, db,
     if mode == "direct":
         env["WIDGETSVC_DIRECT"] = "1"
     server = front_server(**env)
-    Users(db, 4).create("admin@example.com", PASSWORD, admin=True)
+    Accounts(db, 4).create("admin@example.com", PASSWORD, admin=True)
     spoof = {"X-Forwarded-For": ADMIN, "X-Real-IP": ADMIN, "Forwarded": f"for={ADMIN}"}
 
     def login(password: str, source: str, headers: dict | None = None):
@@ -517,7 +517,7 @@ def test_wrong_current_passwords_through_the_front_lock_that_address(front_serve
     """A stolen token is no password oracle: 5 wrong ``current_password``s from 127.0.0.2 are
     5 failed logins, then the change and the login from there are 429; 127.0.0.1 is unaffected."""
     server = front_server()
-    Users(db, 4).create("member@example.com", PASSWORD, admin=False)
+    Accounts(db, 4).create("member@example.com", PASSWORD, admin=False)
     credentials = {"email": "member@example.com", "password": PASSWORD}
     token = call(server, "POST", f"{API}/auth/login", data=credentials,
                  source=ADMIN).json["access_token"]

@@ -13,10 +13,11 @@ import time
 import pytest
 import webtest
 
-from tests.helpers import API, PASSWORD, SECRET, LiveServer, bearer, free_port
+from tests.helpers import API, PASSWORD, SECRET, LiveServer, bearer
 from widgetsvc.app import create_app
 from widgetsvc.config import Config, ConfigError
-from widgetsvc.ops import front
+from widgetsvc.ops import front, plumbing, settings
+from widgetsvc.setting_errors import SettingError
 
 WIDGETS = f"{API}/widgets"
 USER = f"{API}/auth/user"
@@ -317,7 +318,7 @@ def nginx_alone(tmp_path):
     def start(upstreams: list[str], **options) -> int:
         runtime = front.make_runtime_dir(tmp_path, user, 4_000_000 + len(procs))
         runtimes.append(runtime)
-        port = free_port()
+        port = plumbing.free_port()
         conf = runtime / "nginx.conf"
         conf.write_text(front.render(upstreams, f"127.0.0.1:{port}", runtime, **options))
         ids = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid}
@@ -388,7 +389,9 @@ def test_the_rate_limit_answers_429_with_retry_after_per_address(nginx_alone, tm
         statuses.append(status)
     assert statuses[:3] == [502, 502, 502] and statuses[3:] == [429, 429], statuses
     assert headers["retry-after"] == "10"
-    assert headers["access-control-expose-headers"] == "Retry-After"
+    assert headers["access-control-expose-headers"] == "Retry-After, RateLimit, RateLimit-Policy"
+    assert headers["ratelimit-policy"] == '"auth";q=6;w=60'
+    assert headers["ratelimit"] == '"auth";r=0;t=10'
     assert json.loads(payload) == {"status": "fail",
                                    "message": "Too many requests. Try again in 10 seconds."}
 
@@ -494,10 +497,10 @@ def test_render_takes_several_upstreams_and_refuses_injection(tmp_path):
     for bad in (["127.0.0.1:80; evil"], ["unix:/x;y"]):
         with pytest.raises(front.FrontError):
             front.render(bad, "127.0.0.1:80", tmp_path)
-    with pytest.raises(front.FrontError):
-        front.listen_address("127.0.0.1; evil", 80)
-    with pytest.raises(front.FrontError):
-        front.parse_trusted_proxies("10.0.0.1, evil")
+    with pytest.raises(SettingError, match="^HOST="):
+        settings.listen_address("127.0.0.1; evil", 80)
+    with pytest.raises(SettingError, match="^TRUSTED_PROXIES="):
+        settings.parse_trusted_proxies("10.0.0.1, evil")
 
 
 @pytest.mark.parametrize(("env", "gate"), [
@@ -506,9 +509,12 @@ def test_render_takes_several_upstreams_and_refuses_injection(tmp_path):
     ({"AUTH_IN_FLIGHT": "0"}, None),  # no gate
 ])
 def test_the_login_gate_is_the_hashing_slots_unless_set(tmp_path, env, gate):
-    settings = front.FrontSettings.from_env({"AUTH_RATE_LIMIT": "12", **env})
-    text = front.render(["unix:/run/a.sock"], "127.0.0.1:80", tmp_path, **settings.limits(4))
+    limits = settings.FrontSettings.from_env({"AUTH_RATE_LIMIT": "12", **env}).limits(4)
+    text = front.render(["unix:/run/a.sock"], "127.0.0.1:80", tmp_path, **limits)
     gates = [line.strip() for line in text.splitlines() if "widgetsvc_auth_all" in line
              and line.strip().startswith("limit_conn ")]
     assert gates == ([gate] if gate else [])
-    assert "rate=12r/m;" in text
+    # nginx is the flood ceiling: twice the application's quota, a burst of all of it; its
+    # 429 names the application's policy
+    assert "rate=24r/m;" in text and "burst=12 nodelay;" in text
+    assert """add_header RateLimit-Policy '"auth";q=12;w=60' always;""" in text

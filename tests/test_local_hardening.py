@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from widgetsvc.ops import front, localdb, plumbing, safefs
-from widgetsvc.ops.cluster import topology
+from widgetsvc.ops.cluster import state as cluster_state
+from widgetsvc.ops.cluster.hacluster import HACluster
 from widgetsvc.ops.cluster.render import write
-from widgetsvc.ops.cluster.topology import Cluster
-from widgetsvc.ops.localdb import LocalCluster, LocalDBError
+from widgetsvc.ops.localdb import LocalDBError, PrivatePostgres
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="root's behaviour towards other users")
 
@@ -65,8 +65,11 @@ def test_a_log_link_is_not_followed_or_chowned(users_dir, victim):
         plumbing.start(["true"], log=users_dir / "etcd.log", env={}, cwd=users_dir, user=NOBODY)
     untouched(victim)
     # A plain log is created, given to the part's user, and appended to.
-    record = plumbing.start(["echo", "hello"], log=users_dir / "patroni.log", env={},
-                         cwd=users_dir, user=NOBODY)
+    # (It keeps running until stopped: a part that exits at once is start()'s error.)
+    record = plumbing.start(["/bin/sh", "-c", "echo hello; exec sleep 60"],
+                            log=users_dir / "patroni.log", env={}, cwd=users_dir, user=NOBODY)
+    plumbing.wait_until(lambda: "hello" in plumbing.tail(users_dir / "patroni.log"),
+                        timeout=30, what="the echo")
     plumbing.stop(record)
     log = users_dir / "patroni.log"
     assert log.stat().st_uid == NOBODY.pw_uid and not log.is_symlink()
@@ -89,10 +92,10 @@ def test_a_config_link_is_replaced_not_written_through(users_dir, victim):
     assert not write(written, "scope: x\n", owner=NOBODY)  # unchanged: not rewritten
 
 
-def cluster_in(directory: Path, monkeypatch) -> Cluster:
-    """A Cluster kept right there (not relocated where its owner can reach it)."""
-    monkeypatch.setattr(topology, "reachable_dir", lambda wanted: wanted)
-    cluster = Cluster(directory)
+def cluster_in(directory: Path, monkeypatch) -> HACluster:
+    """An HACluster kept right there (not relocated where its owner can reach it)."""
+    monkeypatch.setattr(cluster_state, "reachable_dir", lambda wanted: wanted)
+    cluster = HACluster(directory)
     cluster.owner = NOBODY
     return cluster
 
@@ -104,13 +107,13 @@ def test_the_clusters_state_and_directories_ignore_planted_links(users_dir, vict
     plant(users_dir / "pg1", victim)
     plant(users_dir / "nginx", victim)
     cluster.state = {"version": 1}
-    cluster._save()  # noqa: SLF001
-    assert Cluster(users_dir).state == {"version": 1}
+    cluster.save()
+    assert HACluster(users_dir).state == {"version": 1}
     assert not (users_dir / "state.json").is_symlink()
     with pytest.raises(safefs.UnsafePath):
-        cluster._private_dir(users_dir / "pg1")  # noqa: SLF001
+        cluster.private_dir(users_dir / "pg1")
     with pytest.raises(safefs.UnsafePath):  # a link on the way is not followed either
-        cluster._config(users_dir / "nginx" / "nginx.conf", "x")  # noqa: SLF001
+        cluster.config(users_dir / "nginx" / "nginx.conf", "x")
     untouched(victim)
     assert not (victim / "nginx.conf").exists()
 
@@ -127,9 +130,9 @@ def test_a_link_in_a_root_owned_directory_is_still_followed(tmp_path):
 
 # -- predictable directories in /tmp ------------------------------------------------------------
 
-def deep_cluster() -> LocalCluster:
+def deep_cluster() -> PrivatePostgres:
     deep = Path(tempfile.gettempdir()) / f"widgetsvc-deep-{os.getpid()}" / ("d" * 120) / "pg"
-    cluster = LocalCluster(deep)
+    cluster = PrivatePostgres(deep)
     assert cluster.socket_dir.parent == Path(tempfile.gettempdir())
     return cluster
 
@@ -183,7 +186,7 @@ def test_the_clusters_socket_directory_in_tmp_is_checked_too(users_dir, monkeypa
     os.chown(socket_dir, 12345, 12345)  # someone else got there first
     try:
         with pytest.raises(safefs.UnsafePath):
-            cluster._private_dir(socket_dir)  # noqa: SLF001
+            cluster.private_dir(socket_dir)
         assert socket_dir.stat().st_uid == 12345
     finally:
         socket_dir.rmdir()

@@ -13,7 +13,8 @@ from psycopg.rows import dict_row
 
 from widgetsvc.db import SQL_DIR, load_queries
 from widgetsvc.ops import localdb
-from widgetsvc.ops.localdb import VAR_DIR, LocalCluster
+from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres
+from widgetsvc.setting_errors import SettingError
 
 CATALOG = load_queries(SQL_DIR / "testing")
 
@@ -26,7 +27,7 @@ def catalog(url: str, query: str, /, **params) -> list[dict]:
 @pytest.fixture
 def two_clusters():
     pid = os.getpid()
-    clusters = [LocalCluster(VAR_DIR / f"t-a-{pid}"), LocalCluster(VAR_DIR / f"t-b-{pid}")]
+    clusters = [PrivatePostgres(VAR_DIR / f"t-a-{pid}"), PrivatePostgres(VAR_DIR / f"t-b-{pid}")]
     try:
         yield clusters
     finally:
@@ -79,13 +80,13 @@ def test_a_deep_root_gets_a_short_socket_directory():
     # Under the temp directory (searchable by everyone), so that the root stays where it is
     # wherever this clone lives; the socket directory alone moves.
     deep = Path(tempfile.gettempdir()) / f"widgetsvc-deep-{os.getpid()}" / ("d" * 120) / "pg"
-    cluster = LocalCluster(deep)  # constructing creates nothing
+    cluster = PrivatePostgres(deep)  # constructing creates nothing
     assert cluster.root == deep
     assert cluster.socket_dir.parent == Path(tempfile.gettempdir())
     assert cluster.socket_dir.name.startswith("widgetsvc-")
     assert len(str(cluster.socket_dir / ".s.PGSQL.65535")) <= 100
-    assert LocalCluster(deep).socket_dir == cluster.socket_dir  # stable for one root
-    assert LocalCluster(deep.parent.parent / ("e" * 120) / "pg").socket_dir != cluster.socket_dir
+    assert PrivatePostgres(deep).socket_dir == cluster.socket_dir  # stable for one root
+    assert PrivatePostgres(deep.parent.parent / ("e" * 120) / "pg").socket_dir != cluster.socket_dir
     assert not deep.parent.parent.exists()
 
 
@@ -98,9 +99,11 @@ def test_the_relocation_base_survives_a_reboot(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     assert localdb.relocation_base() == tmp_path / "state" / "widgetsvc"
-    for unusable in ("", "relative/state"):  # the XDG default instead
-        monkeypatch.setenv("XDG_STATE_HOME", unusable)
-        assert localdb.relocation_base() == tmp_path / "home" / ".local" / "state" / "widgetsvc"
+    monkeypatch.setenv("XDG_STATE_HOME", "")  # the XDG default instead
+    assert localdb.relocation_base() == tmp_path / "home" / ".local" / "state" / "widgetsvc"
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/state")  # never guessed at: refused
+    with pytest.raises(SettingError, match="^XDG_STATE_HOME=relative/state: not an absolute"):
+        localdb.relocation_base()
     monkeypatch.delenv("XDG_STATE_HOME")
     assert localdb.relocation_base() == tmp_path / "home" / ".local" / "state" / "widgetsvc"
 
@@ -136,7 +139,7 @@ def test_as_root_a_private_clone_keeps_its_cluster_under_var_lib(tmp_path):
     the cluster lives in /var/lib/widgetsvc/<digest>/, which survives a reboot, and works."""
     private = Path(tempfile.mkdtemp())  # 0700, like `mktemp -d`
     try:
-        cluster = LocalCluster(private / "var" / f"t-private-{os.getpid()}")
+        cluster = PrivatePostgres(private / "var" / f"t-private-{os.getpid()}")
         assert cluster.root.parent.parent == Path("/var/lib/widgetsvc")
         try:
             cluster.start()

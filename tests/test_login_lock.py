@@ -20,7 +20,7 @@ import webtest
 from tests.helpers import API, PASSWORD, SECRET
 from tests.helpers_sql import run_sql
 from widgetsvc.app import create_app
-from widgetsvc.auth import hashslots, users
+from widgetsvc.auth import accounts, hashslots
 from widgetsvc.config import Config, ConfigError
 from widgetsvc.db import Database
 
@@ -49,13 +49,13 @@ def make_config(database_url: str, **env: str) -> Config:
 def hashes(monkeypatch) -> list[str]:
     """Every password check the login makes (the e-mails' hashes are not needed, just a count)."""
     calls: list[str] = []
-    real = users.check_password
+    real = accounts.check_password
 
     def counting(password: str, stored: str) -> bool:
         calls.append(stored)
         return real(password, stored)
 
-    monkeypatch.setattr(users, "check_password", counting)
+    monkeypatch.setattr(accounts, "check_password", counting)
     return calls
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import API, PASSWORD, LiveServer, free_port, unique_email
+from tests.helpers import API, PASSWORD, LiveServer, unique_email
 from tests.live_http import call
+from widgetsvc.ops import plumbing
 from widgetsvc.ops.localdb import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
@@ -35,7 +36,7 @@ def scrape(port: int) -> dict[str, dict[tuple, float]]:
 @pytest.fixture
 def metered(database_url, db, tmp_path):
     """bin/serve (nginx + 2 gunicorn workers) with its metrics listener on a free port."""
-    port = free_port()
+    port = plumbing.free_port()
     server = LiveServer(database_url, tmp_path / "serve.log", METRICS_PORT=str(port)).start()
     server.metrics_port = port
     yield server
@@ -127,7 +128,8 @@ def test_the_workers_files_are_removed_when_it_stops(database_url, db, tmp_path)
         return set(Path(tempfile.gettempdir()).glob("widgetsvc-metrics-*"))
 
     before = ours()
-    server = LiveServer(database_url, tmp_path / "serve.log", METRICS_PORT=str(free_port()))
+    server = LiveServer(database_url, tmp_path / "serve.log",
+                        METRICS_PORT=str(plumbing.free_port()))
     server.start()
     try:
         made = ours() - before

@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import API, PASSWORD, LiveServer
 from tests.live_http import Reply, call
-from widgetsvc.ops.localdb import VAR_DIR, LocalCluster
+from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres
 from widgetsvc.ops.migrate import migrate
 
 pytestmark = pytest.mark.e2e
@@ -25,7 +25,7 @@ TRACEBACK_MARKERS = ("Traceback", "psycopg", "OperationalError", "PoolTimeout", 
 
 @pytest.fixture
 def outage_cluster():
-    cluster = LocalCluster(VAR_DIR / f"outage-{os.getpid()}")
+    cluster = PrivatePostgres(VAR_DIR / f"outage-{os.getpid()}")
     try:
         cluster.start()
         url = cluster.create_database("widgetsvc_outage")

@@ -10,17 +10,19 @@ import sys
 
 import pytest
 
-from widgetsvc.config import ConfigError
 from widgetsvc.ops import front, servers
 from widgetsvc.ops.localdb import REPO_ROOT
+from widgetsvc.ops.settings import ToolSettings
+from widgetsvc.setting_errors import SettingError
 
 
 def test_gunicorn_is_the_default_and_the_choice_is_checked():
-    assert servers.chosen({}) == "gunicorn"
-    assert servers.chosen({"WIDGETSVC_SERVER": "granian"}) == "granian"
-    assert servers.chosen({"WIDGETSVC_SERVER": "granian"}, "gunicorn") == "gunicorn"
-    with pytest.raises(ConfigError, match=r"^WIDGETSVC_SERVER=uwsgi: .*\(gunicorn or granian\)"):
-        servers.chosen({"WIDGETSVC_SERVER": "uwsgi"})
+    assert servers.chosen(ToolSettings.from_env({})) == "gunicorn"
+    granian = ToolSettings.from_env({"WIDGETSVC_SERVER": "granian"})
+    assert servers.chosen(granian) == "granian"
+    assert servers.chosen(granian, "gunicorn") == "gunicorn"
+    with pytest.raises(SettingError, match=r"^WIDGETSVC_SERVER=uwsgi: .*\(gunicorn or granian\)"):
+        ToolSettings.from_env({"WIDGETSVC_SERVER": "uwsgi"})
 
 
 def test_the_granian_pin_is_the_extras_pin():
@@ -34,14 +36,16 @@ def test_the_granian_pin_is_the_extras_pin():
 
 
 def test_granian_gets_the_same_workers_socket_and_graceful_timeout():
-    env = {"WEB_CONCURRENCY": "3", "GUNICORN_GRACEFUL_TIMEOUT": "12", "LOG_LEVEL": "WARNING"}
-    argv = servers.granian_argv("granian", env, uds=REPO_ROOT / "x.sock", host="h", port="1")
+    tools = ToolSettings.from_env({"WEB_CONCURRENCY": "3", "GUNICORN_GRACEFUL_TIMEOUT": "12",
+                                   "LOG_LEVEL": "WARNING", "HOST": "h", "PORT": "1"})
+    argv = servers.granian_argv("granian", tools, uds=REPO_ROOT / "x.sock")
     joined = " ".join(argv)
     assert "--interface wsgi" in joined and "--workers 3" in joined
     assert f"--uds {REPO_ROOT / 'x.sock'}" in joined and "--host" not in argv
     assert "--workers-kill-timeout 12" in joined and "--log-level warning" in joined
     assert argv[-1] == "widgetsvc.ops.granian_app:app"  # drops root before the app exists
-    direct = servers.granian_argv("granian", {}, uds=None, host="[::1]", port="8001")
+    direct = servers.granian_argv(
+        "granian", ToolSettings.from_env({"HOST": "[::1]", "PORT": "8001"}), uds=None)
     assert direct[direct.index("--host") + 1] == "::1" and "--uds" not in direct
     assert direct[direct.index("--workers") + 1] == str((os.cpu_count() or 1) + 1)
 
@@ -56,13 +60,13 @@ def test_an_operators_granian_settings_win_and_the_app_is_named():
 
 @pytest.mark.parametrize("target", ["", "widgetsvc.wsgi:app", "bench.hello:app"])
 def test_good_app_names_pass(target):
-    assert servers.check({"WIDGETSVC_GRANIAN_APP": target}) == "gunicorn"
+    assert ToolSettings.from_env({"WIDGETSVC_GRANIAN_APP": target}).granian_app == target
 
 
 @pytest.mark.parametrize("target", ["x", "a b:app", "os:system()", ":app", "m:"])
 def test_bad_app_names_are_refused(target):
-    with pytest.raises(ConfigError, match="^WIDGETSVC_GRANIAN_APP="):
-        servers.check({"WIDGETSVC_GRANIAN_APP": target})
+    with pytest.raises(SettingError, match="^WIDGETSVC_GRANIAN_APP="):
+        ToolSettings.from_env({"WIDGETSVC_GRANIAN_APP": target})
 
 
 def test_nginx_keeps_connections_to_granian_only():

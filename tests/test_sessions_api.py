@@ -19,7 +19,7 @@ import webtest
 from tests.helpers import API, PASSWORD, SECRET, bearer, claims_for, forge, forged_sid
 from tests.helpers_sql import legacy_session, run_sql
 from widgetsvc.app import create_app
-from widgetsvc.auth import users as users_module
+from widgetsvc.auth import accounts as accounts_module
 from widgetsvc.config import Config, ConfigError
 from widgetsvc.ops.localdb import REPO_ROOT
 
@@ -226,8 +226,8 @@ def test_refresh_hashes_no_password(app, account, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a refresh computed a password hash")
 
-    monkeypatch.setattr(users_module, "hash_password", refuse)
-    monkeypatch.setattr(users_module, "check_password", refuse)
+    monkeypatch.setattr(accounts_module, "hash_password", refuse)
+    monkeypatch.setattr(accounts_module, "check_password", refuse)
     refresh(app, login["refresh_token"], status=200)
 
 

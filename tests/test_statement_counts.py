@@ -75,6 +75,10 @@ def test_statements_per_request(app, db, users, statements):
     _, counts["GET /widgets (cursor)"] = run(
         "GET", f"{API}/widgets?cursor=&sort=deadline&deadline_after=2020-01-01", token=token,
         status=200)
+    _, counts["GET /widgets (sorted)"] = run(
+        "GET", f"{API}/widgets?page=2&sort=-created_at", token=token, status=200)
+    _, counts["GET /widgets (sorted cursor)"] = run(
+        "GET", f"{API}/widgets?cursor=&sort=deadline", token=token, status=200)
     _, counts["POST /widgets"] = run(
         "POST", f"{API}/widgets", token=admin, status=201,
         body={"name": "w1", "info_url": "https://www.example.com", "deadline": "2099-01-01"})
@@ -125,6 +129,9 @@ def test_statements_per_request(app, db, users, statements):
         # sorted, filtered and cursor pages: one statement too (its page and its count)
         "GET /widgets (sorted, filtered)": Counter(["widget_list"]),
         "GET /widgets (cursor)": Counter(["widget_list"]),
+        # a sort without filters: its own static statement (sql/queries/widgets.sql)
+        "GET /widgets (sorted)": Counter(["widgets_by_created_at_desc"]),
+        "GET /widgets (sorted cursor)": Counter(["widgets_by_deadline"]),
         "POST /widgets": Counter(["insert_widget"]),
         "GET /widgets/{name}": Counter(["widget_by_name"]),
         "GET /widgets/{name} (304)": Counter(["widget_by_name"]),

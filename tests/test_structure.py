@@ -104,3 +104,58 @@ def test_the_wsgi_app_loads_no_tooling_module(tmp_path):
                             capture_output=True, text=True, timeout=60, check=True).stdout.split()
     assert "widgetsvc.app" in loaded
     assert [m for m in loaded if m.startswith("widgetsvc.ops")] == []
+
+
+_STATEMENT_CALL = re.compile(r"\.(one|all|execute|transaction|session)\(|checked_rows\(")
+_SENTINELS = re.compile(r"""\[["'](total_items|found|deleted|prior_\w+|free|revoked|etag)["']\]""")
+
+
+def test_responders_reach_the_database_only_through_their_store():
+    """One data-access style, responder → store → db: no resource module runs a statement or
+    reads a statement's sentinel columns itself (the stores decode them, once)."""
+    modules = sorted(PACKAGE.glob("*/resources.py"))
+    assert {p.parent.name for p in modules} >= {"auth", "users", "widgets"}
+    offenders = [f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}"
+                 for path in modules
+                 for number, line in enumerate(path.read_text().splitlines(), 1)
+                 if _STATEMENT_CALL.search(line) or _SENTINELS.search(line)]
+    assert offenders == []
+
+
+def _ops_import_graph() -> dict[str, set[str]]:
+    """widgetsvc.ops module -> the widgetsvc.ops modules it imports (at any depth)."""
+    modules = {}
+    for path in (PACKAGE / "ops").rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return {name: {other for other in _imports(path) if other in modules and other != name}
+            for name, path in modules.items()}
+
+
+def test_the_tools_import_each_other_one_way_only():
+    """No import circle among the tools (issue 20): parts <- cluster <- backup, upgrade, cli."""
+    graph = _ops_import_graph()
+    assert "widgetsvc.ops.safefs" in graph["widgetsvc.ops.plumbing"]  # the graph is read
+    cycles = []
+
+    def visit(name: str, path: list[str]) -> None:
+        for other in sorted(graph[name]):
+            if other in path:
+                cycles.append([*path[path.index(other):], other])
+            elif other not in done:
+                visit(other, [*path, other])
+        done.add(name)
+
+    done: set[str] = set()
+    for name in sorted(graph):
+        if name not in done:
+            visit(name, [name])
+    assert cycles == []
+
+
+def test_every_cluster_module_reads_in_one_sitting():
+    """One small module per part: none of widgetsvc/ops/cluster grows past 200 lines."""
+    sizes = {path.name: len(path.read_text().splitlines())
+             for path in (PACKAGE / "ops" / "cluster").glob("*.py")}
+    assert len(sizes) > 10
+    assert {name: lines for name, lines in sizes.items() if lines > 200} == {}

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import API, PASSWORD, SECRET, free_port
+from tests.helpers import API, PASSWORD, SECRET
+from widgetsvc.ops import plumbing
 from widgetsvc.ops.localdb import REPO_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -124,7 +125,7 @@ def test_the_installed_wheel_migrates_and_serves_from_outside_the_checkout(
     migrated = _run(installed, "-m", "widgetsvc.ops.migrate", cwd=elsewhere, env=env)
     assert "applied 0001_users.sql" in migrated.stdout, migrated.stdout
 
-    port = free_port()
+    port = plumbing.free_port()
     log = tmp_path / "gunicorn.log"
     with open(log, "wb") as out:
         server = subprocess.Popen(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.helpers import PASSWORD, plan_nodes
 from tests.helpers_sql import TESTING_QUERIES, run_sql
-from widgetsvc.auth.users import Users
+from widgetsvc.auth.accounts import Accounts
 from widgetsvc.db import MIGRATIONS_DIR, Database, load_queries
 from widgetsvc.ops.migrate import migrate
 
@@ -227,7 +227,7 @@ def test_migration_0004_counts_the_widgets_already_there(pg_cluster, tmp_path):
         db = Database(url, min_size=2, max_size=2)
         db.pool.open(wait=True, timeout=10)
         try:
-            owner = Users(db, 4).create("early@example.com", PASSWORD, admin=True)
+            owner = Accounts(db, 4).create("early@example.com", PASSWORD, admin=True)
             run_sql(db, "blocks_insert_ids", ids=[1, 2, BLOCK + 7], owner_id=owner["id"])
             with db.pool.connection() as writer:
                 writer.autocommit = False

@@ -1,26 +1,15 @@
-"""The application factory: middleware, routes and error handlers, nothing else."""
+"""The application factory: the domains (each built from the configuration once), the
+middleware, the routes and the error handlers, nothing else."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import falcon
 
 from widgetsvc import API_PREFIX, errors, jsonio, metrics, timefmt
-from widgetsvc.auth import keys
-from widgetsvc.auth.hashslots import HashSlots
-from widgetsvc.auth.middleware import AuthMiddleware, check_declarations
-from widgetsvc.auth.passwords import dummy_hash
-from widgetsvc.auth.resources import (
-    JWKSResource,
-    LoginResource,
-    LogoutAllResource,
-    LogoutResource,
-    PasswordResource,
-    RefreshResource,
-    RegisterResource,
-    UserResource,
-)
+from widgetsvc.auth import ratelimit
+from widgetsvc.auth import resources as auth
+from widgetsvc.auth.caller import Callers
+from widgetsvc.auth.middleware import check_declarations
 from widgetsvc.config import Config
 from widgetsvc.db import Database
 from widgetsvc.docs.resources import (
@@ -32,9 +21,10 @@ from widgetsvc.docs.resources import (
 from widgetsvc.health import HealthResource
 from widgetsvc.hygiene import HygieneMiddleware
 from widgetsvc.requestlog import RequestLogMiddleware
-from widgetsvc.users.resources import UserCollection, UserItem
+from widgetsvc.resource import Shared
+from widgetsvc.users import resources as users
 from widgetsvc.validation import Validator
-from widgetsvc.widgets.resources import WidgetCollection, WidgetItem, WidgetNameConverter
+from widgetsvc.widgets import resources as widgets
 
 
 def create_app(
@@ -42,7 +32,7 @@ def create_app(
 ) -> falcon.App:
     """Build the WSGI app. Call it after gunicorn forks: it opens this process's pool."""
     clock = clock or timefmt.Clock()
-    keyring = keys.for_config(config)  # a bad key file stops the start here
+    opening = db is None
     if db is None:
         db = Database(
             config.database_url,
@@ -52,9 +42,18 @@ def create_app(
             statement_timeout_ms=config.statement_timeout_ms,
             pgbouncer=config.pgbouncer,
         )
+    shared = Shared(config, Validator(clock), clock, Callers(db))
+    authn = auth.build(db, shared)  # a bad key file stops the start here
+    routes: dict[str, object] = {
+        **authn.routes,
+        **users.build(db, shared),
+        **widgets.build(db, shared),
+        "/ui": SwaggerUIResource(),
+        "/health": HealthResource(db),
+    }
+    routes["/openapi.json"] = OpenAPIResource(routes, config.public_url)  # every route, itself too
+    if opening:
         db.open()
-    validator = Validator(clock)
-    dummy_hash(config.bcrypt_rounds)  # computed now, not during the first login
 
     # Metrics (METRICS_PORT not 0): first in, last out, so a request's time covers the rest.
     recording = metrics.enabled()
@@ -68,40 +67,17 @@ def create_app(
             falcon.CORSMiddleware(
                 allow_origins="*",
                 expose_headers=["Link", "Location", "Total-Count", "WWW-Authenticate", "ETag",
-                                "Retry-After"],
+                                "Retry-After", ratelimit.POLICY, ratelimit.REMAINING],
             ),
-            AuthMiddleware(
-                db, keys=keyring, leeway=config.token_leeway,
-                user_realm=config.user_realm, admin_realm=config.admin_realm,
-            ),
+            authn.rate_limit,
+            authn.middleware,
         ],
     )
     app.req_options.strip_url_path_trailing_slash = True
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = jsonio.handler()
     errors.install(app)
 
-    app.router_options.converters["widget_name"] = WidgetNameConverter
-
-    shared = (db, config, validator, clock)
-    # One set of hashing slots for every resource that hashes a password (docs/API.md §8.1).
-    slots = HashSlots(config.hash_slots, Path(config.runtime_dir) if config.runtime_dir else None)
-    routes: dict[str, object] = {
-        "/auth/register": RegisterResource(*shared, slots=slots),
-        "/auth/login": LoginResource(*shared, slots=slots),
-        "/auth/user": UserResource(*shared),
-        "/auth/logout": LogoutResource(*shared),
-        "/auth/refresh": RefreshResource(*shared),
-        "/auth/logout-all": LogoutAllResource(*shared),
-        "/auth/password": PasswordResource(*shared, slots=slots),
-        "/auth/jwks.json": JWKSResource(keyring),
-        "/users": UserCollection(*shared),
-        "/users/{public_id}": UserItem(*shared),
-        "/widgets": WidgetCollection(*shared),
-        "/widgets/{name:widget_name}": WidgetItem(*shared),
-        "/ui": SwaggerUIResource(),
-        "/health": HealthResource(db),
-    }
-    routes["/openapi.json"] = OpenAPIResource(routes, config.public_url)  # every route, itself too
+    app.router_options.converters["widget_name"] = widgets.WidgetNameConverter
     for path, resource in routes.items():
         if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
             resource.on_head = resource.on_get  # HEAD wherever GET (Falcon drops the body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from widgetsvc import hygiene, setting_errors
@@ -87,7 +87,7 @@ GUNICORN_WORKER_CLASSES = ("sync", "gthread")
 def check_gunicorn(env: Mapping[str, str]) -> None:
     """gunicorn.conf.py's settings and bin/serve's own, refused in the one-line format before
     gunicorn would stop on them with a traceback."""
-    _int(env, "WEB_CONCURRENCY", 1, "workers, at least 1", 1)
+    web_concurrency(env)
     _int(env, "GUNICORN_THREADS", 1, "threads per worker, at least 1", 1)
     for name in ("GUNICORN_TIMEOUT", "GUNICORN_GRACEFUL_TIMEOUT", "GUNICORN_KEEPALIVE"):
         _int(env, name, 0, "seconds, 0 or more", 0)
@@ -129,17 +129,36 @@ def is_direct(env: Mapping[str, str]) -> bool:
     return _bool(env, "WIDGETSVC_DIRECT")
 
 
+def web_concurrency(env: Mapping[str, str]) -> int:
+    """``WEB_CONCURRENCY``: gunicorn's sync workers; by default one per core plus one
+    (gunicorn.conf.py and the hashing slots' default both take it from here)."""
+    return _int(env, "WEB_CONCURRENCY", (os.cpu_count() or 1) + 1, "workers, at least 1", 1)
+
+
 def _default_hash_slots(env: Mapping[str, str]) -> int:
     """One less than the requests an instance serves at once (gunicorn.conf.py's defaults), so
     password hashes never take the last worker, and one less than the cores, so they never
     take every core either (a bcrypt hash is pure CPU); at least one. Measured on 2 cores
     under a 32-client login flood (tests/test_front_door.py, AUTH_RATE_LIMIT=0): the reader's
     p99 was 154-231 ms with 2 slots, 114 ms with 1."""
-    workers = _int(env, "WEB_CONCURRENCY", (os.cpu_count() or 1) + 1,
-                   "workers, at least 1", 1)
+    workers = web_concurrency(env)
     threads = _int(env, "GUNICORN_THREADS", 1, "threads per worker, at least 1", 1)
     cores = os.cpu_count() or 1
     return max(1, min(workers * threads - 1, cores - 1))
+
+
+AUTH_RATE_LIMIT_DEFAULT = 30
+
+
+def auth_rate_limit(env: Mapping[str, str]) -> int:
+    """``AUTH_RATE_LIMIT``: login + register + password-change requests per minute per client
+    address, counted by the application (docs/API.md §8.8); 0: no limit. The front's flood
+    ceiling is derived from it (widgetsvc/ops/front.py)."""
+    raw = env.get("AUTH_RATE_LIMIT", "").strip()
+    if raw and not raw.isdigit():
+        raise bad("AUTH_RATE_LIMIT", raw, "not a whole number",
+                  "0 = off, or a positive whole number")
+    return int(raw) if raw else AUTH_RATE_LIMIT_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -170,6 +189,7 @@ class Config:
     login_lock_window: int = 900
     login_lock_account_failures: int = 100
     forwarded_allow_ips: tuple[str, ...] = ()
+    auth_rate_limit: int = AUTH_RATE_LIMIT_DEFAULT
     public_url: str = ""
     allowed_hosts: tuple[str, ...] = ()
 
@@ -181,38 +201,48 @@ class Config:
 
         ``require_secret=False`` is for tools that never sign tokens (``bin/add-user``)."""
         env = os.environ if env is None else env
+        default = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
         config = cls(
             database_url=env.get("DATABASE_URL", ""),
             secret_key=env.get("SECRET_KEY", ""),
-            environment=env.get("WIDGETSVC_ENV", PRODUCTION).strip().lower() or PRODUCTION,
-            token_lifetime=_int(env, "TOKEN_LIFETIME", 900, "seconds, at least 1", 1),
-            refresh_token_lifetime=_int(env, "REFRESH_TOKEN_LIFETIME", 30 * 24 * 3600,
-                                         "seconds, at least TOKEN_LIFETIME", 1),
-            token_algorithm=env.get("TOKEN_ALGORITHM", HS256).strip() or HS256,
+            environment=env.get("WIDGETSVC_ENV", "").strip().lower() or default["environment"],
+            token_lifetime=_int(env, "TOKEN_LIFETIME", default["token_lifetime"],
+                                "seconds, at least 1", 1),
+            refresh_token_lifetime=_int(env, "REFRESH_TOKEN_LIFETIME",
+                                        default["refresh_token_lifetime"],
+                                        "seconds, at least TOKEN_LIFETIME", 1),
+            token_algorithm=env.get("TOKEN_ALGORITHM", "").strip() or default["token_algorithm"],
             previous_secret_keys=_list(env, "PREVIOUS_SECRET_KEYS"),
             signing_key_file=env.get("SIGNING_KEY_FILE", "").strip(),
             previous_public_key_files=_list(env, "PREVIOUS_PUBLIC_KEY_FILES"),
-            token_leeway=_int(env, "TOKEN_LEEWAY", 10, "seconds, 0 or more", 0),
-            bcrypt_rounds=_int(env, "BCRYPT_ROUNDS", 12, "4 to 31"),
-            pool_min_size=_int(env, "DB_POOL_MIN", 2, "1 to DB_POOL_MAX", 1),
-            pool_max_size=_int(env, "DB_POOL_MAX", 4, "at least DB_POOL_MIN", 1),
-            pool_timeout=float(_int(env, "DB_POOL_TIMEOUT_MS", 3000,
-                                          "milliseconds, at least 1", 1)) / 1000,
-            statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 5000,
-                                      "milliseconds, 0 = none", 0),
+            token_leeway=_int(env, "TOKEN_LEEWAY", default["token_leeway"],
+                              "seconds, 0 or more", 0),
+            bcrypt_rounds=_int(env, "BCRYPT_ROUNDS", default["bcrypt_rounds"], "4 to 31"),
+            pool_min_size=_int(env, "DB_POOL_MIN", default["pool_min_size"],
+                               "1 to DB_POOL_MAX", 1),
+            pool_max_size=_int(env, "DB_POOL_MAX", default["pool_max_size"],
+                               "at least DB_POOL_MIN", 1),
+            pool_timeout=float(_int(env, "DB_POOL_TIMEOUT_MS", int(default["pool_timeout"] * 1000),
+                                    "milliseconds, at least 1", 1)) / 1000,
+            statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS",
+                                      default["statement_timeout_ms"], "milliseconds, 0 = none",
+                                      0),
             pgbouncer=_bool(env, "DB_PGBOUNCER"),
-            user_realm=_realm(env, "USER_REALM", "registered_users@mydomain.com"),
-            admin_realm=_realm(env, "ADMIN_REALM", "admin_users@mydomain.com"),
-            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            user_realm=_realm(env, "USER_REALM", default["user_realm"]),
+            admin_realm=_realm(env, "ADMIN_REALM", default["admin_realm"]),
+            log_level=env.get("LOG_LEVEL", default["log_level"]).upper(),
             hash_slots=(_int(env, "HASH_SLOTS", 0, "at least 1; 0 or unset: workers - 1", 0)
                         or _default_hash_slots(env)),
             runtime_dir=env.get("WIDGETSVC_RUNTIME_DIR", ""),
-            login_lock_failures=_int(env, "LOGIN_LOCK_FAILURES", 5,
+            login_lock_failures=_int(env, "LOGIN_LOCK_FAILURES", default["login_lock_failures"],
                                      "0 = off, or a number of failures", 0),
-            login_lock_window=_int(env, "LOGIN_LOCK_WINDOW", 900, "seconds, at least 1", 1),
-            login_lock_account_failures=_int(env, "LOGIN_LOCK_ACCOUNT_FAILURES", 100,
+            login_lock_window=_int(env, "LOGIN_LOCK_WINDOW", default["login_lock_window"],
+                                   "seconds, at least 1", 1),
+            login_lock_account_failures=_int(env, "LOGIN_LOCK_ACCOUNT_FAILURES",
+                                             default["login_lock_account_failures"],
                                              "0 = off, or a number of failures", 0),
             forwarded_allow_ips=_list(env, "FORWARDED_ALLOW_IPS"),
+            auth_rate_limit=auth_rate_limit(env),
             **_hosts(env),
         )
         config.check(require_secret=require_secret)

@@ -33,8 +33,8 @@ MIGRATIONS_DIR = SQL_DIR / "migrations"
 
 # How long the pool keeps retrying one lost connection in the background. psycopg_pool backs
 # off exponentially (1, 2, 4, 8, 16 s ...) until this many seconds, so with its default of 300 s
-# (or the 30 s used before) a worker could keep answering 503 for many seconds after
-# PostgreSQL was back. Past it, the pool gives that attempt up and the next request opens a
+# (or even 30 s) a worker could keep answering 503 for many seconds after PostgreSQL was
+# back. Past it, the pool gives that attempt up and the next request opens a
 # connection at once, so the service recovers within about two seconds of the database.
 RECONNECT_TIMEOUT = 5.0
 

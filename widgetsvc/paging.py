@@ -2,10 +2,11 @@
 string asks for (an offset page, or a cursor page, sorted and filtered), the page body with its
 links, and the ``Link`` and ``Total-Count`` headers.
 
-A cursor is the keyset of the last item a page showed (its sort key and name, or a user's
+A cursor is the keyset of the last item a page showed (its sort key, id and name, or a user's
 registration time and id), bound to the collection, sort and filters it was issued for, under
 a MAC (``auth.keys.cursor_keys_for_config``): a client can neither forge one nor carry one to
-another query, and the server keeps no state for it."""
+another query, and the server keeps no state for it. It is at most MAX_CURSOR_CHARS long: a
+name too long for that is cut, and the page's statement looks the whole one up by id."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import falcon
 
 from widgetsvc.auth.sessions import RefreshKeys
 from widgetsvc.errors import validation_failed
-from widgetsvc.validation import INVALID_CURSOR, Validator
+from widgetsvc.validation import INVALID_CURSOR, MAX_CURSOR_CHARS, Validator
 
 # PostgreSQL's OFFSET is a bigint; any page past this is simply past the end.
 MAX_OFFSET = 2**62
@@ -121,9 +122,16 @@ SORTS = {"name": ("name", False), "-name": ("name", True),
          "created_at": ("created_at", False), "-created_at": ("created_at", True)}
 _KIND = {sort: code for code, sort in enumerate(SORTS)}
 _USERS_KIND = len(SORTS)
-_VERSION = 1
-_HEAD = struct.Struct(">BB8sq")  # version, kind (collection and sort), binding, key
+_VERSION = 2
+_CUT = 0x80  # in the kind byte: the cursor carries only the first bytes of the name
+_HEAD = struct.Struct(">BBqq")  # version, kind (collection and sort, | _CUT), key, item id
 _TAG_BYTES = 16
+NAME_BYTES = MAX_CURSOR_CHARS * 3 // 4 - _HEAD.size - _TAG_BYTES  # 116
+# After every name that starts with a cut name's bytes, and after every name (a name is
+# letters, digits, _ and -): the highest code point, last in the C collation (the private
+# clusters' and bin/cluster's; a collation that sorts it before some letter would end a
+# descending walk in name order early).
+_PAST_PREFIX = "\U0010ffff"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FILTERS = ("deadline_before", "deadline_after", "passed", "owner", "name_prefix")
 
@@ -142,11 +150,15 @@ def _moment(micros: int) -> datetime:
 
 @dataclass(frozen=True)
 class Position:
-    """Where a cursor page starts: after the item with this key (a time, or a user's id) and
-    name (empty for users)."""
+    """Where a cursor page starts: after the item ``item`` (a widget's or a user's id), whose
+    sort key was ``key`` (a time in microseconds; 0 in name order) and whose name is ``name``
+    (empty for users), or, when ``whole`` is false, starts with ``name``: a name longer than
+    NAME_BYTES in UTF-8 is cut there, and the page looks the whole name up by ``item``."""
 
     key: int
-    text: str
+    item: int
+    name: str = ""
+    whole: bool = True
 
 
 def cursor_kind(sort: str) -> int:
@@ -155,14 +167,27 @@ def cursor_kind(sort: str) -> int:
 
 
 def _binding(kind: int, query: str) -> bytes:
-    return hashlib.sha256(f"{kind}\0{query}".encode()).digest()[:8]
+    """What the MAC covers besides the cursor's bytes: the collection, sort and filters (a
+    cursor carried to another query fails its MAC)."""
+    return hashlib.sha256(f"{kind}\0{query}".encode()).digest()
+
+
+def _cut(name: str) -> bytes:
+    """The name's first NAME_BYTES bytes of UTF-8, ending on a character."""
+    raw = name.encode("utf-8")
+    if len(raw) <= NAME_BYTES:
+        return raw
+    return raw[:NAME_BYTES].decode("utf-8", "ignore").encode("utf-8")
 
 
 def encode_cursor(keys: RefreshKeys, kind: int, query: str, position: Position) -> str:
-    """The opaque cursor: version, kind, the query's binding and the position, MAC'd."""
-    body = _HEAD.pack(_VERSION, kind, _binding(kind, query), position.key)
-    body += position.text.encode("utf-8")
-    return _b64(body + keys.tag(body)[:_TAG_BYTES])
+    """The opaque cursor, MAC'd with its query: version, kind, key, item id and the name (or
+    its first NAME_BYTES bytes); MAX_CURSOR_CHARS characters at most whatever the name."""
+    name = _cut(position.name)
+    whole = position.whole and len(name) == len(position.name.encode("utf-8"))
+    body = _HEAD.pack(_VERSION, kind | (0 if whole else _CUT), position.key, position.item)
+    body += name
+    return _b64(body + keys.tag(body + _binding(kind, query))[:_TAG_BYTES])
 
 
 def decode_cursor(keys: RefreshKeys, kind: int, query: str, value: str) -> Position:
@@ -176,16 +201,16 @@ def decode_cursor(keys: RefreshKeys, kind: int, query: str, value: str) -> Posit
     if _b64(raw) != value or len(raw) < _HEAD.size + _TAG_BYTES:
         raise invalid
     body, tag = raw[:-_TAG_BYTES], raw[-_TAG_BYTES:]
-    if not keys.verifies(body, tag):
+    if not keys.verifies(body + _binding(kind, query), tag):
         raise invalid
-    version, got_kind, binding, key = _HEAD.unpack_from(body)
-    if version != _VERSION or got_kind != kind or binding != _binding(kind, query):
+    version, flags, key, item = _HEAD.unpack_from(body)
+    if version != _VERSION or flags & ~_CUT != kind:
         raise invalid
     try:
-        text = body[_HEAD.size:].decode("utf-8")
+        name = body[_HEAD.size:].decode("utf-8")
     except UnicodeDecodeError:
         raise invalid from None
-    return Position(key, text)
+    return Position(key, item, name, whole=not flags & _CUT)
 
 
 def _query_text(pairs: list[tuple[str, str]]) -> str:
@@ -239,19 +264,39 @@ class WidgetListing:
         pairs = ([("sort", self.sort)] if self.sort is not None else []) + self.filters
         return _query_text(pairs)
 
-    def params(self) -> dict[str, Any]:
-        """widget_list's parameters (one more row than a cursor page shows: has_next)."""
+    @property
+    def statement(self) -> str:
+        """The named statement of this page: widget_list (assembled for its filters) when
+        filtered, else its sort's own widgets_by_<column>[_desc]."""
+        if self.filters:
+            return "widget_list"
         column, descending = SORTS[self.sort_or_default]
-        after_time = after_name = None
-        if self.position is not None:
-            after_name = self.position.text
+        return f"widgets_by_{column}{'_desc' if descending else ''}"
+
+    def params(self) -> dict[str, Any]:
+        """The statement's parameters (one more row than a cursor page shows: has_next). The
+        unfiltered statements start every page from a position: without one, the lowest (or,
+        descending, the highest) there is."""
+        column, descending = SORTS[self.sort_or_default]
+        after_time = after_name = after_id = None
+        if self.position is None and not self.filters:
+            after_time, after_name = ("infinity", _PAST_PREFIX) if descending else ("-infinity", "")
+        if (position := self.position) is not None:
+            after_name = position.name
+            if not position.whole:
+                # The whole name is looked up by id; should that widget be gone, the page
+                # starts at the cut name instead: a later name sharing those bytes and the
+                # sort key may then be shown again, but none is skipped.
+                after_id = position.item
+                if descending:
+                    after_name += _PAST_PREFIX
             if column != "name":
-                after_time = _moment(self.position.key)
+                after_time = _moment(position.key)
         cursor_page = self.cursor is not None
         return {
             "counting": not cursor_page, "filtered": bool(self.filters),
             "sort_key": column, "descending": descending,
-            "after_time": after_time, "after_name": after_name,
+            "after_time": after_time, "after_name": after_name, "after_id": after_id,
             "deadline_from": self.deadline_from, "deadline_to": self.deadline_to,
             "owner": self.owner, "name_like": self.name_like,
             "skip": 0 if cursor_page else min((self.number - 1) * self.per_page, MAX_OFFSET),
@@ -261,7 +306,7 @@ class WidgetListing:
     def next_position(self, row: dict[str, Any]) -> Position:
         column, _ = SORTS[self.sort_or_default]
         key = 0 if column == "name" else _micros(row[column])
-        return Position(key, row["name"])
+        return Position(key, row["id"], row["name"])
 
 
 def _day_start(day: date) -> datetime:
@@ -324,25 +369,6 @@ def cursor_respond(resp: falcon.Response, path: str, per_page: int, sent: str,
                   "links": links}
 
 
-def respond_widgets(resp: falcon.Response, path: str, listing: WidgetListing,
-                    keys: RefreshKeys, rows: list[dict[str, Any]],
-                    items: list[dict[str, Any]]) -> None:
-    """A sorted or filtered widget page: an offset page with its totals, or a cursor page."""
-    if listing.cursor is None:
-        page = Page(listing.number, listing.per_page, rows[0]["total_items"], path,
-                    listing.kept)
-        respond(resp, page, items)
-        return
-    shown = items[: listing.per_page]
-    next_cursor = None
-    if len(items) > listing.per_page:
-        last = [row for row in rows if row["name"] is not None][listing.per_page - 1]
-        next_cursor = encode_cursor(keys, _KIND[listing.sort_or_default], listing.kept,
-                                    listing.next_position(last))
-    cursor_respond(resp, path, listing.per_page, listing.cursor, listing.kept, shown,
-                   next_cursor)
-
-
 @dataclass(frozen=True)
 class UserListing:
     """A users list request: an offset page (``number``) or a cursor page (``cursor``)."""
@@ -366,16 +392,15 @@ def user_cursor_params(listing: UserListing) -> dict[str, Any]:
     """users_cursor_page's parameters (one more row than the page shows: has_next)."""
     if listing.position is None:
         return {"after_time": "-infinity", "after_id": 0, "limit": listing.per_page + 1}
-    return {"after_time": _moment(listing.position.key), "after_id": int(listing.position.text),
+    return {"after_time": _moment(listing.position.key), "after_id": listing.position.item,
             "limit": listing.per_page + 1}
 
 
-def respond_users(resp: falcon.Response, path: str, listing: UserListing, keys: RefreshKeys,
-                  rows: list[dict[str, Any]], items: list[dict[str, Any]]) -> None:
-    next_cursor = None
-    if len(rows) > listing.per_page:
-        last = rows[listing.per_page - 1]
-        next_cursor = encode_cursor(keys, _USERS_KIND, "",
-                                    Position(_micros(last["registered_on"]), str(last["id"])))
-    cursor_respond(resp, path, listing.per_page, listing.cursor, "",
-                   items[: listing.per_page], next_cursor)
+def next_user_cursor(keys: RefreshKeys, listing: UserListing,
+                     rows: list[dict[str, Any]]) -> str | None:
+    """The cursor after a users page, when users_cursor_page's extra row says there is one."""
+    if len(rows) <= listing.per_page:
+        return None
+    last = rows[listing.per_page - 1]
+    return encode_cursor(keys, _USERS_KIND, "",
+                         Position(_micros(last["registered_on"]), last["id"]))

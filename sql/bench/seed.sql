@@ -1,9 +1,15 @@
 -- Used only by bin/bench: fill the widget table fast, a chunk of ids per statement (so that a
 -- million widgets can report progress as they go).
 -- name: bench_seed_widgets
+-- Deadlines are days (as the service keeps them) spread over ten years from a month ahead, so
+-- that a page sorted by deadline and filtered by name finds its names spread over the
+-- deadlines as a real collection's are (with one deadline for all, the deadline index would
+-- hold the names of each prefix together, at one end of the walk).
 INSERT INTO widgets (name, info_url, deadline, owner_id)
 SELECT 'widget-' || g, 'https://www.example.com/widgets/' || g,
-       now() + interval '30 days', %(owner_id)s
+       date_trunc('day', now()) + make_interval(days => 30 + ((g * 7919) %% 3650)::int)
+           + interval '23:59:59.999999',
+       %(owner_id)s
 FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g;
 
 -- name: bench_vacuum_analyze

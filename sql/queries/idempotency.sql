@@ -1,58 +1,13 @@
 -- name: insert_widget_idempotent
 -- POST /widgets with an Idempotency-Key (docs/API.md §8.8), in one statement with its caller
--- check like insert_widget. `prior_*`: the key's outcome kept in the last 24 hours (a replay,
--- or a 422 when `prior_hash` is not this request's): nothing is written then. Otherwise the
--- key's advisory lock is tried (`free` false: the first request is still in flight, the 409),
--- and with it held the widget is inserted (or found taken: its 409) and the outcome recorded
--- in the same statement, replacing a dead (24 h old) row of the key, with up to 100 other dead
--- rows purged. If the key was recorded by a request that committed after this statement's
--- snapshot, idempotency_key_raced() aborts the whole statement (nothing written; the 409).
-WITH c AS (
-    SELECT id, admin, revoked FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s)
-), prior AS (
-    SELECT k.request_hash, k.status, k.name, k.etag
-    FROM idempotency_keys k
-    WHERE k.scope = 'widgets' AND k.owner = %(subject)s::text AND k.key = %(key)s
-      AND k.created_at > now() - interval '24 hours'
-), gate AS MATERIALIZED (
-    SELECT pg_try_advisory_xact_lock(%(lock_id)s) AS free
-    FROM c
-    WHERE c.admin AND NOT c.revoked AND NOT EXISTS (SELECT 1 FROM prior)
-), inserted AS (
-    INSERT INTO widgets (name, info_url, deadline, owner_id)
-    SELECT %(name)s, %(info_url)s, %(deadline)s, c.id FROM c, gate
-    WHERE gate.free
-    ON CONFLICT (name) DO NOTHING
-    RETURNING etag
-), recorded AS (
-    INSERT INTO idempotency_keys AS k (scope, owner, key, request_hash, status, name, etag)
-    SELECT 'widgets', %(subject)s::text, %(key)s, %(request_hash)s,
-           CASE WHEN i.etag IS NULL THEN 409 ELSE 201 END, %(name)s, i.etag
-    FROM gate LEFT JOIN inserted i ON true
-    WHERE gate.free
-    ON CONFLICT (scope, owner, key) DO UPDATE
-        SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status,
-            name = EXCLUDED.name, etag = EXCLUDED.etag, created_at = EXCLUDED.created_at
-        WHERE k.created_at <= now() - interval '24 hours'
-    RETURNING status
-), purged AS (
-    DELETE FROM idempotency_keys
-    WHERE (scope, owner, key) IN (
-        SELECT scope, owner, key FROM idempotency_keys
-        WHERE created_at <= now() - interval '24 hours'
-        ORDER BY created_at
-        LIMIT 100)
-      AND NOT (scope = 'widgets' AND owner = %(subject)s::text AND key = %(key)s)
-      AND EXISTS (SELECT 1 FROM gate WHERE free)
-)
-SELECT c.revoked, c.admin,
-       p.request_hash AS prior_hash, p.status AS prior_status, p.name AS prior_name,
-       p.etag AS prior_etag,
-       (SELECT free FROM gate) AS free,
-       (SELECT etag FROM inserted) AS etag,
-       CASE WHEN (SELECT free FROM gate) AND NOT EXISTS (SELECT 1 FROM recorded)
-            THEN idempotency_key_raced() END AS raced
-FROM c LEFT JOIN prior p ON true;
+-- check like insert_widget (insert_widget_idempotent(), migration 0015). `prior_*`: the key's
+-- outcome kept in the last 24 hours (a replay, or a 422 when `prior_hash` is not this
+-- request's): nothing is written then. Otherwise `free` false: the first request is still in
+-- flight (the 409); else `etag` the widget inserted (NULL: the name is taken, its 409).
+SELECT revoked, admin, prior_hash, prior_status, prior_name, prior_etag, free, etag, raced
+FROM insert_widget_idempotent(%(subject)s, %(token_id)s, %(session_id)s, %(name)s,
+                              %(info_url)s, %(deadline)s, %(key)s, %(request_hash)s,
+                              %(lock_id)s);
 
 -- name: purge_idempotency_keys
 -- bin/purge-revoked: every kept outcome older than 24 hours (docs/API.md §8.8).

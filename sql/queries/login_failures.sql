@@ -1,18 +1,32 @@
 -- name: login_lock
 -- POST /auth/login, before any hash: seconds until logins for this e-mail from this address
--- are allowed again, or NULL (see login_lock_retry_after, migration 0008).
+-- are allowed again, or NULL (see login_lock_retry_after, migration 0008); and, with a rate
+-- limit (`rate_quota` > 0), the request's unit of its address's window taken (auth_rate_take,
+-- migration 0015: what is left, -1 when refused, and the seconds to its reset).
 SELECT login_lock_retry_after(%(email)s, %(address)s, %(window_seconds)s, %(address_skip)s,
-                              %(account_skip)s, %(known_seconds)s) AS retry_after;
+                              %(account_skip)s, %(known_seconds)s) AS retry_after,
+       rate.remaining AS rate_remaining, rate.reset_seconds AS rate_reset
+FROM (SELECT) AS one
+LEFT JOIN LATERAL (
+    SELECT * FROM auth_rate_take(%(address)s, %(rate_window)s, %(rate_quota)s)
+    WHERE %(rate_quota)s::int > 0
+) AS rate ON true;
 
 -- name: password_hash_and_lock
 -- PUT /auth/password, before any hash: the caller's stored hash and, in the same statement,
 -- the lock for the caller's e-mail and address (a wrong current password counts as a failed
--- login). No row: the user is gone.
-SELECT password_hash,
-       login_lock_retry_after(email, %(address)s, %(window_seconds)s, %(address_skip)s,
-                              %(account_skip)s, %(known_seconds)s) AS retry_after
-FROM users
-WHERE id = %(user_id)s;
+-- login), and the request's unit of the rate limit as in login_lock. No row: the user is gone
+-- (and no unit taken).
+SELECT u.password_hash,
+       login_lock_retry_after(u.email, %(address)s, %(window_seconds)s, %(address_skip)s,
+                              %(account_skip)s, %(known_seconds)s) AS retry_after,
+       rate.remaining AS rate_remaining, rate.reset_seconds AS rate_reset
+FROM users AS u
+LEFT JOIN LATERAL (
+    SELECT * FROM auth_rate_take(%(address)s, %(rate_window)s, %(rate_quota)s)
+    WHERE %(rate_quota)s::int > 0
+) AS rate ON true
+WHERE u.id = %(user_id)s;
 
 -- name: record_login_failure
 -- Records one failed login for the e-mail and address and, in the same statement, purges up

@@ -141,16 +141,147 @@ ORDER BY p.id;
 -- 0011): one index range in the sort's order. total_items is counted only when %(counting)s
 -- (offset pages: the filters' count, or the per-block counts when there is no filter); a
 -- cursor page counts nothing.
+-- A cursor page starts after (%(after_time)s, the name): %(after_name)s, or, when the cursor
+-- had to cut a long name (%(after_id)s not NULL), the whole name of widget %(after_id)s (names
+-- never change), read by its primary key; if that widget is gone meanwhile, %(after_name)s
+-- (the cut name, past every name starting with it when descending: nothing is skipped).
 SELECT c.revoked,
        CASE WHEN NOT %(counting)s THEN NULL
             WHEN %(filtered)s THEN widget_list_count(
                 %(deadline_from)s, %(deadline_to)s, %(owner)s, %(name_like)s)
             ELSE (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint
        END AS total_items,
-       p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
+       p.id, p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
 FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
 LEFT JOIN LATERAL widget_list(
-    %(sort_key)s, %(descending)s, %(after_time)s, %(after_name)s, %(deadline_from)s,
+    %(sort_key)s, %(descending)s, %(after_time)s,
+    coalesce((SELECT name FROM widgets WHERE id = %(after_id)s::bigint), %(after_name)s),
+    %(deadline_from)s,
     %(deadline_to)s, %(owner)s, %(name_like)s, %(skip)s, %(take)s
 ) WITH ORDINALITY AS p ON true
 ORDER BY p.ordinality;
+
+-- The pages sorted by one column and not filtered (docs/API.md §8.7), offset or cursor, each
+-- sort its own statement (widgets_by_<column>[_desc]) so that its one generic plan is a range
+-- of that sort's index read in order: from just after the position (%(after_time)s, the name)
+-- (the first page passes the lowest position, or the highest when descending: '-infinity' and
+-- '', 'infinity' and U+10FFFF), skipping %(skip)s rows (offset pages), at most %(take)s.
+-- The name is %(after_name)s, or, for a cursor that had to cut a long name (%(after_id)s not
+-- NULL), the whole name of that widget read by its primary key, or the cut name if it is gone
+-- (see widget_list). Each checks the caller like widget_page: no row when the token's user is
+-- gone, else the page's rows (one with NULL widget columns when there are none), with
+-- total_items when %(counting)s (the per-block counts).
+
+-- name: widgets_by_name
+SELECT c.revoked,
+       CASE WHEN %(counting)s
+            THEN (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint END AS total_items,
+       p.id, p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
+FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
+LEFT JOIN LATERAL (
+    SELECT w.id, w.name, w.info_url, w.created_at, w.deadline,
+           u.email AS owner_email, u.public_id::text AS owner_public_id
+    FROM widgets w
+    JOIN users u ON u.id = w.owner_id
+    WHERE w.name > coalesce(
+        (SELECT name FROM widgets WHERE id = %(after_id)s::bigint), %(after_name)s::text)
+    ORDER BY w.name
+    OFFSET %(skip)s
+    LIMIT %(take)s
+) p ON true
+ORDER BY p.name;
+
+-- name: widgets_by_name_desc
+SELECT c.revoked,
+       CASE WHEN %(counting)s
+            THEN (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint END AS total_items,
+       p.id, p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
+FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
+LEFT JOIN LATERAL (
+    SELECT w.id, w.name, w.info_url, w.created_at, w.deadline,
+           u.email AS owner_email, u.public_id::text AS owner_public_id
+    FROM widgets w
+    JOIN users u ON u.id = w.owner_id
+    WHERE w.name < coalesce(
+        (SELECT name FROM widgets WHERE id = %(after_id)s::bigint), %(after_name)s::text)
+    ORDER BY w.name DESC
+    OFFSET %(skip)s
+    LIMIT %(take)s
+) p ON true
+ORDER BY p.name DESC;
+
+-- name: widgets_by_deadline
+SELECT c.revoked,
+       CASE WHEN %(counting)s
+            THEN (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint END AS total_items,
+       p.id, p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
+FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
+LEFT JOIN LATERAL (
+    SELECT w.id, w.name, w.info_url, w.created_at, w.deadline,
+           u.email AS owner_email, u.public_id::text AS owner_public_id
+    FROM widgets w
+    JOIN users u ON u.id = w.owner_id
+    WHERE (w.deadline, w.name) > (%(after_time)s::timestamptz, coalesce(
+        (SELECT name FROM widgets WHERE id = %(after_id)s::bigint), %(after_name)s::text))
+    ORDER BY w.deadline, w.name
+    OFFSET %(skip)s
+    LIMIT %(take)s
+) p ON true
+ORDER BY p.deadline, p.name;
+
+-- name: widgets_by_deadline_desc
+SELECT c.revoked,
+       CASE WHEN %(counting)s
+            THEN (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint END AS total_items,
+       p.id, p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
+FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
+LEFT JOIN LATERAL (
+    SELECT w.id, w.name, w.info_url, w.created_at, w.deadline,
+           u.email AS owner_email, u.public_id::text AS owner_public_id
+    FROM widgets w
+    JOIN users u ON u.id = w.owner_id
+    WHERE (w.deadline, w.name) < (%(after_time)s::timestamptz, coalesce(
+        (SELECT name FROM widgets WHERE id = %(after_id)s::bigint), %(after_name)s::text))
+    ORDER BY w.deadline DESC, w.name DESC
+    OFFSET %(skip)s
+    LIMIT %(take)s
+) p ON true
+ORDER BY p.deadline DESC, p.name DESC;
+
+-- name: widgets_by_created_at
+SELECT c.revoked,
+       CASE WHEN %(counting)s
+            THEN (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint END AS total_items,
+       p.id, p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
+FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
+LEFT JOIN LATERAL (
+    SELECT w.id, w.name, w.info_url, w.created_at, w.deadline,
+           u.email AS owner_email, u.public_id::text AS owner_public_id
+    FROM widgets w
+    JOIN users u ON u.id = w.owner_id
+    WHERE (w.created_at, w.name) > (%(after_time)s::timestamptz, coalesce(
+        (SELECT name FROM widgets WHERE id = %(after_id)s::bigint), %(after_name)s::text))
+    ORDER BY w.created_at, w.name
+    OFFSET %(skip)s
+    LIMIT %(take)s
+) p ON true
+ORDER BY p.created_at, p.name;
+
+-- name: widgets_by_created_at_desc
+SELECT c.revoked,
+       CASE WHEN %(counting)s
+            THEN (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint END AS total_items,
+       p.id, p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
+FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
+LEFT JOIN LATERAL (
+    SELECT w.id, w.name, w.info_url, w.created_at, w.deadline,
+           u.email AS owner_email, u.public_id::text AS owner_public_id
+    FROM widgets w
+    JOIN users u ON u.id = w.owner_id
+    WHERE (w.created_at, w.name) < (%(after_time)s::timestamptz, coalesce(
+        (SELECT name FROM widgets WHERE id = %(after_id)s::bigint), %(after_name)s::text))
+    ORDER BY w.created_at DESC, w.name DESC
+    OFFSET %(skip)s
+    LIMIT %(take)s
+) p ON true
+ORDER BY p.created_at DESC, p.name DESC;

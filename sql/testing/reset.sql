@@ -11,9 +11,10 @@ BEGIN
     IF EXISTS (SELECT 1 FROM widgets OFFSET 10000) OR EXISTS (SELECT 1 FROM users OFFSET 10000)
     THEN
         TRUNCATE widgets, revoked_tokens, spent_refresh_tokens, sessions, users, login_failures,
-            login_addresses, idempotency_keys RESTART IDENTITY CASCADE;
+            login_addresses, idempotency_keys, auth_rate_windows RESTART IDENTITY CASCADE;
     END IF;
 END $$;
+DELETE FROM auth_rate_windows;
 DELETE FROM idempotency_keys;
 DELETE FROM login_addresses;
 DELETE FROM login_failures;
@@ -64,3 +65,11 @@ ORDER BY created_at, key;
 -- tests/test_idempotency.py: hold a key's advisory lock in the test's own transaction, as a
 -- request still in flight does.
 SELECT pg_advisory_xact_lock(%(lock_id)s) AS held;
+
+-- name: rate_age_windows
+-- tests/test_rate_limit_headers.py: move every rate-limit window %(seconds)s seconds back.
+UPDATE auth_rate_windows SET started_at = started_at - make_interval(secs => %(seconds)s);
+
+-- name: rate_windows
+-- tests/test_rate_limit_headers.py: the rate-limit windows.
+SELECT address, started_at, used FROM auth_rate_windows ORDER BY address;

@@ -16,11 +16,15 @@ public) out from everywhere.
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING, Any
 
 import falcon
 
 from widgetsvc.db import Database
 from widgetsvc.errors import fail
+
+if TYPE_CHECKING:
+    from widgetsvc.auth.ratelimit import AuthRateLimit
 
 KNOWN_ADDRESS_SECONDS = 30 * 24 * 3600  # a successful login spares its address this long
 KNOWN_ADDRESSES_PER_USER = 50  # the most recently used ones; older ones are forgotten
@@ -58,8 +62,13 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 class LoginLock:
-    def __init__(self, db: Database, failures: int, window: int, account_failures: int = 0):
+    """``rate``: the per-address rate limit, whose unit the lock's statements take too (the
+    rate limit's 429 comes first)."""
+
+    def __init__(self, db: Database, failures: int, window: int, account_failures: int = 0,
+                 rate: AuthRateLimit | None = None):
         self.db = db
+        self.rate = rate
         self.failures = failures  # per e-mail and address; 0: no such lock
         self.account_failures = account_failures  # per e-mail, all addresses; 0: none
         self.window = window
@@ -71,22 +80,30 @@ class LoginLock:
     def _params(self, address: str) -> dict:
         return {
             "address": address,
+            "rate_quota": 0,
+            "rate_window": 0,
+            **(self.rate.params(address) if self.rate else {}),
             "window_seconds": self.window,
             "address_skip": self.failures - 1 if self.failures else None,
             "account_skip": self.account_failures - 1 if self.account_failures else None,
             "known_seconds": KNOWN_ADDRESS_SECONDS,
         }
 
-    def check(self, email: str, address: str) -> None:
-        """Raise the 429 while ``email`` is locked for ``address``."""
-        if self.enabled:
+    def check(self, email: str, address: str, context: Any = None) -> None:
+        """Raise the 429 while ``email`` is locked for ``address``, after the rate limit's
+        (its unit recorded in the request's ``context``)."""
+        if self.enabled or (self.rate and self.rate.enabled):
             row = self.db.one("login_lock", email=email, **self._params(address))
+            if self.rate:
+                self.rate.record(context, row)
             raise_if_locked(row["retry_after"])
 
-    def password_hash(self, user_id: int, address: str) -> str | None:
+    def password_hash(self, user_id: int, address: str, context: Any = None) -> str | None:
         """``PUT /auth/password``: the user's stored hash (None: the user is gone), after the
-        lock of the user's e-mail for ``address`` (its 429), in one statement."""
+        rate limit's and the lock's 429s for ``address``, in one statement."""
         row = self.db.one("password_hash_and_lock", user_id=user_id, **self._params(address))
+        if self.rate:
+            self.rate.record(context, row)
         if row is None:
             return None
         raise_if_locked(row["retry_after"])

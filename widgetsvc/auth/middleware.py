@@ -6,9 +6,9 @@ refused at startup (see ``check_declarations``), so nothing is public by acciden
 The token itself (signature, claims, expiry) is verified here, without I/O. Whether its user
 still exists, is an admin now and has not revoked it is a database question (``caller.py``):
 asked here, before the responder, unless the resource lists the method in
-``caller_in_statement``; then the responder's one statement (read or write) asks it, through
-``req.context.caller``, and a responder that answers without it asks ``caller.check()``
-first. Nothing is checked after a responder: the flow goes one way.
+``caller_in_statement``; then the request's one statement (read or write), run by a store,
+asks it for ``req.context.caller``, and a request answered without it has it asked first by
+``resource.Resource``. Nothing is checked after a responder: the flow goes one way.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import falcon
 from widgetsvc import errors
 from widgetsvc.auth import caller, tokens
 from widgetsvc.auth.keys import Keyring
-from widgetsvc.db import Database
 
 NONE = "none"
 TOKEN = "token"  # noqa: S105 (an auth level, not a secret)
@@ -61,9 +60,9 @@ def bearer_token(header: str | None) -> str | None:
 
 
 class AuthMiddleware:
-    def __init__(self, db: Database, *, keys: Keyring, leeway: int, user_realm: str,
-                 admin_realm: str):
-        self.db = db
+    def __init__(self, callers: caller.Callers, *, keys: Keyring, leeway: int,
+                 user_realm: str, admin_realm: str):
+        self.callers = callers
         self.keys = keys
         self.leeway = leeway
         self.user_realm = user_realm
@@ -78,13 +77,11 @@ class AuthMiddleware:
             return
         realm = self.admin_realm if level == ADMIN else self.user_realm
         claims = self.verify(req.get_header("Authorization"), realm)
+        admin_realm = self.admin_realm if level == ADMIN else None
         if method in getattr(resource, "caller_in_statement", ()):
-            req.context.caller = caller.CallerStatements(
-                self.db, claims, realm, self.admin_realm if level == ADMIN else None)
+            req.context.caller = caller.Caller(claims, realm, admin_realm)
             return
-        req.context.user = caller.lookup(self.db, claims, realm)
-        if level == ADMIN and not req.context.user.admin:
-            raise errors.not_admin(self.admin_realm)
+        req.context.user = self.callers.current_user(claims, realm, admin_realm)
 
     def verify(self, header: str | None, realm: str) -> tokens.Claims:
         token = bearer_token(header)

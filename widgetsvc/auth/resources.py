@@ -1,24 +1,30 @@
 """The /auth resources: register, login, user, logout (docs/API.md §2, §4, §5), and refresh,
-logout-all, password change and the JWKS (§8.4, §8.6)."""
+logout-all, password change and the JWKS (§8.4, §8.6); and ``build``, the auth domain made
+from the configuration once: its keys, stores, hashing slots, middleware and routes."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import falcon
-import psycopg
 
 from widgetsvc import errors, idempotency, timefmt
 from widgetsvc.auth import keys, sessions, tokens
+from widgetsvc.auth.accounts import Accounts
 from widgetsvc.auth.caller import CurrentUser
 from widgetsvc.auth.hashslots import HashSlots
-from widgetsvc.auth.loginlock import LoginLock, client_address, front_networks
-from widgetsvc.auth.middleware import NONE, TOKEN
-from widgetsvc.auth.users import Users
+from widgetsvc.auth.loginlock import LoginLock, Networks, client_address, front_networks
+from widgetsvc.auth.middleware import NONE, TOKEN, AuthMiddleware
+from widgetsvc.auth.passwords import dummy_hash
+from widgetsvc.auth.ratelimit import AuthRateLimit, RateLimitMiddleware
+from widgetsvc.auth.session_store import Rotated, SessionStore
 from widgetsvc.bodies import read_object
+from widgetsvc.db import Database
 from widgetsvc.metrics import LOGIN_FAILURES, REFRESHES
-from widgetsvc.resource import Resource
+from widgetsvc.resource import Resource, Shared
 from widgetsvc.validation import InvalidValue, check_password
 
 LOGIN_FAILED = "email or password does not match"
@@ -27,29 +33,88 @@ REFRESH_REUSED = "Refresh token reused. Please log in again."
 PASSWORD_INCORRECT = "Password is incorrect."  # noqa: S105 (a message, not a password)
 
 
+@dataclass(frozen=True)
+class AuthParts:
+    """What the /auth resources share, made once from the configuration by ``build``."""
+
+    keyring: keys.Keyring
+    refresh_keys: sessions.RefreshKeys
+    accounts: Accounts
+    sessions: SessionStore
+    slots: HashSlots
+    lock: LoginLock
+    fronts: Networks
+
+
+@dataclass(frozen=True)
+class AuthDomain:
+    rate_limit: RateLimitMiddleware
+    middleware: AuthMiddleware
+    routes: dict[str, object]
+
+
+def build(db: Database, shared: Shared) -> AuthDomain:
+    """The auth domain: a bad key file stops the start here; the dummy hash is computed now,
+    not during the first login."""
+    config = shared.config
+    keyring = keys.for_config(config)
+    refresh_keys = keys.refresh_keys_for_config(config)
+    dummy_hash(config.bcrypt_rounds)
+    rate = AuthRateLimit(config.auth_rate_limit)
+    parts = AuthParts(
+        keyring=keyring,
+        refresh_keys=refresh_keys,
+        accounts=Accounts(db, config.bcrypt_rounds, refresh_keys),
+        sessions=SessionStore(db),
+        slots=HashSlots(config.hash_slots,
+                        Path(config.runtime_dir) if config.runtime_dir else None),
+        lock=LoginLock(db, config.login_lock_failures, config.login_lock_window,
+                       config.login_lock_account_failures, rate),
+        fronts=front_networks(config.forwarded_allow_ips),
+    )
+    middleware = AuthMiddleware(shared.callers, keys=keyring, leeway=config.token_leeway,
+                                user_realm=config.user_realm, admin_realm=config.admin_realm)
+    register = RegisterResource(shared, parts)
+    login = LoginResource(shared, parts)
+    password = PasswordResource(shared, parts)
+    # The per-address rate limit (docs/API.md §8.8); register's unit is taken before its body.
+    rate_limit = RateLimitMiddleware(db, rate, parts.fronts,
+                                     {register: "POST", login: "POST", password: "PUT"},
+                                     frozenset({id(register)}))
+    routes: dict[str, object] = {
+        "/auth/register": register,
+        "/auth/login": login,
+        "/auth/user": UserResource(shared, parts),
+        "/auth/logout": LogoutResource(shared, parts),
+        "/auth/refresh": RefreshResource(shared, parts),
+        "/auth/logout-all": LogoutAllResource(shared, parts),
+        "/auth/password": password,
+        "/auth/jwks.json": JWKSResource(keyring),
+    }
+    return AuthDomain(rate_limit, middleware, routes)
+
+
 class _AuthResource(Resource):
-    def __init__(self, *args, slots: HashSlots | None = None) -> None:
-        super().__init__(*args)
-        self.users = Users(self.db, self.config.bcrypt_rounds)
-        self.keys = keys.for_config(self.config)
-        self.refresh_keys = keys.refresh_keys_for_config(self.config)
-        # Shared by every resource that hashes (create_app passes one per instance).
-        self.slots = slots or HashSlots(self.config.hash_slots)
-        self.lock = LoginLock(self.db, self.config.login_lock_failures,
-                              self.config.login_lock_window,
-                              self.config.login_lock_account_failures)
-        self.fronts = front_networks(self.config.forwarded_allow_ips)
+    def __init__(self, shared: Shared, parts: AuthParts) -> None:
+        super().__init__(shared)
+        self.accounts = parts.accounts
+        self.sessions = parts.sessions
+        self.keys = parts.keyring
+        self.refresh_keys = parts.refresh_keys
+        self.slots = parts.slots  # one set for every resource that hashes (docs/API.md §8.1)
+        self.lock = parts.lock
+        self.fronts = parts.fronts
 
     def _credentials(self, req: falcon.Request) -> tuple[str, str]:
         body = read_object(req, self.config.max_body_bytes)
         self.validator.validate("credentials", body)
         return body["email"], body["password"]
 
-    def _respond_with_token(self, resp: falcon.Response, user: dict, session_id,
-                            refresh_token: str, message: str, *, now: datetime | None = None,
-                            jti: str | None = None) -> None:
+    def _respond_with_token(self, resp: falcon.Response, public_id: uuid.UUID, admin: bool,
+                            session_id: uuid.UUID, refresh_token: str, message: str, *,
+                            now: datetime | None = None, jti: str | None = None) -> None:
         token, claims = tokens.issue(
-            user["public_id"], user["admin"], session_id=session_id, keys=self.keys,
+            public_id, admin, session_id=session_id, keys=self.keys,
             lifetime=self.config.token_lifetime, now=now or self.clock.now(), jti=jti,
         )
         resp.set_header("Cache-Control", "no-store")
@@ -71,60 +136,20 @@ class RegisterResource(_AuthResource):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         email, password = self._credentials(req)
         key = idempotency.requested_key(req)
-        if key is not None:
-            self._register_once(resp, key, email, password)
-            return
-        session = sessions.new_session(self.refresh_keys)
+        lifetime = self.config.refresh_token_lifetime
         with self.slots.hold():
-            user = self.users.register(email, password, session,
-                                       self.config.refresh_token_lifetime)
-        if user is None:
-            raise errors.fail(falcon.HTTP_409, f"{email} is already registered")
-        self._respond_with_token(resp, user, session.id, session.refresh_token,
-                                 "successfully registered")
-        resp.status = falcon.HTTP_201
-
-
-    def _register_once(self, resp: falcon.Response, key: str, email: str,
-                       password: str) -> None:
-        """Register with an Idempotency-Key (docs/API.md §8.8): one statement answers a
-        replay, the 422 or the in-flight 409, or registers and records the outcome. The
-        replayed body is the first one: its tokens are issued again from the kept session id
-        and issue time (same claims, same key: the same tokens; nothing secret is kept)."""
-        session = sessions.replayable_session(self.refresh_keys, uuid.uuid4())
-        issued_at = self.clock.now().replace(microsecond=0)
-        digest = idempotency.keyed_hash(self.refresh_keys.keys[0],
-                                        {"email": email, "password": password})
-        try:
-            with self.slots.hold():
-                row = self.users.register_once(
-                    email, password, session, self.config.refresh_token_lifetime, key=key,
-                    request_hash=digest, issued_at=issued_at,
-                    lock_id=idempotency.lock_id("register", email.lower(), key))
-        except psycopg.Error as exc:
-            if idempotency.raced(exc):
-                raise idempotency.in_flight() from None
-            raise
-        replayed = row["prior_status"] is not None
-        if replayed:
-            if bytes(row["prior_hash"]) != digest:
-                raise idempotency.reused()
-            if row["prior_status"] != 201:
-                raise errors.fail(falcon.HTTP_409, f"{email} is already registered",
-                                  {idempotency.REPLAYED: "true"})
-            session = sessions.replayable_session(self.refresh_keys, row["prior_session_id"])
-            user, issued_at = ({"public_id": row["prior_public_id"], "admin": False},
-                               row["prior_issued_at"])
+            if key is None:
+                done = self.accounts.register(email, password, lifetime)
+            else:
+                # A replay's tokens are issued again from the kept session and issue time.
+                done = self.accounts.register_once(
+                    email, password, lifetime, key, self.clock.now().replace(microsecond=0))
+        if done.replayed:
             resp.set_header(idempotency.REPLAYED, "true")
-        elif not row["free"]:
-            raise idempotency.in_flight()
-        elif row["id"] is None:
-            raise errors.fail(falcon.HTTP_409, f"{email} is already registered")
-        else:
-            user = row
-        self._respond_with_token(resp, user, session.id, session.refresh_token,
-                                 "successfully registered", now=issued_at,
-                                 jti=sessions.replayed_jti(session.id))
+        self._respond_with_token(
+            resp, done.public_id, False, done.session.id, done.session.refresh_token,
+            "successfully registered", now=done.issued_at,
+            jti=None if key is None else sessions.replayed_jti(done.session.id))
         resp.status = falcon.HTTP_201
 
 
@@ -136,23 +161,23 @@ class LoginResource(_AuthResource):
         address = client_address(req, self.fronts)
         # order (docs/API.md §8): 400, then the lock's 429, then the 503
         try:
-            self.lock.check(email, address)
+            self.lock.check(email, address, req.context)
         except errors.APIError:
             LOGIN_FAILURES.labels("locked").inc()
             raise
         with self.slots.hold():
-            user = self.users.check_login(email, password)
+            account = self.accounts.check_login(email, password)
         session = sessions.new_session(self.refresh_keys)
         # A user disabled, or whose password changed, since the password was checked gets no
         # session: the same 401.
-        if user is None or not self.users.start_session(
-                user, session, self.config.refresh_token_lifetime):
+        if account is None or not self.accounts.start_session(
+                account, session, self.config.refresh_token_lifetime):
             self.lock.record_failure(email, address)
             LOGIN_FAILURES.labels("failure").inc()
             raise errors.fail(falcon.HTTP_401, LOGIN_FAILED)
-        self.lock.succeeded(email, address, user["id"])
-        self._respond_with_token(resp, user, session.id, session.refresh_token,
-                                 "successfully logged in")
+        self.lock.succeeded(email, address, account.id)
+        self._respond_with_token(resp, account.public_id, account.admin, session.id,
+                                 session.refresh_token, "successfully logged in")
 
 
 class RefreshResource(_AuthResource):
@@ -170,29 +195,16 @@ class RefreshResource(_AuthResource):
             REFRESHES.labels("invalid").inc()
             raise errors.fail(falcon.HTTP_401, REFRESH_INVALID)
         secret = sessions.new_secret()
-        lifetime = self.config.refresh_token_lifetime
-        if isinstance(presented, sessions.PresentedLegacy):
-            row = self.db.one("rotate_legacy_refresh_token", hash=presented.hash,
-                              new_hash=secret.hash, lifetime=lifetime)
-            if row is None:
-                reused = self.db.one("legacy_refresh_token_reused",
-                                     hash=presented.hash)["reused"]
-                REFRESHES.labels("reused" if reused else "invalid").inc()
-                raise errors.fail(falcon.HTTP_401, REFRESH_REUSED if reused else REFRESH_INVALID)
-        else:
-            row = self.db.one("refresh_session", session_id=presented.session_id,
-                              generation=presented.generation, hash=presented.hash,
-                              new_hash=secret.hash, lifetime=lifetime)
-            if row is None:
-                REFRESHES.labels("invalid").inc()
-                raise errors.fail(falcon.HTTP_401, REFRESH_INVALID)
-            if not row["rotated"]:
-                REFRESHES.labels("reused").inc()
-                raise errors.fail(falcon.HTTP_401, REFRESH_REUSED)
-        new_token = sessions.token(self.refresh_keys, row["session_id"], row["generation"], secret)
+        rotated = self.sessions.rotate(presented, secret, self.config.refresh_token_lifetime)
+        if not isinstance(rotated, Rotated):
+            REFRESHES.labels(rotated).inc()
+            raise errors.fail(falcon.HTTP_401,
+                              REFRESH_REUSED if rotated == "reused" else REFRESH_INVALID)
+        new_token = sessions.token(self.refresh_keys, rotated.session_id, rotated.generation,
+                                   secret)
         REFRESHES.labels("ok").inc()
-        self._respond_with_token(resp, row, row["session_id"], new_token,
-                                 "successfully refreshed")
+        self._respond_with_token(resp, rotated.public_id, rotated.admin, rotated.session_id,
+                                 new_token, "successfully refreshed")
 
 
 class UserResource(_AuthResource):
@@ -217,7 +229,7 @@ class LogoutResource(_AuthResource):
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         caller = req.context.caller
-        caller.one("revoke_token", expires_at=caller.claims.expires_at)
+        self.sessions.revoke_token(caller, caller.claims.expires_at)
         resp.media = {"status": "success", "message": "successfully logged out"}
 
 
@@ -226,7 +238,7 @@ class LogoutAllResource(_AuthResource):
     caller_in_statement = frozenset({"POST"})  # one round trip: checked where it revokes
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        req.context.caller.one("logout_all")
+        self.sessions.revoke_all(req.context.caller)
         resp.media = {"status": "success", "message": "successfully logged out of all sessions"}
 
 
@@ -247,11 +259,11 @@ class PasswordResource(_AuthResource):
         # A wrong current password is a failed login of the caller's account from this
         # address (docs/API.md §8.1): the same lock, checked before any hash (429, then 503).
         address = client_address(req, self.fronts)
-        stored = self.lock.password_hash(user.id, address)
+        stored = self.lock.password_hash(user.id, address, req.context)
         with self.slots.hold():  # two bcrypt hashes: a slot, or the 503 (docs/API.md §8.1)
-            right = stored is not None and self.users.password_matches(current, stored)
-            changed = right and self.users.set_password(user.id, user.token.sid, stored,
-                                                        body["new_password"])
+            right = stored is not None and self.accounts.password_matches(current, stored)
+            changed = right and self.accounts.set_password(user.id, user.token.sid, stored,
+                                                           body["new_password"])
         if stored is not None and not right:
             self.lock.record_failure(user.email, address)
         if not changed:  # wrong, or the user gone or the password changed meanwhile

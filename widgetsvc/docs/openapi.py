@@ -114,11 +114,15 @@ _REPLAYED = {"Idempotent-Replayed": _header(
     "`true` on an Idempotency-Key replay: the first request's answer again, nothing changed",
     {"const": "true"})}
 _RATE_LIMIT = {
-    "RateLimit-Policy": _header("the front's per-address quota for login, register and "
-                                "password changes (IETF httpapi draft): `\"auth\";q=<per "
-                                "minute>;w=60`"),
-    "RateLimit": _header("what is left of it (IETF httpapi draft): `\"auth\";r=<remaining>;"
-                         "t=<seconds to reset>`; sent by the front with every 429"),
+    "RateLimit-Policy": _header("the per-address quota of login, register and password "
+                                "changes together (IETF httpapi draft): `\"auth\";q=<per "
+                                "minute>;w=60`; on every answer of these operations while a "
+                                "limit is set", {"type": "string",
+                                                 "pattern": '^"auth";q=[0-9]+;w=60$'}),
+    "RateLimit": _header("what is left of it after this request (IETF httpapi draft): "
+                         "`\"auth\";r=<remaining>;t=<seconds to reset>`; r=0 on a 429, "
+                         "whose t is its Retry-After",
+                         {"type": "string", "pattern": '^"auth";r=[0-9]+;t=[0-9]+$'}),
 }
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
@@ -154,8 +158,9 @@ def _errors(*codes: int) -> dict[str, Any]:
         413: _json("StatusMessage", "Body over 65,536 bytes"),
         415: _json("StatusMessage", "Body is neither JSON nor a form"),
         422: _json("StatusMessage", "Idempotency-Key reused with a different request"),
-        429: _json("StatusMessage", "Too many requests from this address (the front's rate "
-                                    "limit), or, for a password check, too many failed logins "
+        429: _json("StatusMessage", "Too many requests from this address (the per-address "
+                                    "rate limit, or the front's flood ceiling above it), or, "
+                                    "for a password check, too many failed logins "
                                     "for this account (the lock); retry after Retry-After "
                                     "seconds", {**_RETRY_REQUIRED, **_RATE_LIMIT}),
         503: _json("Message", "Unavailable for now: PostgreSQL unreachable, every hashing slot "
@@ -267,7 +272,7 @@ def build_document(routes: Mapping[str, object], public_url: str = "") -> dict[s
     responses = json.loads((HERE / "responses.json").read_text(encoding="utf-8"))
     token_ok = lambda text, more=None: _json("TokenBody", text,  # noqa: E731
                                              {**_NO_STORE, **(more or {})})
-    policy = {"RateLimit-Policy": _RATE_LIMIT["RateLimit-Policy"]}
+    policy = _RATE_LIMIT
     message = lambda text, headers=None: _json("StatusMessage", text, headers)  # noqa: E731
     paths = {
         "/auth/register": {"post": _operation(

@@ -9,16 +9,13 @@ archived WAL up to the target time and starts a new timeline there.
 The private cluster gets archiving with its first ``bin/backup`` (``ALTER SYSTEM``, kept in its
 ``postgresql.auto.conf``, and one restart: ``archive_mode`` wants one), so the test suite's
 throwaway clusters never archive. Everything pgBackRest writes (repository, logs, locks) is the
-cluster owner's: ``archive-push`` runs as the server does.
+cluster owner's: ``archive-push`` runs as the server does (``widgetsvc/ops/pgbackrest.py``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import pwd
-import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -27,53 +24,37 @@ from pathlib import Path
 
 import psycopg
 
-from widgetsvc import setting_errors
-from widgetsvc.db import SQL_DIR, load_queries
-from widgetsvc.ops import apt, cmdline, localdb, safefs
+from widgetsvc.ops import cmdline, localdb, safefs
+from widgetsvc.ops.cluster import backup as cluster_backup
+from widgetsvc.ops.cluster.hacluster import HACluster
+from widgetsvc.ops.cluster.packages import MissingPackages
+from widgetsvc.ops.cluster.state import ClusterError
+from widgetsvc.ops.pgbackrest import (
+    BackupError,
+    archive_command,
+    config_text,
+    ensure_pgbackrest,
+    mark_commit,
+    pg_time,
+    prepare_repo,
+    queries,
+    refuse_future,
+    repo_path,
+    restore_args,
+    retention,
+    run_pgbackrest,
+    wait_promoted,
+)
+from widgetsvc.ops.settings import ToolSettings
 
 LOCAL_STANZA = "local"
-CLUSTER_STANZA = "cluster"
-DEFAULT_RETENTION = 2
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S.%f%z")
 
 
-class BackupError(RuntimeError):
-    """pgBackRest or the database refused; the message carries what it said."""
-
-
-def queries() -> dict[str, str]:
-    return load_queries(SQL_DIR / "backup")
-
-
-# -- settings ---------------------------------------------------------------------------------
-def repo_path(env: Mapping[str, str] | None = None) -> Path:
-    """``BACKUP_REPO``, else ``var/backups`` (relocated like the clusters when the owner
-    cannot reach the checkout)."""
-    env = os.environ if env is None else env
-    wanted = env.get("BACKUP_REPO", "")
-    return localdb.reachable_dir(Path(wanted) if wanted else localdb.VAR_DIR / "backups")
-
-
-def retention(env: Mapping[str, str] | None = None) -> int:
-    env = os.environ if env is None else env
-    return int(env.get("BACKUP_RETENTION", "") or DEFAULT_RETENTION)
-
-
 def check_settings(env: Mapping[str, str] | None = None) -> None:
-    """Refuse bin/backup's and bin/restore's settings in one line before anything runs."""
-    env = os.environ if env is None else env
-    localdb.check_settings(env)
-    repo = env.get("BACKUP_REPO", "")
-    if repo and not Path(repo).is_absolute():
-        raise setting_errors.bad_setting("BACKUP_REPO", repo, "not an absolute path",
-                                         "an absolute directory path; unset: var/backups")
-    if repo and Path(repo).exists() and not Path(repo).is_dir():
-        raise setting_errors.bad_setting("BACKUP_REPO", repo, "exists and is not a directory",
-                                         "an absolute directory path; unset: var/backups")
-    kept = env.get("BACKUP_RETENTION", "").strip()
-    if kept and (not kept.isdigit() or not 1 <= int(kept) <= 9999999):
-        raise setting_errors.bad_setting("BACKUP_RETENTION", kept, "not a whole number from 1",
-                                         "full backups kept, e.g. 2; unset: 2")
+    """Refuse bin/backup's and bin/restore's settings (BACKUP_REPO, BACKUP_RETENTION among the
+    tools' settings) in one line before anything runs."""
+    ToolSettings.from_env(env)
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -91,79 +72,12 @@ def parse_time(text: str) -> dt.datetime:
                       "(date, time, and the UTC offset)")
 
 
-def pg_time(moment: dt.datetime) -> str:
-    """The target as pgBackRest passes it to recovery_target_time."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
-
-
-# -- pgBackRest -------------------------------------------------------------------------------
-def ensure_pgbackrest() -> str:
-    """The ``pgbackrest`` program; as root, Debian's package is installed when missing."""
-    found = shutil.which("pgbackrest") or (
-        "/usr/bin/pgbackrest" if os.access("/usr/bin/pgbackrest", os.X_OK) else None)
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise BackupError("pgbackrest is not installed: sudo apt-get install pgbackrest")
-    apt.install(["--no-install-recommends", "pgbackrest"])
-    found = shutil.which("pgbackrest")
-    if not found:
-        raise BackupError("apt-get installed pgbackrest but it is still not found")
-    return found
-
-
-def config_text(*, repo: Path, work: Path, stanza: str, keep: int,
-                pg: Mapping[str, str] | None = None) -> str:
-    """pgBackRest's configuration: one repository, logs and locks of our own (two clones on a
-    machine never share a lock), and the stanza's server when it is fixed."""
-    lines = ["[global]", f"repo1-path={repo}", f"repo1-retention-full={keep}",
-             f"log-path={work / 'log'}", f"lock-path={work / 'lock'}",
-             f"spool-path={work / 'spool'}", "log-level-console=warn", "log-level-file=info",
-             "compress-type=lz4", "process-max=2", "start-fast=y", "delta=y",
-             "archive-timeout=120", "", f"[{stanza}]"]
-    lines += [f"{key}={value}" for key, value in (pg or {}).items()]
-    return "\n".join(lines) + "\n"
-
-
-def archive_command(config: Path, stanza: str, data_dir: Path | None = None) -> str:
-    """What PostgreSQL runs for each finished WAL segment."""
-    words = ["pgbackrest", f"--config={config}", f"--stanza={stanza}"]
-    if data_dir is not None:
-        words.append(f"--pg1-path={data_dir}")
-    return " ".join(shlex.quote(w) for w in words) + " archive-push %p"
-
-
-def run_pgbackrest(config: Path, stanza: str, owner: pwd.struct_passwd, *args: str,
-                   env: Mapping[str, str] | None = None, capture: bool = True,
-                   check: bool = True) -> subprocess.CompletedProcess[str]:
-    """``pgbackrest --config=... --stanza=... ARGS`` as the cluster's owner."""
-    kwargs: dict = {}
-    if os.geteuid() == 0 and owner.pw_uid != 0:
-        kwargs = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
-    argv = [ensure_pgbackrest(), f"--config={config}", f"--stanza={stanza}", *args]
-    result = subprocess.run(
-        argv, env={"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": str(config.parent),
-                   **(env or {})},
-        cwd=str(config.parent), capture_output=capture, text=True, stdin=subprocess.DEVNULL,
-        check=False, **kwargs)
-    if check and result.returncode != 0:
-        said = ((result.stdout or "") + (result.stderr or "")).strip()
-        raise BackupError(f"pgbackrest {' '.join(args[:1])} failed ({result.returncode}): "
-                          f"{said[-3000:]}")
-    return result
-
-
-def prepare_repo(repo: Path, work: Path, owner: pwd.struct_passwd) -> None:
-    """The repository and pgBackRest's working directories, the owner's, 0700."""
-    for directory in (repo, work, work / "log", work / "lock", work / "spool"):
-        localdb.make_dir(directory, owner)
-
 
 # -- the private cluster ----------------------------------------------------------------------
 class LocalBackups:
     """pgBackRest for one private cluster (``var/pg`` unless the tests name another)."""
 
-    def __init__(self, cluster: localdb.LocalCluster, env: Mapping[str, str] | None = None):
+    def __init__(self, cluster: localdb.PrivatePostgres, env: Mapping[str, str] | None = None):
         self.cluster = cluster
         self.env = os.environ if env is None else env
         self.repo = repo_path(self.env)
@@ -252,49 +166,6 @@ class LocalBackups:
             f" in {time.monotonic() - started:.1f} s; the cluster is running")
 
 
-def restore_args(target: dt.datetime | None) -> list[str]:
-    if target is None:
-        return ["--type=default"]  # every archived WAL, then a new timeline
-    return ["--type=time", f"--target={pg_time(target)}", "--target-action=promote"]
-
-
-def refuse_future(target: dt.datetime | None) -> None:
-    """A moment still to come cannot be reached by replaying what was archived."""
-    if target is not None and target > dt.datetime.now(dt.UTC):
-        raise BackupError(f"--time {pg_time(target)} is in the future: --latest restores "
-                          "everything archived")
-
-
-def mark_commit(connect, log) -> None:
-    """One commit after the target, so that replay finds where to stop (``mark_commit``)."""
-    try:
-        with connect() as conn:
-            conn.execute(queries()["mark_commit"])
-    except psycopg.Error as exc:
-        log(f"backup: warning: could not write a last commit: {str(exc).strip()}")
-
-
-def wait_promoted(connect, log, *, alive, log_file: Path, timeout: float = 3600.0) -> None:
-    """Until the restored server has replayed to its target and accepts writes; a server that
-    stopped meanwhile (a target it could not reach) is reported with its log."""
-    deadline = time.monotonic() + timeout
-    last_error = ""
-    while time.monotonic() < deadline:
-        try:
-            with connect() as conn:
-                if not conn.execute(queries()["in_recovery"]).fetchone()[0]:
-                    return
-        except psycopg.Error as exc:
-            last_error = str(exc).strip()
-            if not alive():
-                text = safefs.read_text(log_file) or ""
-                fatal = [line for line in text.splitlines() if "FATAL" in line][-3:]
-                raise BackupError("the restored server stopped during recovery: "
-                                  + (" | ".join(fatal) or last_error)
-                                  + f" (log: {log_file})") from None
-        time.sleep(0.3)
-    raise BackupError(f"the restored server did not finish recovery: {last_error}")
-
 
 # -- the commands -----------------------------------------------------------------------------
 _ENVIRONMENT = [
@@ -311,13 +182,10 @@ def _log(message: str) -> None:
 
 def _target(args) -> tuple[str, object]:
     if getattr(args, "cluster", False):
-        from widgetsvc.ops.cluster import backup as cluster_backup
-        from widgetsvc.ops.cluster.topology import Cluster
-
-        cluster = Cluster(Path(args.dir).resolve() if args.dir else None)
+        cluster = HACluster(Path(args.dir).resolve() if args.dir else None)
         return "cluster", cluster_backup.ClusterBackups(cluster)
     where = Path(args.pgdir).resolve() if args.pgdir else localdb.VAR_DIR / "pg"
-    return "local", LocalBackups(localdb.LocalCluster(where))
+    return "local", LocalBackups(localdb.PrivatePostgres(where))
 
 
 def _add_where(parser: cmdline.Parser) -> None:
@@ -398,9 +266,6 @@ service's instances reconnect.
 
 
 def _run(command) -> int:
-    from widgetsvc.ops.cluster.packages import MissingPackages
-    from widgetsvc.ops.cluster.topology import ClusterError
-
     return cmdline.run(command, (BackupError, localdb.LocalDBError, ClusterError,
                                  MissingPackages, safefs.UnsafePath, psycopg.Error))
 

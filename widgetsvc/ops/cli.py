@@ -14,11 +14,13 @@ import psycopg
 import psycopg_pool
 
 from widgetsvc import setting_errors
+from widgetsvc.auth import ratelimit
 from widgetsvc.config import Config, ConfigError
-from widgetsvc.ops import cmdline, localdb, safefs, servers
+from widgetsvc.ops import cmdline, localdb, safefs, servers, settings
 from widgetsvc.ops.front import FrontError
 from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, LocalDBError, dev_cluster, ensure_dev_database
 from widgetsvc.ops.migrate import MigrationError, migrate
+from widgetsvc.ops.settings import ToolSettings
 from widgetsvc.setting_errors import bad_setting
 
 
@@ -26,24 +28,28 @@ class UsageError(Exception):
     """The command cannot go on as invoked; the message says what to do instead."""
 
 
-def _migrate() -> None:
-    migrate(os.environ["DATABASE_URL"], log=lambda msg: print(f"migrate: {msg}", file=sys.stderr))
+def _migrate(tools: ToolSettings, url: str) -> None:
+    migrate(url, log=lambda msg: print(f"migrate: {msg}", file=sys.stderr),
+            lock_timeout=tools.migrate_lock_timeout, retries=tools.migrate_retries)
 
 
-def _local_defaults() -> bool:
-    """Without DATABASE_URL we are on a developer's machine: use the private database and a
-    random secret kept in var/ (production sets both and never reaches this). True when so."""
-    if os.environ.get("DATABASE_URL"):
-        return False
+def _environment(tools: ToolSettings) -> tuple[dict[str, str], bool]:
+    """The environment the command's configuration and children see: this process's, and
+    without DATABASE_URL (a developer's machine) the private database and a random secret kept
+    in var/ (production sets both and never reaches this). True when local. The process's own
+    environment is left as it is."""
+    env = dict(os.environ)
+    if tools.database_url:
+        return env, False
     cluster = dev_cluster()
     if not cluster.is_running():
         what = "starting" if cluster.is_initialized() else "creating and starting"
         print(f"widgetsvc: {what} the private PostgreSQL in {cluster.data_dir.parent} ...",
               file=sys.stderr, flush=True)
-    os.environ["DATABASE_URL"] = ensure_dev_database()
-    if not os.environ.get("SECRET_KEY"):
-        os.environ["SECRET_KEY"] = _local_secret(VAR_DIR / "secret-key")
-    return True
+    env["DATABASE_URL"] = ensure_dev_database()
+    if not tools.secret_key:
+        env["SECRET_KEY"] = _local_secret(VAR_DIR / "secret-key")
+    return env, True
 
 
 def _local_secret(path: Path) -> str:
@@ -71,13 +77,13 @@ _SERVICE_ENV = [
 ]
 
 
-def _preflight(*, require_secret: bool, serving: bool) -> Config:
+def _preflight(*, require_secret: bool, serving: bool) -> ToolSettings:
     """Every setting this command reads, checked before anything starts (no cluster, no
     migration, no process): the first bad one raises one line. Without DATABASE_URL the
     private cluster's URL (and, for bin/serve, its generated secret) are not known yet: the
     checks run with stand-ins for them."""
     from widgetsvc import config as config_module
-    from widgetsvc.ops import dbprobe, localdb
+    from widgetsvc.ops import dbprobe
 
     env = dict(os.environ)
     if env.get("DATABASE_URL"):
@@ -86,23 +92,14 @@ def _preflight(*, require_secret: bool, serving: bool) -> Config:
         env["DATABASE_URL"] = "postgresql:///private-cluster"
         if serving and not env.get("SECRET_KEY"):
             env["SECRET_KEY"] = "stand-in for var/secret-key " * 2
-    from widgetsvc.ops.migrate import lock_settings
-
-    localdb.check_settings(env)
-    lock_settings(env)
+    tools = ToolSettings.from_env()  # the real environment: no stand-ins
     config = Config.from_env(env, require_secret=require_secret)
     if serving:
         from widgetsvc.auth import keys
-        from widgetsvc.ops import front
 
         config_module.check_gunicorn(env)
-        if env.get("WIDGETSVC_APP_USER", "").strip():
-            localdb.os_user("WIDGETSVC_APP_USER", env["WIDGETSVC_APP_USER"].strip())
-        servers.check(env)
         keys.load(config)
-        front.FrontSettings.from_env(env)
-        front.listen_address(env.get("HOST", "127.0.0.1"), env.get("PORT", "8000"))
-    return config
+    return tools
 
 
 def _check_port_free(host: str, port: str) -> None:
@@ -121,7 +118,7 @@ def _check_port_free(host: str, port: str) -> None:
         try:
             sock.bind(address)
         except OSError as exc:
-            where = front_address(host, port)
+            where = settings.listen_address(host, port)
             if exc.errno == errno.EADDRINUSE:
                 raise bad_setting("PORT", port, f"{where} is already in use",
                                   "a free port: set PORT, or HOST") from None
@@ -130,12 +127,6 @@ def _check_port_free(host: str, port: str) -> None:
                                   "a port from 1024 up, or run as root") from None
             raise bad_setting("HOST", host, f"cannot listen on {where}: {exc.strerror}",
                               "an address of this machine") from None
-
-
-def front_address(host: str, port: str) -> str:
-    from widgetsvc.ops import front
-
-    return front.listen_address(host, port)
 
 
 def _serve_parser() -> cmdline.Parser:
@@ -158,7 +149,7 @@ gunicorn. The first run prepares .venv (runtime dependencies only).""",
                     (1, "refused to start (one line says why), or nginx/gunicorn died")])
     parser.add_argument("--direct", action="store_true",
                         help="gunicorn alone on HOST:PORT, no nginx (debugging)")
-    parser.add_argument("--server", choices=servers.SERVERS, default=None,
+    parser.add_argument("--server", choices=settings.SERVERS, default=None,
                         help="the WSGI server behind the front (WIDGETSVC_SERVER; default "
                              "gunicorn); granian is installed (pinned) when missing")
     parser.add_argument("--no-migrate", action="store_true",
@@ -172,30 +163,28 @@ gunicorn. The first run prepares .venv (runtime dependencies only).""",
 def serve(argv: list[str]) -> int:
     """gunicorn on a Unix socket behind nginx on HOST:PORT (``--direct``: gunicorn alone)."""
     args = _serve_parser().parse_args(argv)
-    from widgetsvc import config as config_module
     from widgetsvc.ops import dbprobe, front
     from widgetsvc.ops.supervisor import Supervisor
 
     # Refuse a bad configuration here, with one clear line, before anything starts.
-    _preflight(require_secret=True, serving=True)
-    direct = args.direct or config_module.is_direct(os.environ)
-    host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
-    listen = front.listen_address(host, port)
+    tools = _preflight(require_secret=True, serving=True)
+    direct = args.direct or tools.direct
+    host, port = tools.host, str(tools.port)
+    listen = tools.listen
     _check_port_free(host, port)
-    settings = None if direct else front.FrontSettings.from_env()
     nginx = None if direct else front.ensure_nginx()
-    user = None if direct else front.nginx_user()
-    local = _local_defaults()
-    config = Config.from_env()
+    user = None if direct else front.nginx_user(tools)
+    base_env, local = _environment(tools)
+    config = Config.from_env(base_env)
     dbprobe.probe(config.database_url, config.pool_timeout)
     if not args.no_migrate:
-        _migrate()
-    kind = servers.chosen(os.environ, args.server)
+        _migrate(tools, config.database_url)
+    kind = servers.chosen(tools, args.server)
     gunicorn = shutil.which("gunicorn") or str(Path(sys.executable).parent / "gunicorn")
     granian = servers.granian_executable() if kind == "granian" else None
     os.chdir(REPO_ROOT)
 
-    app = front.app_user()  # as root: who gunicorn's workers (or Granian) run as
+    app = front.app_user(tools)  # as root: who gunicorn's workers (or Granian) run as
     # gunicorn's socket and nginx.conf (as root: root's directory, nginx's group may enter),
     # nginx's pid, temp files and gate socket in nginx/ inside (nginx's user's).
     runtime = front.make_runtime_dir(VAR_DIR, user, os.getpid(), root_owned=True)
@@ -204,22 +193,22 @@ def serve(argv: list[str]) -> int:
     slots = (nginx_dir if app is None
              else front.make_runtime_dir(VAR_DIR, app, os.getpid(), "app"))
     sock = runtime / "gunicorn.sock"
-    env = {**os.environ, "WIDGETSVC_RUNTIME_DIR": str(slots)}
+    env = {**base_env, "WIDGETSVC_RUNTIME_DIR": str(slots)}
     if not direct:
         env["WIDGETSVC_GUNICORN_SOCKET"] = str(sock)
     if granian and not direct:
         sock = runtime / "granian.sock"
-    supervisor = Supervisor(float(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30")))
+    supervisor = Supervisor(float(tools.graceful_timeout))
     supervisor.install_signal_handlers()
     try:
         conf = runtime / "nginx.conf"
-        if settings is not None:
+        if not direct:
             safefs.write_file(conf, front.render(
-                [f"unix:{sock}"], listen, nginx_dir, **settings.limits(config.hash_slots),
+                [f"unix:{sock}"], listen, nginx_dir, **tools.front.limits(config.hash_slots),
                 upstream_keepalive=servers.upstream_keepalive(kind)), 0o644)
         if granian:  # as root its workers become the app user (widgetsvc/ops/granian_app.py)
             supervisor.spawn("granian", servers.granian_argv(
-                granian, env, uds=None if direct else sock, host=host, port=port),
+                granian, tools, uds=None if direct else sock),
                 env=servers.granian_env(env, args.app))
         else:
             supervisor.spawn(
@@ -231,10 +220,10 @@ def serve(argv: list[str]) -> int:
                 ids = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid}
                 supervisor.spawn(
                     "nginx", [nginx, "-e", "stderr", "-p", str(nginx_dir), "-c", str(conf)],
-                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")}, **ids,
+                    env={"PATH": tools.path}, **ids,
                 )
         if supervisor.wait_for_tcp(host.strip("[]"), int(port)):
-            print(f"widgetsvc: {_serving_line(listen, direct, config, local, kind)}",
+            print(f"widgetsvc: {_serving_line(tools, direct, config, local, kind)}",
                   file=sys.stderr, flush=True)
         return supervisor.run()
     finally:
@@ -243,15 +232,14 @@ def serve(argv: list[str]) -> int:
         shutil.rmtree(slots, ignore_errors=True)
 
 
-def _serving_line(listen: str, direct: bool, config: Config, local: bool,
+def _serving_line(tools: ToolSettings, direct: bool, config: Config, local: bool,
                   server: str = "gunicorn") -> str:
     """Where it serves, the front, the workers and the database, in one line."""
-    workers = os.environ.get("WEB_CONCURRENCY", "").strip() or str((os.cpu_count() or 1) + 1)
-    kind = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "sync"
+    listen, kind = tools.listen, tools.worker_class
     if server == "granian":
-        workers, kind = f"{workers} granian", "wsgi"
+        workers, kind = f"{tools.workers} granian", "wsgi"
     else:
-        workers = f"{workers} gunicorn"
+        workers = f"{tools.workers} gunicorn"
     front = f"{server} alone (--direct)" if direct else "nginx front"
     database = (f"the private cluster in var/pg ({config.database_url}; it keeps running "
                 "after bin/serve: bin/localdb stop)" if local
@@ -305,13 +293,14 @@ first when it is new.""",
     args = parser.parse_args(argv)
 
     from widgetsvc import errors, timefmt
-    from widgetsvc.auth.users import Users
+    from widgetsvc.auth.accounts import Accounts
     from widgetsvc.validation import Validator
 
-    _preflight(require_secret=False, serving=False)
-    if _local_defaults():
-        _migrate()  # a fresh clone may add its first user before it ever served
-    config = Config.from_env(require_secret=False)
+    tools = _preflight(require_secret=False, serving=False)
+    env, local = _environment(tools)
+    config = Config.from_env(env, require_secret=False)
+    if local:
+        _migrate(tools, config.database_url)  # a fresh clone may add its first user first
     db = _connect(config)  # before the password is typed: an unreachable database says so first
     try:
         password = _read_password(args.password_stdin)
@@ -323,7 +312,7 @@ first when it is new.""",
             for message in exc.body["errors"].values():
                 print(f"Error: {message}", file=sys.stderr)
             return 1
-        user = Users(db, config.bcrypt_rounds).create(args.email, password, admin=args.admin)
+        user = Accounts(db, config.bcrypt_rounds).create(args.email, password, admin=args.admin)
     finally:
         db.close()
     if user is None:
@@ -340,15 +329,17 @@ def purge_revoked(argv: list[str]) -> int:
 
     cmdline.Parser(
         "bin/purge-revoked", "Delete expired token revocations, sessions, spent refresh "
-        "tokens, failed logins and Idempotency-Key outcomes (for cron).",
+        "tokens, failed logins, Idempotency-Key outcomes and ended rate-limit windows (for "
+        "cron).",
         environment=_SERVICE_ENV[:1] + [("LOGIN_LOCK_WINDOW", "failed logins older than this "
                                                               "are purged (900 s)")],
         exit_codes=[(0, "purged (the counts are printed)"),
                     (1, "failed: one line says why")]).parse_args(argv)
-    _preflight(require_secret=False, serving=False)
-    if _local_defaults():
-        _migrate()
-    config = Config.from_env(require_secret=False)
+    tools = _preflight(require_secret=False, serving=False)
+    env, local = _environment(tools)
+    config = Config.from_env(env, require_secret=False)
+    if local:
+        _migrate(tools, config.database_url)
     db = _connect(config)
     try:
         count = db.execute("purge_revoked_tokens")
@@ -356,6 +347,7 @@ def purge_revoked(argv: list[str]) -> int:
                           known_seconds=KNOWN_ADDRESS_SECONDS)
         purged = db.one("purge_sessions")
         keys = db.execute("purge_idempotency_keys")
+        windows = db.execute("purge_auth_rate_windows", rate_window=ratelimit.WINDOW_SECONDS)
     finally:
         db.close()
     print(f"purged {count} expired revocation(s)")
@@ -364,6 +356,7 @@ def purge_revoked(argv: list[str]) -> int:
     print(f"purged {purged['sessions']} expired session(s)")
     print(f"purged {purged['spent']} expired spent refresh token(s)")
     print(f"purged {keys} Idempotency-Key outcome(s) older than 24 h")
+    print(f"purged {windows} ended rate-limit window(s)")
     return 0
 
 
@@ -384,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
         from widgetsvc.ops import dbprobe
 
-        url = os.environ.get("DATABASE_URL", "")
+        url = ToolSettings.from_env().database_url or localdb.dev_cluster().url()
         print(f"widgetsvc: the database at {dbprobe.where(url)} failed: {dbprobe.cause(exc)}",
               file=sys.stderr)
         return 1

@@ -8,7 +8,6 @@ environment variable can never inject nginx directives.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 import pwd
@@ -16,13 +15,18 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from widgetsvc import setting_errors
-from widgetsvc.ops import apt, localdb, safefs
+from widgetsvc.ops import apt, localdb, plumbing, safefs, settings
 from widgetsvc.ops.localdb import REPO_ROOT
+from widgetsvc.ops.settings import (
+    DEFAULT_AUTH_RATE_LIMIT,
+    ToolSettings,
+    listen_address,
+    parse_trusted_proxies,
+)
+from widgetsvc.setting_errors import SettingError
 
 
 def _template() -> Path:
@@ -33,10 +37,7 @@ def _template() -> Path:
 
 
 TEMPLATE = _template()
-DEFAULT_AUTH_RATE_LIMIT = 30  # login + register + password change per minute per address (§8.1)
 AUTH_BURST = 10
-_SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _UNIX = re.compile(r"^unix:/[A-Za-z0-9._/@+-]+$")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -45,86 +46,16 @@ class FrontError(RuntimeError):
     """nginx is missing, or a setting cannot be put into its configuration."""
 
 
-def bad(name: str, value: object, problem: str, allowed: str) -> FrontError:
-    """The FrontError for one refused setting, in the command line's one format."""
-    return FrontError(str(setting_errors.bad_setting(name, str(value), problem, allowed)))
-
-
-@dataclass(frozen=True)
-class FrontSettings:
-    """The front's settings from the environment (README, "Configuration")."""
-
-    auth_rate_limit: int = DEFAULT_AUTH_RATE_LIMIT
-    trusted_proxies: tuple[str, ...] = ()
-    auth_conn_limit: int = 0
-    auth_in_flight: int | None = None  # None: the instance's hashing slots
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> FrontSettings:
-        env = os.environ if env is None else env
-        return cls(
-            auth_rate_limit=_non_negative(env, "AUTH_RATE_LIMIT", DEFAULT_AUTH_RATE_LIMIT),
-            trusted_proxies=parse_trusted_proxies(env.get("TRUSTED_PROXIES", "")),
-            auth_conn_limit=_non_negative(env, "AUTH_CONN_LIMIT", 0),
-            auth_in_flight=(_non_negative(env, "AUTH_IN_FLIGHT", 0)
-                            if env.get("AUTH_IN_FLIGHT", "").strip() else None),
-        )
-
-    def limits(self, hash_slots: int) -> dict:
-        """``render()``'s limit arguments; ``hash_slots``: the upstreams' hashing slots in all,
-        the login gate's size unless ``AUTH_IN_FLIGHT`` sets it."""
-        return {
-            "auth_rate_limit": self.auth_rate_limit,
-            "auth_conn_limit": self.auth_conn_limit,
-            "auth_in_flight": hash_slots if self.auth_in_flight is None else self.auth_in_flight,
-            "trusted_proxies": self.trusted_proxies,
-        }
-
-
-def _non_negative(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit():
-        raise bad(name, raw, "not a whole number", "0 = off, or a positive whole number")
-    return int(raw)
-
-
-def parse_trusted_proxies(raw: str) -> tuple[str, ...]:
-    """``TRUSTED_PROXIES``: comma-separated addresses or networks (``10.0.0.0/8``)."""
-    proxies = []
-    for item in filter(None, (part.strip() for part in raw.split(","))):
-        try:
-            proxies.append(str(ipaddress.ip_network(item, strict=False)))
-        except ValueError:
-            raise bad("TRUSTED_PROXIES", raw, f"{item!r} is not an address or network",
-                      "comma-separated addresses or networks, e.g. 10.0.0.0/8") from None
-    return tuple(proxies)
-
-
-def listen_address(host: str, port: int | str) -> str:
-    """``HOST:PORT`` as nginx's ``listen`` wants it (IPv6 in brackets)."""
-    port = str(port)
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise bad("PORT", port, "not a TCP port number", "1 to 65535")
-    host = host.strip("[]")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        if not _HOSTNAME.match(host):
-            raise bad("HOST", host, "not an address or a host name",
-                      "an IPv4/IPv6 address or a host name") from None
-        return f"{host}:{port}"
-    return f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
-
-
 def _upstream(address: str) -> str:
     if _UNIX.match(address):
         return address
     host, sep, port = address.rpartition(":")
-    if not sep:
-        raise FrontError(f"upstream {address!r}: expected unix:/path or host:port")
-    return listen_address(host, port)
+    try:
+        if not sep:
+            raise ValueError
+        return listen_address(host, port)
+    except (ValueError, SettingError):
+        raise FrontError(f"upstream {address!r}: expected unix:/path or host:port") from None
 
 
 def render(
@@ -134,6 +65,7 @@ def render(
     *,
     auth_rate_limit: int = DEFAULT_AUTH_RATE_LIMIT,
     auth_burst: int = AUTH_BURST,
+    auth_rate_quota: int | None = None,
     auth_conn_limit: int = 0,
     auth_in_flight: int = 0,
     trusted_proxies: Sequence[str] = (),
@@ -141,6 +73,11 @@ def render(
     worker_connections: int = 4096,
     upstream_timeout: int = 60,
     upstream_keepalive: int = 0,
+    drained: Collection[str] = (),
+    server_directives: str = "",
+    root_location: str = "",
+    locations: str = "",
+    servers: str = "",
     template: Path = TEMPLATE,
 ) -> str:
     """The nginx configuration text.
@@ -151,14 +88,21 @@ def render(
     - ``runtime_dir``: an existing directory the nginx user can write: pid and temp files;
     - ``auth_rate_limit``: login + register + password change (``PUT /auth/password``, the
       requests that may hash a password) per minute per client address (0 = no limit), with
-      ``auth_burst`` more allowed at once; ``auth_conn_limit``: such requests in flight per
+      ``auth_burst`` more allowed at once; ``auth_rate_quota``: the application's own quota per
+      minute (docs/API.md §8.8), named in the ``RateLimit-Policy`` of nginx's 429 (default:
+      ``auth_rate_limit``); ``auth_conn_limit``: such requests in flight per
       address (0 = no limit; beyond it the §8.1 503); ``auth_in_flight``: such requests in
       flight in all (0 = no limit): the sum of the upstreams' hashing slots (HASH_SLOTS), so a
       flood beyond what can be hashed is answered here and never queues in front of other
       requests;
     - ``trusted_proxies``: addresses/networks whose ``X-Forwarded-For`` names the client;
     - ``upstream_keepalive``: idle connections to the upstreams nginx keeps open (0: none, a
-      new one per request: gunicorn's sync workers close theirs; Granian keeps them).
+      new one per request: gunicorn's sync workers close theirs; Granian keeps them);
+    - ``drained``: upstreams (as given in ``upstreams``) marked ``down``: no new request;
+    - ``server_directives``, ``root_location``, ``locations``, ``servers``: nginx text of
+      several instances' deployments (``bin/cluster``: retries of reads, the metrics
+      listener), at the main server's top, inside its ``location /``, after it, and after
+      the last server (each empty by default).
     """
     if not upstreams:
         raise FrontError("at least one upstream is needed")
@@ -195,19 +139,17 @@ def render(
         zones += ["    map $host $widgetsvc_gate { default all; }  # one key: all clients",
                   "    limit_conn_zone $widgetsvc_gate zone=widgetsvc_auth_all:1m;"]
         gate.append(f"            limit_conn widgetsvc_auth_all {int(auth_in_flight)};")
-    # The IETF httpapi draft's rate-limit headers (docs/API.md §8.8), written by the front
-    # from the numbers its limit_req applies, so they cannot disagree with its 429s: the
-    # policy on every answer of the limited location, and on every 429 the quota left (none)
-    # and the seconds until one more request passes (one request's share of the minute, as
-    # Retry-After). limit_req exposes no remaining count for a passed request.
-    policy = f'"auth";q={int(auth_rate_limit)};w=60'
+    # The IETF httpapi draft's rate-limit headers (docs/API.md §8.8) on nginx's own 429: the
+    # application's policy, no quota left, and the seconds until nginx passes one more request
+    # (one request's share of its minute, as Retry-After). Every answer of the application
+    # carries its own (widgetsvc/auth/ratelimit.py).
+    quota = int(auth_rate_limit if auth_rate_quota is None else auth_rate_quota)
     retry_after = math.ceil(60 / auth_rate_limit) if auth_rate_limit else 1
-    rate_policy, rate_429 = "", ""
+    rate_429 = ""
     if auth_rate_limit > 0:
-        rate_policy = f"            add_header RateLimit-Policy '{policy}' always;"
         rate_429 = "\n".join([
-            f"                add_header RateLimit-Policy '{policy}' always;",
-            f"                add_header RateLimit '\"auth\";r=0;t={retry_after}' always;"])
+            f"""                add_header RateLimit-Policy '"auth";q={quota};w=60' always;""",
+            f"""                add_header RateLimit '"auth";r=0;t={retry_after}' always;"""])
     values = {
         "worker_processes": str(worker_processes),
         "worker_connections": str(int(worker_connections)),
@@ -219,13 +161,17 @@ def render(
         "auth_limits": "\n".join(limits),
         "auth_gate_limit": "\n".join(gate),
         "auth_retry_after": str(retry_after),
-        "auth_rate_policy": rate_policy,
         "auth_rate_429": rate_429,
         "upstream_servers": "\n".join(
-            [f"        server {_upstream(u)};" for u in upstreams]
+            [f"        server {_upstream(u)}{' down' if u in drained else ''};"
+             for u in upstreams]
             + ([f"        keepalive {int(upstream_keepalive)};"]
                if upstream_keepalive > 0 else [])),
         "listen": listen,
+        "server_directives": server_directives,
+        "root_location": root_location,
+        "locations": locations,
+        "servers": servers,
     }
     text = template.read_text(encoding="utf-8")
     unknown = set(_PLACEHOLDER.findall(text)) - values.keys()
@@ -259,33 +205,28 @@ def ensure_nginx() -> str:
     return found
 
 
-def nginx_user() -> pwd.struct_passwd | None:
+def nginx_user(tools: ToolSettings | None = None) -> pwd.struct_passwd | None:
     """As root: the unprivileged user nginx runs as (``WIDGETSVC_NGINX_USER``, else
     ``www-data``, else ``nobody``). Otherwise None: nginx runs as whoever runs bin/serve."""
-    if os.geteuid() != 0:
-        return None
-    wanted = os.environ.get("WIDGETSVC_NGINX_USER")
-    if wanted:
-        return localdb.os_user("WIDGETSVC_NGINX_USER", wanted)
-    for name in ["www-data", "nobody"]:
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise FrontError("running as root, but no unprivileged user (www-data, nobody) exists")
+    tools = tools or ToolSettings.from_env()
+    try:
+        return plumbing.unprivileged_user("WIDGETSVC_NGINX_USER", tools.nginx_user,
+                                          settings.NGINX_USERS)
+    except plumbing.NoUser as exc:
+        raise FrontError(str(exc)) from None
 
 
-def app_user() -> pwd.struct_passwd | None:
+def app_user(tools: ToolSettings | None = None) -> pwd.struct_passwd | None:
     """As root: the unprivileged user gunicorn's workers (the application) run as,
     ``WIDGETSVC_APP_USER``, else the private clusters' owner (``postgres``, else ``nobody``),
     who reaches their sockets. It must be able to read the code. Otherwise None: the
     application runs as whoever starts it."""
     if os.geteuid() != 0:
         return None
-    wanted = os.environ.get("WIDGETSVC_APP_USER", "").strip()
+    tools = tools or ToolSettings.from_env()
     # A named user must exist and not be root (one line naming the setting otherwise).
-    user = (localdb.os_user("WIDGETSVC_APP_USER", wanted) if wanted
-            else localdb.cluster_owner())
+    user = (plumbing.os_user("WIDGETSVC_APP_USER", tools.app_user) if tools.app_user
+            else localdb.cluster_owner(tools))
     for code in (Path(__file__).resolve().parents[1], Path(sys.prefix).resolve()):
         if localdb.reachable_dir(code, user) != code:
             raise FrontError(
@@ -309,13 +250,13 @@ def make_runtime_dir(var_dir: Path, user: pwd.struct_passwd | None, pid: int,
     group, so that root's gunicorn binds (and chowns) its socket where no other user can swap
     a link in; nginx's own files then go in a ``nginx/`` directory of ``user``'s inside."""
     runtime = localdb.reachable_dir(var_dir / f"{prefix}-{pid}", user)
-    if len(str(runtime)) + len("/nginx/auth-gate.sock") > _SOCKET_PATH_LIMIT:
+    if not plumbing.socket_fits(runtime, "nginx/auth-gate.sock"):
         runtime = Path(tempfile.mkdtemp(prefix=f"widgetsvc-{prefix}-{pid}-"))  # 0700, ours
         return _own_runtime(runtime, user, root_owned)
     if runtime.parent.exists():
         for stale in runtime.parent.glob(f"{prefix}-*"):
             other = stale.name[len(prefix) + 1:]
-            if other.isdigit() and int(other) != pid and not _alive(int(other)):
+            if other.isdigit() and int(other) != pid and not plumbing.running(int(other)):
                 shutil.rmtree(stale, ignore_errors=True)
     shutil.rmtree(runtime, ignore_errors=True)
     return _own_runtime(runtime, user, root_owned)
@@ -329,12 +270,3 @@ def _own_runtime(runtime: Path, user: pwd.struct_passwd | None, root_owned: bool
             raise FrontError(str(exc)) from None
     return localdb.make_dir(runtime, owner=user, mode=0o700)
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 import os
 
+from widgetsvc.ops.settings import DEFAULT_GRANIAN_APP, ToolSettings
+
 
 def _drop_privileges() -> None:
     from widgetsvc.ops.front import app_user
@@ -35,4 +37,4 @@ def _load(target: str):
 
 if os.geteuid() == 0:
     _drop_privileges()
-app = _load(os.environ.get("WIDGETSVC_GRANIAN_APP", "widgetsvc.wsgi:app"))
+app = _load(ToolSettings.from_env().granian_app or DEFAULT_GRANIAN_APP)

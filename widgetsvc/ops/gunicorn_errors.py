@@ -1,6 +1,10 @@
 """gunicorn's own error answers (a request it cannot parse, before the app sees it) as JSON in
 docs/API.md §4's shape instead of its HTML page. Installed by gunicorn.conf.py; matters in direct
 mode (``bin/serve --direct``), since behind nginx only complete, valid requests reach gunicorn.
+
+gunicorn has no setting for these answers: its workers call ``gunicorn.util.write_error``, which
+is replaced here. That function is not public API, so setup.cfg pins gunicorn's version and
+tests/test_gunicorn_errors.py fails if it (or ``write_nonblock``) disappears or changes.
 """
 
 from __future__ import annotations
@@ -8,8 +12,6 @@ from __future__ import annotations
 import json
 
 from gunicorn import util
-
-_original = util.write_error
 
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
@@ -28,4 +30,5 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
 
 
 def install() -> None:
+    """gunicorn's workers answer their parse errors with ``write_json_error`` from now on."""
     util.write_error = write_json_error

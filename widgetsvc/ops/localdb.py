@@ -18,21 +18,18 @@ import pwd
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import quote
 
-from widgetsvc import setting_errors
-from widgetsvc.ops import apt, cmdline, safefs
+from widgetsvc.ops import apt, cmdline, plumbing, safefs, settings
+from widgetsvc.ops.settings import ToolSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VAR_DIR = REPO_ROOT / "var"
 SUPERUSER = "widgetsvc"
 DEFAULT_DBNAME = "widgetsvc"
-_SOCKET_PATH_LIMIT = 100  # sun_path holds 107 bytes; ".s.PGSQL.5432" must fit too
 
 
 class LocalDBError(RuntimeError):
@@ -70,49 +67,15 @@ def ensure_bindir() -> Path:
     return bindir
 
 
-def cluster_owner() -> pwd.struct_passwd:
+def cluster_owner(tools: ToolSettings | None = None) -> pwd.struct_passwd:
     """Who runs PostgreSQL: this user, or as root an unprivileged one."""
-    if os.geteuid() != 0:
-        return pwd.getpwuid(os.geteuid())
-    wanted = os.environ.get("WIDGETSVC_PG_OS_USER")
-    if wanted:
-        return os_user("WIDGETSVC_PG_OS_USER", wanted)
-    for name in ["postgres", "nobody"]:
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    raise LocalDBError("running as root, but no unprivileged user (postgres, nobody) exists")
-
-
-def os_user(variable: str, name: str) -> pwd.struct_passwd:
-    """The OS user a setting names; it must exist and must not be root (the point of naming
-    one is to run a part unprivileged)."""
+    tools = tools or ToolSettings.from_env()
     try:
-        user = pwd.getpwnam(name)
-    except KeyError:
-        raise setting_errors.bad_setting(variable, name, "no such OS user on this machine",
-                                         "an existing unprivileged user, e.g. nobody") from None
-    if user.pw_uid == 0:
-        raise setting_errors.bad_setting(variable, name, "is root",
-                                         "an existing unprivileged user, e.g. nobody")
-    return user
-
-
-def check_settings(env: Mapping[str, str] | None = None) -> None:
-    """Refuse this module's settings before anything starts (SettingError, one line)."""
-    env = os.environ if env is None else env
-    for variable in ("WIDGETSVC_PG_OS_USER", "WIDGETSVC_NGINX_USER"):
-        if env.get(variable):
-            os_user(variable, env[variable])
-    fsync = env.get("WIDGETSVC_PG_FSYNC", "")
-    if fsync not in ("", "on", "off"):
-        raise setting_errors.bad_setting("WIDGETSVC_PG_FSYNC", fsync, "unknown value",
-                                         "off, or unset / on")
-    state = env.get("XDG_STATE_HOME", "")
-    if state and not Path(state).is_absolute():
-        raise setting_errors.bad_setting("XDG_STATE_HOME", state, "not an absolute path",
-                                         "an absolute path; unset: ~/.local/state")
+        owner = plumbing.unprivileged_user("WIDGETSVC_PG_OS_USER", tools.pg_os_user,
+                                           settings.PG_OWNERS)
+    except plumbing.NoUser as exc:
+        raise LocalDBError(str(exc)) from None
+    return owner or pwd.getpwuid(os.geteuid())
 
 
 def searchable(directory: Path, user: pwd.struct_passwd) -> bool:
@@ -125,15 +88,13 @@ def searchable(directory: Path, user: pwd.struct_passwd) -> bool:
     return bool(info.st_mode & 0o001)
 
 
-def relocation_base() -> Path:
+def relocation_base(tools: ToolSettings | None = None) -> Path:
     """Where per-clone directories go when the checkout is out of reach: a place that survives
     a reboot (unlike the temp directory), ``/var/lib/widgetsvc`` as root, else the user's state
     directory (``$XDG_STATE_HOME``, by default ``~/.local/state``)."""
     if os.geteuid() == 0:
         return Path("/var/lib/widgetsvc")
-    state = Path(os.environ.get("XDG_STATE_HOME") or "")
-    if not state.is_absolute():  # unset, empty or relative: the XDG default
-        state = Path.home() / ".local" / "state"
+    state = (tools or ToolSettings.from_env()).state_home or Path.home() / ".local" / "state"
     return state / "widgetsvc"
 
 
@@ -169,24 +130,19 @@ def make_dir(path: Path, owner: pwd.struct_passwd | None = None, mode: int = 0o7
         raise LocalDBError(str(exc)) from None
 
 
-class LocalCluster:
-    """One PostgreSQL cluster in ``root`` (data, socket, log), created and started on demand."""
+class PrivatePostgres:
+    """One private PostgreSQL server (its own ``initdb`` cluster) in ``root``: data, socket,
+    log, created and started on demand. Not the HA ``cluster.Cluster``."""
 
-    def __init__(self, root: Path, port: int = 5432):
-        self.owner = cluster_owner()
+    def __init__(self, root: Path, port: int = 5432, tools: ToolSettings | None = None):
+        self.tools = tools or ToolSettings.from_env()
+        self.owner = cluster_owner(self.tools)
         self.root = reachable_dir(root, self.owner)
         self.data_dir = self.root / "data"
         self.log_file = self.root / "postgres.log"
         self.port = port
-        self.socket_dir = self._pick_socket_dir()
+        self.socket_dir = plumbing.socket_dir(self.root / "run", ".s.PGSQL.65535")
         self._bindir: Path | None = None
-
-    def _pick_socket_dir(self) -> Path:
-        preferred = self.root / "run"
-        if len(str(preferred)) + len("/.s.PGSQL.65535") <= _SOCKET_PATH_LIMIT:
-            return preferred
-        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / f"widgetsvc-{digest}"
 
     @property
     def bindir(self) -> Path:
@@ -204,7 +160,7 @@ class LocalCluster:
         if os.geteuid() == 0:
             kwargs = {"user": self.owner.pw_uid, "group": self.owner.pw_gid, "extra_groups": []}
         env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PATH": self.tools.path,
             "HOME": str(self.root),
             "LC_ALL": "C.UTF-8",
         }
@@ -259,7 +215,7 @@ class LocalCluster:
             return False
         return self._run("pg_ctl", "status", "-D", str(self.data_dir), check=False).returncode == 0
 
-    def start(self) -> LocalCluster:
+    def start(self) -> PrivatePostgres:
         """Create (first time) and start the cluster; safe to call when it already runs."""
         with self._lock():
             self._make_dirs()
@@ -277,7 +233,7 @@ class LocalCluster:
                     "-c unix_socket_permissions=0700",
                     f"-p {self.port}",
                     "-c max_connections=200",
-                    "-c fsync=off" if os.environ.get("WIDGETSVC_PG_FSYNC") == "off" else "",
+                    "" if self.tools.pg_fsync else "-c fsync=off",
                 ])
                 self._run(
                     "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir),
@@ -287,16 +243,12 @@ class LocalCluster:
         return self
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            result = self._run(
-                "pg_isready", "-q", "-h", str(self.socket_dir), "-p", str(self.port), check=False
-            )
-            if result.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise LocalDBError("PostgreSQL did not become ready" + self._log_tail())
-            time.sleep(0.1)
+        def ready() -> bool:
+            return self._run("pg_isready", "-q", "-h", str(self.socket_dir), "-p",
+                             str(self.port), check=False).returncode == 0
+
+        if not plumbing.poll(ready, timeout=timeout, interval=0.1):
+            raise LocalDBError("PostgreSQL did not become ready" + self._log_tail())
 
     def stop(self, mode: str = "fast") -> None:
         if self.is_running():
@@ -308,7 +260,7 @@ class LocalCluster:
         if self.socket_dir != self.root / "run":
             shutil.rmtree(self.socket_dir, ignore_errors=True)
         self.lock_path.unlink(missing_ok=True)
-        if self.root.is_relative_to(relocation_base()):
+        if self.root.is_relative_to(relocation_base(self.tools)):
             with suppress(OSError):  # the clone's relocated directory, when nothing else is left
                 self.root.parent.rmdir()
 
@@ -326,20 +278,20 @@ class LocalCluster:
         self._run("dropdb", *self._client_args(), "--if-exists", "--force", dbname)
 
 
-def dev_cluster() -> LocalCluster:
-    """The clone's development cluster, shared by bin/serve, bin/add-user and bin/migrate."""
-    return LocalCluster(VAR_DIR / "pg")
+def dev_cluster() -> PrivatePostgres:
+    """The clone's development server, shared by bin/serve, bin/add-user and bin/migrate."""
+    return PrivatePostgres(VAR_DIR / "pg")
 
 
 def ensure_dev_database() -> str:
-    """Start the development cluster and its database; return the URL to use."""
+    """Start the development server and its database; return the URL to use."""
     cluster = dev_cluster().start()
     return cluster.create_database(DEFAULT_DBNAME)
 
 
-def database_url_from_env() -> str:
+def database_url(tools: ToolSettings) -> str:
     """``DATABASE_URL`` when set; otherwise the local development database, started if needed."""
-    return os.environ.get("DATABASE_URL") or ensure_dev_database()
+    return tools.database_url or ensure_dev_database()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -372,7 +324,7 @@ it: stop it with `bin/localdb stop`. It listens on a Unix socket only (no TCP po
 
 
 def _command(command: str) -> int:
-    check_settings()
+    ToolSettings.from_env()
     cluster = dev_cluster()
     if command == "start":
         print(ensure_dev_database())

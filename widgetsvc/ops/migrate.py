@@ -19,20 +19,17 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from widgetsvc import setting_errors
 from widgetsvc.db import MIGRATIONS_DIR, SQL_DIR
 from widgetsvc.ops import cmdline
+from widgetsvc.ops.settings import ToolSettings
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
-_LOCK_TIMEOUT = re.compile(r"^[1-9][0-9]{0,8}(ms|s|min)?$")
-DEFAULT_LOCK_TIMEOUT = "2s"
-DEFAULT_RETRIES = 5
 RETRY_DELAY = 2.0  # seconds between attempts
 
 
@@ -92,20 +89,6 @@ def applied_versions(url: str) -> set[str]:
     return {line for line in result.stdout.splitlines() if line}
 
 
-def lock_settings(env: Mapping[str, str] | None = None) -> tuple[str, int]:
-    """``MIGRATE_LOCK_TIMEOUT`` (e.g. ``5s``, ``500ms``) and ``MIGRATE_RETRIES``, checked."""
-    env = os.environ if env is None else env
-    timeout = env.get("MIGRATE_LOCK_TIMEOUT", "").strip() or DEFAULT_LOCK_TIMEOUT
-    if not _LOCK_TIMEOUT.match(timeout):
-        raise setting_errors.bad_setting("MIGRATE_LOCK_TIMEOUT", timeout, "not a duration",
-                                         "a positive duration such as 5s, 500ms or 1min")
-    raw = env.get("MIGRATE_RETRIES", "").strip() or str(DEFAULT_RETRIES)
-    if not raw.isdigit() or int(raw) > 100:
-        raise setting_errors.bad_setting("MIGRATE_RETRIES", raw, "not a number of retries",
-                                         "a whole number from 0 to 100")
-    return timeout, int(raw)
-
-
 def _lock_timed_out(stderr: str) -> bool:
     return "55P03" in stderr or "lock timeout" in stderr
 
@@ -116,10 +99,11 @@ def migrate(url: str, directory: Path = MIGRATIONS_DIR, log=print, *,
             sleep: Callable[[float], None] = time.sleep) -> list[str]:
     """Apply every pending migration; return the versions applied by this call. A file that
     cannot get its locks within ``lock_timeout`` is rolled back and tried ``retries`` more
-    times (defaults: ``lock_settings()``)."""
-    default_timeout, default_retries = lock_settings()
-    lock_timeout = lock_timeout or default_timeout
-    retries = default_retries if retries is None else retries
+    times (defaults: ``MIGRATE_LOCK_TIMEOUT``, ``MIGRATE_RETRIES``)."""
+    if lock_timeout is None or retries is None:
+        tools = ToolSettings.from_env()
+        lock_timeout = lock_timeout or tools.migrate_lock_timeout
+        retries = tools.migrate_retries if retries is None else retries
     done = applied_versions(url)
     applied: list[str] = []
     for path in migration_files(directory):
@@ -194,17 +178,16 @@ The README's "Migrations" section shows the same psql commands to run by hand.""
 
 
 def _main(dry_run: bool, status: bool) -> int:
-    from widgetsvc.ops import dbprobe
-    from widgetsvc.ops.localdb import check_settings, database_url_from_env
+    from widgetsvc.ops import dbprobe, localdb
 
-    check_settings()
-    lock_settings()  # refused before the database is touched
-    if os.environ.get("DATABASE_URL"):
-        dbprobe.check_url(os.environ["DATABASE_URL"])
-    url = database_url_from_env()
+    tools = ToolSettings.from_env()  # refused before the database is touched
+    if tools.database_url:
+        dbprobe.check_url(tools.database_url)
+    url = localdb.database_url(tools)
     dbprobe.probe(url)
     if not (dry_run or status):
-        if not migrate(url):
+        if not migrate(url, lock_timeout=tools.migrate_lock_timeout,
+                       retries=tools.migrate_retries):
             print("migrate: nothing to apply")
         return 0
     done = recorded_versions(url)

@@ -1,4 +1,5 @@
-"""The tools' shared process and port plumbing: detached processes, pids, free ports, waiting.
+"""The tools' shared process and filesystem plumbing: detached processes, pids and /proc, the
+unprivileged users parts run as, Unix socket paths, free ports, waiting.
 
 Every tool that starts something (the private PostgreSQL, the front, the cluster, backups)
 starts, finds, waits for and stops it through here. Each process starts in its own session
@@ -8,28 +9,55 @@ recorded with the process's start time, so a pid the kernel reused is never sign
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from widgetsvc import setting_errors
 from widgetsvc.ops import safefs
 
+# sun_path holds 107 bytes; keeping paths to 100 leaves room for a terminating NUL and slack.
+SOCKET_PATH_LIMIT = 100
 
-def start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+
+# -- processes (/proc) ------------------------------------------------------------------------
+
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields after the command name (state, ppid, pgrp, ...), or None when
+    the process is gone or a zombie (as good as gone)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # a zombie is as good as gone
-        return None
-    return fields[19]
+    return None if fields[0] == "Z" else fields
+
+
+def processes() -> Iterator[tuple[int, list[str]]]:
+    """Every live process: its pid and its ``stat_fields``."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = stat_fields(int(entry.name))
+            if fields is not None:
+                yield int(entry.name), fields
+
+
+def start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    fields = stat_fields(pid)
+    return None if fields is None else fields[19]
+
+
+def running(pid: int) -> bool:
+    """Whether a (non-zombie) process ``pid`` exists, whoever it belongs to."""
+    return stat_fields(pid) is not None
 
 
 def alive(record: Sequence | None) -> bool:
@@ -39,18 +67,69 @@ def alive(record: Sequence | None) -> bool:
 
 def group_members(pgid: int) -> list[int]:
     """Live processes in process group ``pgid`` (a session leader's children stay in it)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    return [pid for pid, fields in processes() if int(fields[2]) == pgid]
+
+
+def children(ppid: int) -> list[int]:
+    """Live processes whose parent is ``ppid`` (a subreaper's adopted orphans among them)."""
+    return [pid for pid, fields in processes() if int(fields[1]) == ppid]
+
+
+# -- users ------------------------------------------------------------------------------------
+
+class NoUser(RuntimeError):
+    """Running as root, but none of the unprivileged users to run a part as exists."""
+
+
+def os_user(variable: str, name: str) -> pwd.struct_passwd:
+    """The OS user a setting names; it must exist and must not be root (the point of naming
+    one is to run a part unprivileged)."""
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        raise setting_errors.bad_setting(variable, name, "no such OS user on this machine",
+                                         "an existing unprivileged user, e.g. nobody") from None
+    if user.pw_uid == 0:
+        raise setting_errors.bad_setting(variable, name, "is root",
+                                         "an existing unprivileged user, e.g. nobody")
+    return user
+
+
+def unprivileged_user(variable: str, wanted: str, candidates: Sequence[str]
+                      ) -> pwd.struct_passwd | None:
+    """Who a part runs as when this process is root: the user the setting ``variable`` names
+    (``wanted``), else the first of ``candidates`` that exists. None when not root: the part
+    runs as whoever runs the tool."""
+    if os.geteuid() != 0:
+        return None
+    if wanted:
+        return os_user(variable, wanted)
+    for name in candidates:
         try:
-            stat = (entry / "stat").read_text()
-        except OSError:
+            return pwd.getpwnam(name)
+        except KeyError:
             continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+    raise NoUser(f"running as root, but no unprivileged user ({', '.join(candidates)}) exists")
+
+
+# -- Unix sockets -----------------------------------------------------------------------------
+
+def socket_fits(directory: Path, name: str) -> bool:
+    """Whether socket ``name`` in ``directory`` stays within a socket path's length."""
+    return len(str(directory)) + 1 + len(name) <= SOCKET_PATH_LIMIT
+
+
+def socket_dir(preferred: Path, longest_name: str) -> Path:
+    """``preferred``, or when ``longest_name`` in it would be too long for a socket path, a
+    short directory in the temp directory named after it (the same one every time, so that
+    clients find it; its creator refuses one another user made first: ``safefs.make_dir``)."""
+    if socket_fits(preferred, longest_name):
+        return preferred
+    digest = hashlib.sha256(str(preferred).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"widgetsvc-{digest}"
+
+
+# -- starting and stopping --------------------------------------------------------------------
 
 
 def start(
@@ -115,6 +194,8 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
+# -- ports and waiting ------------------------------------------------------------------------
+
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """``count`` distinct ports free right now (all bound at once, so never the same twice)."""
     sockets = []
@@ -129,6 +210,11 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """One port free right now."""
+    return free_ports(1, host)[0]
+
+
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         try:
@@ -138,31 +224,53 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def wait_until(check: Callable[[], bool], *, timeout: float, what: str,
-               log: Path | None = None, record: Sequence | None = None) -> None:
-    """Poll ``check`` until true; fail with the log's tail after ``timeout`` or if the
-    process of ``record`` died meanwhile."""
+def poll(check: Callable[[], object], *, timeout: float, interval: float = 0.2,
+         give_up: Callable[[], object] | None = None) -> bool:
+    """Call ``check`` every ``interval`` s until it is true (True), ``give_up`` is true or
+    ``timeout`` s passed (False). An exception from ``check`` means "not yet"."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             if check():
-                return
+                return True
         except Exception:  # noqa: S110 (not up yet: any error means "try again")
             pass
-        if record is not None and not alive(record):
-            raise RuntimeError(f"{what}: the process exited" + (f"\n{tail(log)}" if log else ""))
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not ready after {timeout:.0f} s"
-                               + (f"\n{tail(log)}" if log else ""))
-        time.sleep(0.2)
+        if (give_up is not None and give_up()) or time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+
+
+def wait_until(check: Callable[[], object], *, timeout: float, what: str,
+               log: Path | None = None, record: Sequence | None = None,
+               interval: float = 0.2) -> None:
+    """Poll ``check`` until true; fail with the log's tail after ``timeout`` or if the
+    process of ``record`` died meanwhile."""
+    died = (lambda: not alive(record)) if record is not None else None
+    if poll(check, timeout=timeout, interval=interval, give_up=died):
+        return
+    log_tail = f"\n{tail(log)}" if log else ""
+    if died is not None and died():
+        raise RuntimeError(f"{what}: the process exited{log_tail}")
+    raise RuntimeError(f"{what}: not ready after {timeout:.0f} s{log_tail}")
 
 
 def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts connections on HOST:PORT."""
     try:
         with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False
+
+
+def unix_open(path: Path) -> bool:
+    """Whether something accepts connections on the Unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+        return True
 
 
 def tail(path: Path | None, lines: int = 25) -> str:

@@ -14,62 +14,33 @@ created.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from widgetsvc.config import ConfigError, bad
+from widgetsvc.config import ConfigError
+from widgetsvc.ops.settings import DEFAULT_GRANIAN_APP, ToolSettings
 
-SERVERS = ("gunicorn", "granian")
-DEFAULT = "gunicorn"
 # Pinned: a new release must not change what is measured and tested unseen (setup.cfg's
 # ``granian`` extra says the same; tests/test_servers.py keeps them in step).
 GRANIAN_REQUIREMENT = "granian==2.8.9"
 
 # Granian's own settings that bin/serve chooses unless the operator set them (granian reads
 # every GRANIAN_* variable itself). One Python thread per worker, as gunicorn's sync workers,
-# and at most 16 requests taken in per worker. Measured (WEB_CONCURRENCY=3 bin/bench --servers
-# gunicorn,granian --scenarios user,widget,list --rounds 2, shared 2-core machine; Granian /
-# gunicorn req/s, and p99 ratio):
-#   1 thread,  backpressure 16:   user 1.60x (p99 0.80x), widget 2.35x (1.24x), list 1.58x (1.12x)
-#   2 threads, backpressure 16:   user 2.08x (0.86x), widget 2.76x (2.67x), list 2.33x (1.09x)
-#   Granian's default (341 threads and backpressure per worker here):
-#                                 user 2.99x (5.42x), widget 2.68x (5.27x), list 2.21x (4.32x)
-# Many threads per worker take in every request at once and queue them on the GIL and on the
-# 4-connection pool (DB_POOL_MAX): that is where Granian's higher p99 came from.
+# and at most 16 requests taken in per worker: many threads per worker take in every request
+# at once and queue them on the GIL and on the 4-connection pool (DB_POOL_MAX), which is where
+# Granian's higher p99 came from (docs/benchmarks.md, "Granian's threads and backpressure").
 GRANIAN_DEFAULTS = {
     "GRANIAN_BLOCKING_THREADS": "1",
     "GRANIAN_BACKPRESSURE": "16",
 }
 
 
-def chosen(env: Mapping[str, str], flag: str | None = None) -> str:
-    """``--server`` if given, else ``WIDGETSVC_SERVER``, else gunicorn; refused in one line."""
-    raw = (flag if flag is not None else env.get("WIDGETSVC_SERVER", "")).strip() or DEFAULT
-    if raw not in SERVERS:
-        raise bad("WIDGETSVC_SERVER", raw, "not a server bin/serve runs", " or ".join(SERVERS))
-    return raw
-
-
-def check(env: Mapping[str, str]) -> str:
-    """bin/serve's preflight: the server, and the app Granian's workers load, in one line."""
-    kind = chosen(env)
-    target = env.get("WIDGETSVC_GRANIAN_APP", "")
-    module, _, name = target.partition(":")
-    if target and not (name.isidentifier()
-                       and all(part.isidentifier() for part in module.split("."))):
-        raise bad("WIDGETSVC_GRANIAN_APP", target, "not a WSGI app's name",
-                  "MODULE:CALLABLE, e.g. widgetsvc.wsgi:app; bin/serve sets it")
-    return kind
-
-
-def workers(env: Mapping[str, str]) -> int:
-    """The same rule for both: WEB_CONCURRENCY, else one per core plus one."""
-    raw = env.get("WEB_CONCURRENCY", "").strip()
-    return int(raw) if raw else (os.cpu_count() or 1) + 1
+def chosen(tools: ToolSettings, flag: str | None = None) -> str:
+    """``--server`` if given, else ``WIDGETSVC_SERVER`` (gunicorn by default)."""
+    return flag or tools.server
 
 
 def granian_executable(*, install: bool = True) -> str:
@@ -97,18 +68,18 @@ def _importable() -> bool:
     return importlib.util.find_spec("granian") is not None
 
 
-def granian_argv(executable: str, env: Mapping[str, str], *,
-                 uds: Path | None, host: str, port: str) -> list[str]:
+def granian_argv(executable: str, tools: ToolSettings, *, uds: Path | None) -> list[str]:
     """Granian's command line: WSGI, HTTP/1 (what nginx speaks upstream), no websockets, the
-    same workers, log level and graceful timeout as gunicorn's settings."""
-    graceful = max(1, int(env.get("GUNICORN_GRACEFUL_TIMEOUT", "30") or 30))
+    same workers, log level and graceful timeout as gunicorn's settings; on ``uds`` behind the
+    front, else alone on HOST:PORT."""
+    graceful = max(1, tools.graceful_timeout)
     # The socket is in bin/serve's runtime directory, which only nginx's group may enter (as
     # root; otherwise only this user): nginx, whoever it runs as, may connect.
     where = (["--uds", str(uds), "--uds-permissions", str(0o666)] if uds is not None
-             else ["--host", host.strip("[]"), "--port", str(port)])
-    level = env.get("LOG_LEVEL", "info").strip().lower() or "info"
+             else ["--host", tools.host.strip("[]"), "--port", str(tools.port)])
+    level = tools.log_level
     return [executable, "--interface", "wsgi", "--http", "1", "--no-ws",
-            "--workers", str(workers(env)), *where,
+            "--workers", str(tools.workers), *where,
             "--log-level", level if level in _GRANIAN_LEVELS else "info", "--no-access-log",
             "--workers-kill-timeout", str(graceful),
             "widgetsvc.ops.granian_app:app"]
@@ -120,7 +91,7 @@ _GRANIAN_LEVELS = ("critical", "error", "warning", "info", "debug")
 def granian_env(env: Mapping[str, str], app: str | None = None) -> dict[str, str]:
     """bin/serve's environment plus Granian's tuned defaults (an operator's GRANIAN_* wins),
     and the app its workers load (granian_app.py; bin/bench's floor names another)."""
-    return {**GRANIAN_DEFAULTS, **env, "WIDGETSVC_GRANIAN_APP": app or "widgetsvc.wsgi:app"}
+    return {**GRANIAN_DEFAULTS, **env, "WIDGETSVC_GRANIAN_APP": app or DEFAULT_GRANIAN_APP}
 
 
 def upstream_keepalive(kind: str) -> int:

@@ -13,11 +13,12 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from widgetsvc.ops import plumbing
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -33,23 +34,6 @@ def _prctl(option: int, value: int) -> None:
 def _die_with_parent() -> None:
     """In a child, before exec: get SIGTERM if bin/serve itself is killed (SIGKILL)."""
     _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _orphans() -> list[int]:
-    """Processes re-parented to us (a dead nginx master's workers: we are their subreaper)."""
-    me = str(os.getpid())
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    stat = handle.read()
-            except OSError:
-                continue
-            fields = stat[stat.rindex(")") + 2:].split()
-            if fields[1] == me and fields[0] != "Z":
-                found.append(int(entry))
-    return found
 
 
 def preload_code() -> None:
@@ -111,33 +95,25 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, self._on_signal)
 
+    def _give_up(self) -> bool:
+        return self.stop_requested or self._dead_child() is not None
+
     def wait_for_socket(self, path: Path, timeout: float = 60.0) -> bool:
         """True once gunicorn accepts connections on ``path`` (False: stop or a child died)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.stop_requested or self._dead_child():
-                return False
-            with socket.socket(socket.AF_UNIX) as sock:
-                try:
-                    sock.connect(str(path))
-                    return True
-                except OSError:
-                    time.sleep(0.05)
-        _say(f"gunicorn did not listen on {path} within {timeout:.0f} s")
+        if plumbing.poll(lambda: plumbing.unix_open(path), timeout=timeout, interval=0.05,
+                         give_up=self._give_up):
+            return True
+        if not self._give_up():
+            _say(f"gunicorn did not listen on {path} within {timeout:.0f} s")
         return False
 
     def wait_for_tcp(self, host: str, port: int, timeout: float = 60.0) -> bool:
         """True once HOST:PORT accepts connections (False: stop or a child died)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.stop_requested or self._dead_child():
-                return False
-            try:
-                with socket.create_connection((host, port), timeout=1):
-                    return True
-            except OSError:
-                time.sleep(0.05)
-        _say(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+        if plumbing.poll(lambda: plumbing.tcp_open(port, host), timeout=timeout, interval=0.05,
+                         give_up=self._give_up):
+            return True
+        if not self._give_up():
+            _say(f"nothing listens on {host}:{port} after {timeout:.0f} s")
         return False
 
     def _dead_child(self) -> str | None:
@@ -181,7 +157,7 @@ class Supervisor:
 
     def _stop_orphans(self) -> None:
         for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-            left = _orphans()
+            left = plumbing.children(os.getpid())
             for pid in left:
                 try:
                     os.kill(pid, sig)

@@ -1,4 +1,4 @@
-"""Rows to JSON: the widget body (docs/API.md §5); pages are widgetsvc/paging.py."""
+"""Widgets to JSON: the widget body (docs/API.md §5); pages are widgetsvc/paging.py."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from widgetsvc import API_PREFIX, timefmt
+from widgetsvc.widgets.store import Widget
 
 COLLECTION_PATH = f"{API_PREFIX}/widgets"
 
@@ -36,15 +37,15 @@ def _fixed_parts(name: str, created_at: datetime, deadline: datetime, owner_emai
     )
 
 
-def widget_body(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+def widget_body(widget: Widget, now: datetime) -> dict[str, Any]:
     """One widget, keys in the contract's order."""
-    deadline: datetime = row["deadline"]
+    deadline = widget.deadline
     created, created_iso, created_rfc, deadline_text, owner, link = _fixed_parts(
-        row["name"], row["created_at"], deadline, row["owner_email"], row["owner_public_id"]
+        widget.name, widget.created_at, deadline, widget.owner_email, widget.owner_public_id
     )
     return {
-        "name": row["name"],
-        "info_url": row["info_url"],
+        "name": widget.name,
+        "info_url": widget.info_url,
         "created_at": created,
         "created_at_iso8601": created_iso,
         "created_at_rfc822": created_rfc,

@@ -11,10 +11,13 @@ from collections.abc import Mapping
 from widgetsvc import setting_errors
 from widgetsvc.config import ConfigError
 from widgetsvc.ops import cmdline
+from widgetsvc.ops.cluster.hacluster import HACluster, Options
 from widgetsvc.ops.cluster.packages import MissingPackages
-from widgetsvc.ops.cluster.topology import Cluster, ClusterError, Options
+from widgetsvc.ops.cluster.state import ClusterError
+from widgetsvc.ops.cluster.upgrade import rolling_upgrade
 from widgetsvc.ops.front import FrontError
 from widgetsvc.ops.safefs import UnsafePath
+from widgetsvc.ops.settings import ToolSettings
 
 
 def _log(message: str) -> None:
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     except (setting_errors.SettingError, ConfigError, FrontError) as exc:
         _log(f"widgetsvc: {exc}")
         return 1
-    cluster = Cluster(Path(args.dir).resolve() if args.dir else None)
+    cluster = HACluster(Path(args.dir).resolve() if args.dir else None)
     try:
         if args.command == "up":
             if args.instances < 1:
@@ -69,8 +72,6 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             return _status(cluster, as_json=args.json)
         elif args.command == "upgrade":
-            from widgetsvc.ops.cluster.upgrade import rolling_upgrade
-
             rolling_upgrade(cluster, log=_log)
             print(cluster.front_url)
         elif args.command == "env":
@@ -90,27 +91,16 @@ def check_settings(env: Mapping[str, str], *, up: bool) -> None:
     """bin/cluster's own settings, and for ``up`` the service's (they reach every instance),
     refused in one line before any part starts."""
     from widgetsvc import config
-    from widgetsvc.ops import front, localdb
 
-    raw = env.get("PGBOUNCER_POOL_SIZE", "").strip()
-    if raw and (not raw.isdigit() or int(raw) < 1):
-        raise setting_errors.bad_setting("PGBOUNCER_POOL_SIZE", raw, "not a positive whole number",
-                                         "server connections per database/user pair, at least 1")
-    where = env.get("WIDGETSVC_CLUSTER_DIR", "")
-    if where and os.path.exists(where) and not os.path.isdir(where):
-        raise setting_errors.bad_setting("WIDGETSVC_CLUSTER_DIR", where,
-                                         "exists and is not a directory",
-                                         "a directory, or a path to create one at")
-    localdb.check_settings(env)
+    ToolSettings.from_env(env)
     if up:
         stand_ins = {"DATABASE_URL": "postgresql:///cluster", "SECRET_KEY": "k" * 48}
         service = {**env, **{k: v for k, v in stand_ins.items() if not env.get(k)}}
         config.Config.from_env(service)
         config.check_gunicorn(service)
-        front.FrontSettings.from_env(service)
 
 
-def _status(cluster: Cluster, *, as_json: bool) -> int:
+def _status(cluster: HACluster, *, as_json: bool) -> int:
     info = cluster.status()
     if as_json:
         print(json.dumps(info, indent=2))

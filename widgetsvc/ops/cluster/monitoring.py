@@ -3,166 +3,141 @@ Prometheus scraping every instance's metrics listener, nginx (through
 prometheus-nginx-exporter and the front's ``stub_status`` on an internal listener), both
 PostgreSQL servers (a prometheus-postgres-exporter each), Patroni's own ``/metrics`` and the
 machine's disks (prometheus-node-exporter), with ``deploy/prometheus/alerts.yml`` loaded.
-
-Kept out of topology.py: it calls :func:`assign_ports`, :func:`instance_env`,
-:func:`with_stub_status`, :func:`start` and :data:`PARTS` (down) at one line each.
 """
 
 from __future__ import annotations
 
-import urllib.request
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
 
-from widgetsvc.ops import plumbing
+from widgetsvc.ops.cluster.loopback import answers_ok
 from widgetsvc.ops.cluster.packages import which
+from widgetsvc.ops.cluster.part import Part
 from widgetsvc.ops.cluster.render import DEPLOY_DIR, render
+from widgetsvc.ops.cluster.state import HOST, NODES, SUPERUSER, ClusterState
 
-if TYPE_CHECKING:
-    from widgetsvc.ops.cluster.topology import Cluster
-
-HOST = "127.0.0.1"
-NODES = ("pg1", "pg2")
-# Stopped first on ``down`` (they only watch the rest).
-PARTS = ["prometheus", "nginx-exporter", "node-exporter",
-         *(f"postgres-exporter-{node}" for node in NODES)]
 SCRAPE_INTERVAL = "5s"
-_SINGLE = ("prometheus", "nginx_stub", "nginx_exporter", "node_exporter")
 
 
-def assign_ports(cluster: Cluster) -> None:
-    """Ports for the monitoring parts and each instance's ``METRICS_PORT``, picked once and
-    kept in ``state.json`` (a stopped part whose port was taken meanwhile gets a new one)."""
-    ports = cluster.state["ports"]
-    mon: dict[str, Any] = ports.setdefault("monitoring", {})
-    owners = {"prometheus": "prometheus", "nginx_stub": "nginx",
-              "nginx_exporter": "nginx-exporter", "node_exporter": "node-exporter"}
-    for key in _SINGLE:
-        if key not in mon or not (plumbing.alive(cluster.pids.get(owners[key]))
-                                  or plumbing.port_free(mon[key])):
-            mon[key] = plumbing.free_ports(1)[0]
-    exporters = mon.setdefault("postgres_exporters", [])
-    for index, node in enumerate(NODES):
-        if index >= len(exporters):
-            exporters.append(plumbing.free_ports(1)[0])
-        elif not (plumbing.alive(cluster.pids.get(f"postgres-exporter-{node}"))
-                  or plumbing.port_free(exporters[index])):
-            exporters[index] = plumbing.free_ports(1)[0]
-    metrics = ports.setdefault("metrics", [])
-    for index in range(len(ports["instances"])):
-        if index >= len(metrics):
-            metrics.append(plumbing.free_ports(1)[0])
-        elif not (plumbing.alive(cluster.pids.get(f"instance-{index + 1}"))
-                  or plumbing.port_free(metrics[index])):
-            metrics[index] = plumbing.free_ports(1)[0]
+class Exporter(Part):
+    """A Prometheus exporter: started when not running, ready when its /metrics answers."""
+
+    program: str = ""
+    port_key: str = ""
+
+    @property
+    def port(self) -> int:
+        return self.state.ports["monitoring"][self.port_key]
+
+    @property
+    def listen(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} on http://{self.listen}"
+
+    def ready(self) -> bool:
+        return answers_ok(f"http://{self.listen}/metrics")
 
 
-def instance_env(cluster: Cluster, index: int) -> dict[str, str]:
-    """Each instance's own metrics listener (always on in the cluster: Prometheus scrapes it)."""
-    metrics = cluster.state["ports"].get("metrics") or []
-    if index >= len(metrics):
-        assign_ports(cluster)
-        metrics = cluster.state["ports"]["metrics"]
-    return {"METRICS_PORT": str(metrics[index])}
+class NginxExporter(Exporter):
+    name = "nginx-exporter"
+    port_key = "nginx_exporter"
+
+    def argv(self) -> list[str]:
+        stub = self.state.ports["monitoring"]["nginx_stub"]
+        return [which("prometheus-nginx-exporter") or "prometheus-nginx-exporter",
+                "-nginx.scrape-uri", f"http://{HOST}:{stub}/stub_status",
+                "-web.listen-address", self.listen]
 
 
-def with_stub_status(cluster: Cluster, nginx_conf: str) -> str:
-    """The front's nginx.conf with one more server: ``stub_status`` on an internal loopback
-    listener, for prometheus-nginx-exporter (never on the public port)."""
-    if "nginx_stub" not in cluster.state["ports"].get("monitoring", {}):
-        assign_ports(cluster)
-    port = cluster.state["ports"]["monitoring"]["nginx_stub"]
-    server = (
-        "\n    # prometheus-nginx-exporter reads the connection counts here (internal only)\n"
-        "    server {\n"
-        f"        listen {HOST}:{port};\n"
-        "        access_log off;\n"
-        "        location = /stub_status { stub_status; }\n"
-        "        location / { return 404; }\n"
-        "    }\n")
-    end = nginx_conf.rstrip().rindex("}")  # the http block's closing brace
-    return nginx_conf[:end] + server + nginx_conf[end:]
+class PostgresExporter(Exporter):
+    """One per node: the server itself, not HAProxy (each server's own state, a replica's
+    too)."""
+
+    def __init__(self, state: ClusterState, index: int):
+        super().__init__(state)
+        self.index = index
+        self.name = f"postgres-exporter-{NODES[index]}"
+
+    @property
+    def port(self) -> int:
+        return self.state.ports["monitoring"]["postgres_exporters"][self.index]
+
+    def argv(self) -> list[str]:
+        return [which("prometheus-postgres-exporter") or "prometheus-postgres-exporter",
+                f"--web.listen-address={self.listen}"]
+
+    def env(self) -> dict[str, str]:
+        # The password reaches the exporter in its environment, never on a command line.
+        secret = self.state.secrets["superuser"]
+        pg_port = self.state.ports["postgres"][self.index]
+        return {**self.state.base_env(), "DATA_SOURCE_NAME":
+                f"postgresql://{SUPERUSER}:{secret}@{HOST}:{pg_port}/postgres?sslmode=disable"}
 
 
-def url(cluster: Cluster) -> str | None:
-    port = cluster.state.get("ports", {}).get("monitoring", {}).get("prometheus")
+class NodeExporter(Exporter):
+    name = "node-exporter"
+    port_key = "node_exporter"
+
+    def argv(self) -> list[str]:
+        return [which("prometheus-node-exporter") or "prometheus-node-exporter",
+                f"--web.listen-address={self.listen}", "--collector.disable-defaults",
+                "--collector.filesystem", "--collector.cpu", "--collector.meminfo",
+                "--collector.loadavg"]
+
+
+class Prometheus(Exporter):
+    """Restarted when its configuration or the alert rules changed."""
+
+    name = "prometheus"
+    port_key = "prometheus"
+
+    @property
+    def directory(self) -> Path:
+        return self.state.root / "prometheus"
+
+    def config(self) -> str:
+        ports = self.state.ports
+        monitoring = ports["monitoring"]
+        count = self.state.state["instances"]
+
+        def targets(values: list[int]) -> str:
+            return ", ".join(f"'{HOST}:{port}'" for port in values)
+
+        return render(
+            "prometheus/prometheus.yml.template",
+            scrape_interval=SCRAPE_INTERVAL,
+            rules=str(self.directory / "alerts.yml"),
+            instances=targets(ports["metrics"][:count]),
+            nginx_exporter=f"{HOST}:{monitoring['nginx_exporter']}",
+            postgres_exporters=targets(monitoring["postgres_exporters"]),
+            patroni=targets(ports["patroni"]),
+            node_exporter=f"{HOST}:{monitoring['node_exporter']}",
+            prometheus=self.listen)
+
+    def render(self) -> bool:
+        directory = self.state.private_dir(self.directory)
+        rules = self.state.config(directory / "alerts.yml",
+                                  (DEPLOY_DIR / "prometheus" / "alerts.yml").read_text())
+        return self.state.config(directory / "prometheus.yml", self.config()) or rules
+
+    def argv(self) -> list[str]:
+        return [which("prometheus") or "prometheus",
+                f"--config.file={self.directory / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.state.private_dir(self.directory / 'data')}",
+                f"--web.listen-address={self.listen}", "--storage.tsdb.retention.time=15d"]
+
+    def ready(self) -> bool:
+        return answers_ok(f"http://{self.listen}/-/ready")
+
+
+def parts(state: ClusterState) -> list[Part]:
+    """In start order: the exporters, then Prometheus (``down`` stops them first)."""
+    return [NginxExporter(state), *(PostgresExporter(state, i) for i in range(len(NODES))),
+            NodeExporter(state), Prometheus(state)]
+
+
+def url(state: ClusterState) -> str | None:
+    port = state.state.get("ports", {}).get("monitoring", {}).get("prometheus")
     return f"http://{HOST}:{port}" if port else None
-
-
-def _ok(address: str) -> bool:
-    try:
-        with urllib.request.urlopen(address, timeout=2) as resp:  # noqa: S310 (loopback)
-            return resp.status == 200
-    except OSError:
-        return False
-
-
-def prometheus_config(cluster: Cluster) -> str:
-    ports = cluster.state["ports"]
-    mon = ports["monitoring"]
-    count = cluster.state["instances"]
-
-    def targets(values: list[int]) -> str:
-        return ", ".join(f"'{HOST}:{port}'" for port in values)
-
-    return render(
-        "prometheus/prometheus.yml.template",
-        scrape_interval=SCRAPE_INTERVAL,
-        rules=str(cluster.root / "prometheus" / "alerts.yml"),
-        instances=targets(ports["metrics"][:count]),
-        nginx_exporter=f"{HOST}:{mon['nginx_exporter']}",
-        postgres_exporters=targets(mon["postgres_exporters"]),
-        patroni=targets(ports["patroni"]),
-        node_exporter=f"{HOST}:{mon['node_exporter']}",
-        prometheus=f"{HOST}:{mon['prometheus']}")
-
-
-def _start(cluster: Cluster, name: str, argv: list[str], check_url: str, log,
-           env: dict[str, str] | None = None, restart: bool = False) -> None:
-    record = cluster.pids.get(name)
-    if plumbing.alive(record) and not restart:
-        return
-    cluster._stop_part(name)
-    log(f"cluster: starting {name} on {check_url.rsplit('/', 1)[0]}")
-    record = cluster._start_part(name, argv, cluster.root / f"{name}.log",
-                                 env={**cluster._base_env(), **(env or {})})
-    plumbing.wait_until(lambda: _ok(check_url), timeout=60, what=name,
-                     log=cluster.root / f"{name}.log", record=record)
-
-
-def start(cluster: Cluster, log) -> None:
-    """The exporters, then Prometheus (restarted when its configuration changed)."""
-    mon = cluster.state["ports"]["monitoring"]
-    secret = cluster.state["secrets"]["superuser"]
-    _start(cluster, "nginx-exporter", [
-        which("prometheus-nginx-exporter") or "prometheus-nginx-exporter",
-        "-nginx.scrape-uri", f"http://{HOST}:{mon['nginx_stub']}/stub_status",
-        "-web.listen-address", f"{HOST}:{mon['nginx_exporter']}"],
-        f"http://{HOST}:{mon['nginx_exporter']}/metrics", log)
-    for index, node in enumerate(NODES):
-        port = mon["postgres_exporters"][index]
-        pg_port = cluster.ports["postgres"][index]
-        _start(cluster, f"postgres-exporter-{node}", [
-            which("prometheus-postgres-exporter") or "prometheus-postgres-exporter",
-            f"--web.listen-address={HOST}:{port}"],
-            f"http://{HOST}:{port}/metrics", log,
-            # The server itself, not HAProxy: each server's own state (a replica too). The
-            # password reaches the exporter in its environment, never on a command line.
-            env={"DATA_SOURCE_NAME": f"postgresql://postgres:{secret}@{HOST}:{pg_port}/"
-                                     "postgres?sslmode=disable"})
-    _start(cluster, "node-exporter", [
-        which("prometheus-node-exporter") or "prometheus-node-exporter",
-        f"--web.listen-address={HOST}:{mon['node_exporter']}",
-        "--collector.disable-defaults", "--collector.filesystem", "--collector.cpu",
-        "--collector.meminfo", "--collector.loadavg"],
-        f"http://{HOST}:{mon['node_exporter']}/metrics", log)
-    directory = cluster._private_dir(cluster.root / "prometheus")
-    rules_changed = cluster._config(directory / "alerts.yml",
-                                    (DEPLOY_DIR / "prometheus" / "alerts.yml").read_text())
-    changed = cluster._config(directory / "prometheus.yml", prometheus_config(cluster))
-    _start(cluster, "prometheus", [
-        which("prometheus") or "prometheus",
-        f"--config.file={directory / 'prometheus.yml'}",
-        f"--storage.tsdb.path={cluster._private_dir(directory / 'data')}",
-        f"--web.listen-address={HOST}:{mon['prometheus']}",
-        "--storage.tsdb.retention.time=15d"],
-        f"http://{HOST}:{mon['prometheus']}/-/ready", log, restart=changed or rules_changed)
