@@ -268,6 +268,7 @@ def tables_intact(db):
 
 # -- credentials ---------------------------------------------------------------------------------
 
+@pytest.mark.slow  # 500 examples: bin/test, not bin/test --fast
 @SETTINGS
 @given(body=st.one_of(st.fixed_dictionaries({"email": emails, "password": passwords}),
                       optional_fields(email=field(emails), password=field(passwords))),
@@ -288,6 +289,7 @@ def test_fuzz_register_and_login_json(app, body, ascii_json):
         assert registered.json["token_type"] == "bearer"
 
 
+@pytest.mark.slow  # 500 examples: bin/test, not bin/test --fast
 @SETTINGS
 @given(body=optional_fields(email=text_field(emails), password=text_field(passwords)))
 @example(body={"email": "o'reilly'--@example.com", "password": "'; DROP TABLE users; --"})
@@ -308,6 +310,7 @@ def test_fuzz_register_and_login_form(app, body):
         assert logged_in.status_int == 200, logged_in.text
 
 
+@pytest.mark.slow  # 500 examples: bin/test, not bin/test --fast
 @SETTINGS
 @given(password=st.text(ANY_CHAR.filter(lambda c: not 0xD800 <= ord(c) <= 0xDFFF),
                         min_size=8, max_size=40).filter(
@@ -332,6 +335,7 @@ def test_fuzz_any_valid_password_round_trips_literally(app, password):
             assert resp.json == {"status": "fail", "message": "email or password does not match"}
 
 
+@pytest.mark.slow  # 500 examples: bin/test, not bin/test --fast
 @SETTINGS
 @given(raw=st.one_of(st.binary(max_size=300),
                      st.builds(lambda b: b"email=" + b + b"&password=" + b,
@@ -382,6 +386,7 @@ update_bodies = st.one_of(
 )
 
 
+@pytest.mark.slow  # 500 examples: bin/test, not bin/test --fast
 @SETTINGS
 @given(body=widget_bodies, kind=st.sampled_from(["json", "json-utf8", "form"]))
 @example(body={"name": "robert-drop", "info_url": "https://www.example.com/';DROP-TABLE-widgets;--",
@@ -413,6 +418,7 @@ def test_fuzz_create_widget(app, admin_token, body, kind):
 path_names = st.one_of(names, weird_text, st.sampled_from(["..", ".", "%2F", "a/b", "", " "]))
 
 
+@pytest.mark.slow  # 500 examples: bin/test, not bin/test --fast
 @SETTINGS
 @given(name=path_names, body=update_bodies)
 @example(name="'; DROP TABLE widgets; --", body={"info_url": "https://www.example.com",
@@ -433,6 +439,7 @@ def test_fuzz_put_widget(app, admin_token, name, body):
         assert_stored(app, admin_token, name, body["info_url"])
 
 
+@pytest.mark.slow  # 500 examples: bin/test, not bin/test --fast
 @SETTINGS
 @given(name=path_names)
 @example(name="' OR '1'='1")
@@ -452,6 +459,7 @@ def canonical_positive(value) -> bool:
         len(value) <= 100 and int(value) >= 1)  # at most 100 characters, sign included
 
 
+@pytest.mark.slow  # 500 examples: bin/test, not bin/test --fast
 @SETTINGS
 @given(query=optional_fields(page=st.one_of(integer_text, st.integers(1, 30).map(str),
                                             weird_text),

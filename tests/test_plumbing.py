@@ -34,6 +34,7 @@ def test_socket_fits_counts_the_separator_and_the_name():
     assert not plumbing.socket_fits(directory, "x" * 10)
 
 
+@pytest.mark.e2e  # starts processes (tests/tiers.py)
 def test_proc_readers_see_a_child_and_forget_it_once_reaped():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
@@ -51,6 +52,7 @@ def test_proc_readers_see_a_child_and_forget_it_once_reaped():
     assert child.pid not in plumbing.children(os.getpid())
 
 
+@pytest.mark.e2e  # starts processes (tests/tiers.py)
 def test_a_zombie_counts_as_gone():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     try:
@@ -98,6 +100,7 @@ def test_poll_returns_at_once_on_success_and_stops_when_told_to_give_up():
     assert len(tries) == 4
 
 
+@pytest.mark.e2e  # starts processes (tests/tiers.py)
 def test_wait_until_says_what_was_not_ready_and_when_the_process_died(tmp_path):
     log = tmp_path / "part.log"
     log.write_text("one\nthe last line\n")

@@ -129,6 +129,7 @@ def test_no_rate_limit_no_headers_and_no_rows(limited, db):
     assert run_sql(db, "rate_windows") == []
 
 
+@pytest.mark.e2e  # starts processes (tests/tiers.py)
 def test_ended_windows_are_purged_by_new_addresses_and_bin_purge_revoked(limited, db,
                                                                            database_url):
     for i in range(3):

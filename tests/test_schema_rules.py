@@ -93,6 +93,7 @@ RULES = {  # (schema, field): the rule the pattern states
 ASCII = st.characters(codec="ascii")
 
 
+@pytest.mark.slow  # 150 examples per field: bin/test, not bin/test --fast
 @pytest.mark.parametrize(("schema", "field"), list(RULES), ids=lambda v: v)
 @settings(max_examples=150, deadline=None)
 @given(data=st.data())
