@@ -25,7 +25,7 @@ def _parser() -> cmdline.Parser:
 --fast: the fast tier, about a minute: unit and in-process API tests only, against one
 throwaway database; no server boots, no bin/ command, no other program (every test that
 starts one is marked e2e and left out; one that is not refuses to start it: tests/tiers.py).
-Without --fast: everything (about 10 minutes on 2 cores).
+Without --fast: everything (about 15 minutes on 2 cores shared with other work).
 Every argument other than --help and --version goes to pytest, e.g.
   bin/test --fast     bin/test tests/test_cli.py -x -q     bin/test -k login     bin/test --co -q
 pytest's own options: .venv/bin/pytest --help. The first run prepares .venv with the test
