@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.run import EMAIL, PASSWORD, wait_ready  # noqa: E402
+from bench.common import EMAIL, PASSWORD, wait_ready  # noqa: E402
 from bench.seed import fresh_session, seeded_database  # noqa: E402
 from widgetsvc.auth import tokens  # noqa: E402
 from widgetsvc.auth.keys import hmac_keyring  # noqa: E402

@@ -36,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import floor as write_floor  # noqa: E402
+from bench.common import EMAIL, PASSWORD, wait_ready  # noqa: E402
 from bench.seed import fresh_refresh_tokens, seed_existing, seeded_database  # noqa: E402
 from widgetsvc import paging  # noqa: E402
 from widgetsvc.auth import keys  # noqa: E402
@@ -43,8 +44,6 @@ from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
 from widgetsvc.ops import cmdline, plumbing  # noqa: E402
 from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres  # noqa: E402
 
-EMAIL = "bench-user@example.com"
-PASSWORD = "Bench-pass-1"  # noqa: S105 (a throwaway bench account)
 SCENARIOS = ("user", "widget", "list", "list-deep", "create", "update", "login", "mixed",
              "refresh", "write-floor", "create-floor", "replay", "cursor", "cursor-deep",
              "cursor-filtered")
@@ -128,20 +127,6 @@ def ensure_wrk() -> str:
     subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, env=env,
                    stdout=subprocess.DEVNULL)
     return shutil.which("wrk") or sys.exit("bench: could not install wrk")
-
-
-def wait_ready(port: int, path: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    """Until ``path`` answers 200 through whatever serves ``port`` (nginx answers 502 while
-    gunicorn is still starting)."""
-    def answers() -> bool:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as resp:  # noqa: S310
-            return resp.status == 200
-
-    if plumbing.poll(answers, timeout=timeout, give_up=lambda: proc.poll() is not None):
-        return
-    if proc.poll() is not None:
-        sys.exit(f"bench: server on port {port} exited with {proc.returncode}")
-    sys.exit(f"bench: nothing answers on port {port}")
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}

@@ -23,7 +23,7 @@ import psycopg
 import psycopg_pool
 
 from widgetsvc import errors
-from widgetsvc.auth.loginlock import Networks, client_address
+from widgetsvc.auth.client import Networks, client_address
 from widgetsvc.db import Database
 
 WINDOW_SECONDS = 60

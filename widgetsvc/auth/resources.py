@@ -15,8 +15,9 @@ from widgetsvc import errors, idempotency, timefmt
 from widgetsvc.auth import keys, sessions, tokens
 from widgetsvc.auth.accounts import Accounts
 from widgetsvc.auth.caller import CurrentUser
+from widgetsvc.auth.client import Networks, client_address, front_networks
 from widgetsvc.auth.hashslots import HashSlots
-from widgetsvc.auth.loginlock import LoginLock, Networks, client_address, front_networks
+from widgetsvc.auth.loginlock import LoginLock
 from widgetsvc.auth.middleware import NONE, TOKEN, AuthMiddleware
 from widgetsvc.auth.passwords import dummy_hash
 from widgetsvc.auth.ratelimit import AuthRateLimit, RateLimitMiddleware
