@@ -124,11 +124,6 @@ def metrics_port(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
-def is_direct(env: Mapping[str, str]) -> bool:
-    """``WIDGETSVC_DIRECT``: gunicorn alone on HOST:PORT, no nginx."""
-    return _bool(env, "WIDGETSVC_DIRECT")
-
-
 def web_concurrency(env: Mapping[str, str]) -> int:
     """``WEB_CONCURRENCY``: gunicorn's sync workers; by default one per core plus one
     (gunicorn.conf.py and the hashing slots' default both take it from here)."""

@@ -44,14 +44,6 @@ class Requested:
         return min((self.number - 1) * self.per_page, MAX_OFFSET)
 
 
-def requested(validator: Validator, req: falcon.Request) -> Requested:
-    """``page`` and ``per_page`` from the query string (the first of repeated ones), or the
-    400 of the ``pagination`` schema."""
-    params = {k: (v[0] if isinstance(v, list) else v) for k, v in req.params.items()}
-    query = validator.validate("pagination", params, where="query string")
-    return Requested(query["page"], query["per_page"])
-
-
 @dataclass(frozen=True)
 class Page:
     """One page of the collection at ``path``."""
