@@ -286,7 +286,7 @@ class WidgetListing:
                 after_time = _moment(position.key)
         cursor_page = self.cursor is not None
         return {
-            "counting": not cursor_page, "filtered": bool(self.filters),
+            "counting": not cursor_page,
             "sort_key": column, "descending": descending,
             "after_time": after_time, "after_name": after_name, "after_id": after_id,
             "deadline_from": self.deadline_from, "deadline_to": self.deadline_to,

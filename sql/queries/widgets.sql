@@ -135,21 +135,18 @@ LEFT JOIN LATERAL (
 ORDER BY p.id;
 
 -- name: widget_list
--- A sorted or filtered page (offset or cursor; docs/API.md §8.7), in one statement with its
--- caller check like widget_page: no row when the token's user is gone, else the page's rows
--- (one row with NULL widget columns when there are none). The page is widget_list (migration
--- 0011): one index range in the sort's order. total_items is counted only when %(counting)s
--- (offset pages: the filters' count, or the per-block counts when there is no filter); a
--- cursor page counts nothing.
+-- A filtered page (offset or cursor, in any sort; docs/API.md §8.7), in one statement with
+-- its caller check like widget_page: no row when the token's user is gone, else the page's
+-- rows (one row with NULL widget columns when there are none). The page is widget_list
+-- (migration 0011): one index range in the sort's order. total_items is the filters' count
+-- when %(counting)s (offset pages); a cursor page counts nothing.
 -- A cursor page starts after (%(after_time)s, the name): %(after_name)s, or, when the cursor
 -- had to cut a long name (%(after_id)s not NULL), the whole name of widget %(after_id)s (names
 -- never change), read by its primary key; if that widget is gone meanwhile, %(after_name)s
 -- (the cut name, past every name starting with it when descending: nothing is skipped).
 SELECT c.revoked,
-       CASE WHEN NOT %(counting)s THEN NULL
-            WHEN %(filtered)s THEN widget_list_count(
+       CASE WHEN %(counting)s THEN widget_list_count(
                 %(deadline_from)s, %(deadline_to)s, %(owner)s, %(name_like)s)
-            ELSE (SELECT coalesce(sum(widgets), 0) FROM widget_blocks)::bigint
        END AS total_items,
        p.id, p.name, p.info_url, p.created_at, p.deadline, p.owner_email, p.owner_public_id
 FROM token_caller(%(subject)s, %(token_id)s, %(session_id)s) c
