@@ -68,14 +68,14 @@ def test_statements_per_request(app, db, users, statements):
     token = member["access_token"]
     user, counts["GET /auth/user"] = run("GET", f"{API}/auth/user", token=token, status=200)
     member_id = user.json["public_id"]
-    _, counts["GET /widgets"] = run("GET", f"{API}/widgets", token=token, status=200)
-    _, counts["GET /widgets (sorted, filtered)"] = run(
+    _, counts["GET /widgets (offset)"] = run("GET", f"{API}/widgets", token=token, status=200)
+    _, counts["GET /widgets (sorted, filtered offset)"] = run(
         "GET", f"{API}/widgets?page=2&sort=-deadline&passed=false&name_prefix=w", token=token,
         status=200)
-    _, counts["GET /widgets (cursor)"] = run(
+    _, counts["GET /widgets (sorted, filtered cursor)"] = run(
         "GET", f"{API}/widgets?cursor=&sort=deadline&deadline_after=2020-01-01", token=token,
         status=200)
-    _, counts["GET /widgets (sorted)"] = run(
+    _, counts["GET /widgets (sorted offset)"] = run(
         "GET", f"{API}/widgets?page=2&sort=-created_at", token=token, status=200)
     _, counts["GET /widgets (sorted cursor)"] = run(
         "GET", f"{API}/widgets?cursor=&sort=deadline", token=token, status=200)
@@ -94,7 +94,7 @@ def test_statements_per_request(app, db, users, statements):
         body={"info_url": "https://www.example.com/3", "deadline": "2099-01-01"})
     _, counts["DELETE /widgets/{name}"] = run("DELETE", f"{API}/widgets/w1", token=admin,
                                               status=204)
-    _, counts["GET /users"] = run("GET", f"{API}/users", token=admin, status=200)
+    _, counts["GET /users (offset)"] = run("GET", f"{API}/users", token=admin, status=200)
     _, counts["GET /users (cursor)"] = run("GET", f"{API}/users?cursor=", token=admin,
                                            status=200)
     _, counts["PATCH /users/{id} (admin)"] = run(
@@ -125,12 +125,14 @@ def test_statements_per_request(app, db, users, statements):
         "POST /auth/refresh (spent legacy: 401)": Counter(["rotate_legacy_refresh_token",
                                                            "legacy_refresh_token_reused"]),
         "GET /auth/user": Counter(["authenticate"]),
-        "GET /widgets": Counter(["widget_page"]),
-        # sorted, filtered and cursor pages: one statement too (its page and its count)
-        "GET /widgets (sorted, filtered)": Counter(["widget_list"]),
-        "GET /widgets (cursor)": Counter(["widget_list"]),
-        # a sort without filters: its own static statement (sql/queries/widgets.sql)
-        "GET /widgets (sorted)": Counter(["widgets_by_created_at_desc"]),
+        "GET /widgets (offset)": Counter(["widget_page"]),
+        # a filtered page, offset or cursor: one statement too (its page, and an offset
+        # page's count)
+        "GET /widgets (sorted, filtered offset)": Counter(["widget_list"]),
+        "GET /widgets (sorted, filtered cursor)": Counter(["widget_list"]),
+        # a sorted page without filters, offset or cursor: its sort's own static statement
+        # (sql/queries/widgets.sql)
+        "GET /widgets (sorted offset)": Counter(["widgets_by_created_at_desc"]),
         "GET /widgets (sorted cursor)": Counter(["widgets_by_deadline"]),
         "POST /widgets": Counter(["insert_widget"]),
         "GET /widgets/{name}": Counter(["widget_by_name"]),
@@ -138,7 +140,7 @@ def test_statements_per_request(app, db, users, statements):
         "PUT /widgets/{name}": Counter(["upsert_widget"]),
         "PUT /widgets/{name} (If-Match, 412)": Counter(["update_widget_if_match"]),
         "DELETE /widgets/{name}": Counter(["delete_widget"]),
-        "GET /users": Counter(["authenticate", "users_page"]),
+        "GET /users (offset)": Counter(["authenticate", "users_page"]),
         "GET /users (cursor)": Counter(["authenticate", "users_cursor_page"]),
         "PATCH /users/{id} (admin)": Counter(["authenticate", "update_user_flags"]),
         # the stored hash read together with the lock (docs/API.md §8.1); the revocation is a
