@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
+from bench.common import EMAIL, PASSWORD  # noqa: E402
 from widgetsvc.db import SQL_DIR, load_queries  # noqa: E402
 from widgetsvc.ops import plumbing  # noqa: E402
 from widgetsvc.ops.cluster.hacluster import HACluster  # noqa: E402
@@ -39,19 +40,16 @@ from widgetsvc.ops.cluster.state import APP_ROLE, NODES  # noqa: E402
 
 BACKENDS = load_queries(SQL_DIR / "testing")["cluster_backends"]
 
-EMAIL, PASSWORD = "bench-user@example.com", "Bench-pass-1"  # noqa: S105 (bin/bench's account)
 TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pids: list[int]) -> float:
+    """The CPU time (user + system) the live ones of ``pids`` used so far."""
     total = 0
     for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
+        fields = plumbing.stat_fields(pid)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / TICK
 
 
@@ -66,23 +64,10 @@ def parts(cluster: HACluster) -> dict[str, list[int]]:
     for node in NODES:
         pid = cluster.postmaster_pid(node)
         key = "postgres leader" if roles.get(node) == "leader" else "postgres standby"
-        groups[key] = [pid, *children(pid)] if pid else []
+        # The postmaster's children (backends, walsender, checkpointer ...), not its process
+        # group: Patroni starts it from a helper that made the session and then exited.
+        groups[key] = [pid, *plumbing.children(pid)] if pid else []
     return groups
-
-
-def children(parent: int) -> list[int]:
-    """The postmaster's processes (backends, walsender, checkpointer ...). Not its process
-    group: Patroni starts it from a helper that made the session and then exited."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rindex(")") + 2:].split()[1]) == parent:
-                found.append(int(entry.name))
-    return found
 
 
 class Sampler(threading.Thread):

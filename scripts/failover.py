@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 import psycopg  # noqa: E402
 
 from widgetsvc.db import SQL_DIR, load_queries  # noqa: E402
-from widgetsvc.ops import cmdline  # noqa: E402
+from widgetsvc.ops import cmdline, plumbing  # noqa: E402
 from widgetsvc.ops.cluster.hacluster import HACluster  # noqa: E402
 
 API = "/api/v1"
@@ -157,16 +157,6 @@ def missing_widgets(cluster: HACluster, names: list[str]) -> list[str]:
     return sorted(set(names) - present)
 
 
-def wait_for(check, timeout: float, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(step)
-    return None
-
-
 def replicated(cluster: HACluster) -> bool:
     """A leader and a synchronous standby, both running: the next failover loses nothing."""
     members = cluster.members()
@@ -186,7 +176,7 @@ def front_port(cluster: HACluster) -> int:
 # -- the leader ------------------------------------------------------------------------------
 def leader_trial(cluster: HACluster, port: int, admin_token: str, clients: int,
                  limit: float) -> dict:
-    if not wait_for(lambda: replicated(cluster), 120):
+    if not plumbing.poll(lambda: replicated(cluster), timeout=120):
         raise SystemExit("failover: the cluster has no synchronous standby to fail over to")
     _, user_token = make_user(cluster, port, admin=False)
     leader = next(p for p in cluster.status()["postgres"] if p["role"] == "leader")
@@ -203,15 +193,18 @@ def leader_trial(cluster: HACluster, port: int, admin_token: str, clients: int,
             return next((a for a in writers.snapshot()
                          if a.started > killed_at and a.status == 201), None)
 
-        back = wait_for(first_write_after_kill, limit + 30, 0.05)
+        # The attempts only grow: once one is there, the same one is found again.
+        back = (first_write_after_kill() if plumbing.poll(
+            first_write_after_kill, timeout=limit + 30, interval=0.05) else None)
         time.sleep(2.0)  # and keep writing on the new leader for a while
     attempts = writers.snapshot()
     acknowledged = [a.name for a in attempts if a.status == 201]
     failed = Counter(str(a.status) for a in attempts if a.status != 201)
     status, body = call(port, "GET", f"{API}/auth/user", token=user_token)
     revoked_ok = status == 401 and "blacklisted" in (body or {}).get("message", "")
-    rejoined = wait_for(lambda: role_of(cluster, leader["name"]) in ("replica", "sync_standby"),
-                        120, 0.5)
+    rejoined = plumbing.poll(
+        lambda: role_of(cluster, leader["name"]) in ("replica", "sync_standby"),
+        timeout=120, interval=0.5)
     rejoin_s = time.monotonic() - killed_at if rejoined else None
     new_leader = next((p["name"] for p in cluster.status()["postgres"]
                        if p["role"] == "leader"), None)
@@ -313,7 +306,7 @@ def drill_standby(cluster: HACluster, seconds: float, limit: float) -> dict:
     """Kill the synchronous standby's Patroni and PostgreSQL (its server is gone): writes go on
     once the leader stops waiting for it, with nothing to fail over to meanwhile."""
     port = front_port(cluster)
-    if not wait_for(lambda: replicated(cluster), 120):
+    if not plumbing.poll(lambda: replicated(cluster), timeout=120):
         raise SystemExit("failover: no synchronous standby to lose")
     _, admin_token = make_user(cluster, port, admin=True)
     standby = next(p for p in cluster.status()["postgres"] if p["role"] == "sync_standby")
@@ -327,7 +320,8 @@ def drill_standby(cluster: HACluster, seconds: float, limit: float) -> dict:
             return next((a for a in writers.snapshot()
                          if a.started > killed_at + 0.5 and a.status == 201), None)
 
-        back = wait_for(write_after, limit + 30, 0.05)
+        back = (write_after() if plumbing.poll(write_after, timeout=limit + 30, interval=0.05)
+                else None)
         time.sleep(seconds)
         with psycopg.connect(cluster.leader_url("postgres", "postgres"), autocommit=True) as c:
             sync_names = c.execute("SHOW synchronous_standby_names").fetchone()[0]
