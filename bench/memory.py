@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 from bench.common import EMAIL, PASSWORD, wait_ready  # noqa: E402
 from bench.seed import fresh_session, seeded_database  # noqa: E402
 from widgetsvc.auth import tokens  # noqa: E402
+from widgetsvc.auth.accounts import NewUser  # noqa: E402
 from widgetsvc.auth.keys import hmac_keyring  # noqa: E402
 from widgetsvc.ops import cmdline, plumbing  # noqa: E402
 from widgetsvc.ops.localdb import VAR_DIR, PrivatePostgres  # noqa: E402
@@ -113,7 +114,7 @@ def walk_pages(port: int, token: str, widgets: int, clients: int) -> int:
     return sum(seen)
 
 
-def verify_tokens(port: int, user: dict, secret: str, count: int, clients: int,
+def verify_tokens(port: int, user: NewUser, secret: str, count: int, clients: int,
                   session_id: uuid.UUID) -> int:
     """GET /auth/user with ``count`` distinct, freshly signed tokens of the user (all of one
     live session)."""
@@ -124,7 +125,7 @@ def verify_tokens(port: int, user: dict, secret: str, count: int, clients: int,
     def work(index: int) -> None:
         client = Client(port)
         for _ in range(index, count, clients):
-            token, _claims = tokens.issue(user["public_id"], user["admin"],
+            token, _claims = tokens.issue(user.public_id, user.admin,
                                           session_id=session_id, keys=keys, lifetime=3600,
                                           now=datetime.now(UTC))
             status, body = client.get("/api/v1/auth/user", token)
@@ -174,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         wait_ready(port, "/api/v1/health", proc)
-        session_id = fresh_session(url, user["id"])
-        token, _ = tokens.issue(user["public_id"], user["admin"], session_id=session_id,
+        session_id = fresh_session(url, user.id)
+        token, _ = tokens.issue(user.public_id, user.admin, session_id=session_id,
                                 keys=hmac_keyring(secret), lifetime=3600, now=datetime.now(UTC))
         before = gunicorn_workers(proc.pid)
         show("after start", before)

@@ -422,7 +422,7 @@ class Bench:
             # once before the run to check the script, which takes a token from the queue.
             if self.args.url:
                 raise SystemExit("bench: the refresh scenario runs against its own service only")
-            tokens = fresh_refresh_tokens(self.db_url, self.user["id"], 2 * c,
+            tokens = fresh_refresh_tokens(self.db_url, self.user.id, 2 * c,
                                           self.env["SECRET_KEY"])
             return self.run_wrk(port, "/api/v1/auth/refresh", connections=c,
                                 script="refresh.lua",

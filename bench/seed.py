@@ -6,10 +6,9 @@ from __future__ import annotations
 import sys
 import time
 import uuid
-from typing import Any
 
 from widgetsvc.auth import sessions
-from widgetsvc.auth.accounts import Accounts
+from widgetsvc.auth.accounts import Accounts, NewUser
 from widgetsvc.auth.keys import refresh_keys_from_secrets
 from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.ops.localdb import PrivatePostgres
@@ -22,7 +21,7 @@ CHUNK = 100_000  # widgets per statement: a progress line each, for large seeds
 
 def seeded_database(cluster: PrivatePostgres, *, widgets: int, email: str, password: str,
                     bcrypt_rounds: int, admin: bool,
-                    dbname: str = "bench") -> tuple[str, dict[str, Any]]:
+                    dbname: str = "bench") -> tuple[str, NewUser]:
     """(database URL, the user) in a started ``cluster``."""
     url = cluster.create_database(dbname)
     migrate(url, log=lambda _m: None)
@@ -30,13 +29,15 @@ def seeded_database(cluster: PrivatePostgres, *, widgets: int, email: str, passw
     db.pool.open(wait=True, timeout=10)
     try:
         user = Accounts(db, bcrypt_rounds).create(email, password, admin=admin)
+        if user is None:
+            raise SystemExit(f"bench: {email} is already registered in the fresh database {dbname}")
         seed = load_queries(SQL_DIR / "bench")
         started = time.monotonic()
         with db.pool.connection() as conn:
             for first in range(1, widgets + 1, CHUNK):
                 last = min(first + CHUNK - 1, widgets)
                 conn.execute(seed["bench_seed_widgets"],
-                             {"owner_id": user["id"], "first": first, "last": last})
+                             {"owner_id": user.id, "first": first, "last": last})
                 if widgets >= CHUNK:
                     print(f"seeding: {last:,}/{widgets:,} widgets "
                           f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
@@ -93,7 +94,7 @@ def seed_existing(url: str, *, widgets: int, email: str, password: str,
                 raise SystemExit(f"bench: {email} exists but widget-{widgets} does not: "
                                  "seed a fresh database, or pass the --widgets it was seeded with")
             conn.execute(seed["bench_seed_widgets"],
-                         {"owner_id": user["id"], "first": 1, "last": widgets})
+                         {"owner_id": user.id, "first": 1, "last": widgets})
             conn.execute(seed["bench_vacuum_analyze"])
     finally:
         db.close()

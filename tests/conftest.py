@@ -20,7 +20,7 @@ from tests.helpers_cluster import CLUSTER, run
 from tests.helpers_sql import run_sql
 from widgetsvc import timefmt
 from widgetsvc.app import create_app
-from widgetsvc.auth.accounts import Accounts
+from widgetsvc.auth.accounts import Accounts, NewUser
 from widgetsvc.config import Config
 from widgetsvc.db import SQL_DIR, Database, load_queries
 from widgetsvc.ops import localdb
@@ -54,11 +54,11 @@ class SessionedUsers(Accounts):
     """``Accounts`` whose ``create`` also gives the new user the live session ``forged_sid``
     names, so that tokens forged for the user (tests/helpers.py) can be valid."""
 
-    def create(self, email, password, *, admin):
+    def create(self, email: str, password: str, *, admin: bool) -> NewUser | None:
         user = super().create(email, password, admin=admin)
         if user is not None:
-            run_sql(self.db, "sessions_insert_for_user", public_id=user["public_id"],
-                    session_id=forged_sid(user["public_id"]))
+            run_sql(self.db, "sessions_insert_for_user", public_id=user.public_id,
+                    session_id=forged_sid(user.public_id))
         return user
 
 

@@ -699,21 +699,21 @@ BAD_TOKEN_NAMES = list(bad_tokens(uuid.uuid4()))
 @pytest.mark.parametrize(("method", "url"), TOKEN_ENDPOINTS)
 @pytest.mark.parametrize("name", BAD_TOKEN_NAMES)
 def test_a_bad_token_is_invalid(app, account, method, url, name):
-    token = bad_tokens(account["public_id"])[name]
+    token = bad_tokens(account.public_id)[name]
     resp = call(app, method, url, {"Authorization": f"Bearer {token}"}, status=401)
     assert_token_error(resp, INVALID)
 
 
 def test_a_forged_good_token_is_accepted(app, account):
     """The control for the bad-token cases: the same forging, done right, is a valid token."""
-    token = forge(claims_for(account["public_id"]))
+    token = forge(claims_for(account.public_id))
     assert app.get(USER, headers=bearer(token), status=200).json["email"] == "owner@example.com"
 
 
 @pytest.mark.parametrize(("method", "url"), TOKEN_ENDPOINTS)
 def test_an_expired_token_is_rejected(app, account, method, url):
     now = now_ts()
-    token = forge(claims_for(account["public_id"], iat=now - 4500, exp=now - 3600))
+    token = forge(claims_for(account.public_id, iat=now - 4500, exp=now - 3600))
     resp = call(app, method, url, bearer(token), status=401)
     assert_token_error(resp, EXPIRED)
 
@@ -731,15 +731,15 @@ def test_an_expired_token_of_an_unknown_user_is_expired(app, method, url):
 ])
 def test_an_expired_token_with_a_bad_signature_is_invalid_not_expired(app, account, variant):
     now = now_ts()
-    token = forge(claims_for(account["public_id"], iat=now - 4500, exp=now - 3600), **variant)
+    token = forge(claims_for(account.public_id, iat=now - 4500, exp=now - 3600), **variant)
     assert_token_error(app.get(USER, headers=bearer(token), status=401), INVALID)
 
 
 def test_the_leeway_tolerates_a_few_seconds_of_clock_skew(app, account):
     now = now_ts()
-    token = forge(claims_for(account["public_id"], iat=now - 900, exp=now - 2))
+    token = forge(claims_for(account.public_id, iat=now - 900, exp=now - 2))
     app.get(USER, headers=bearer(token), status=200)
-    token = forge(claims_for(account["public_id"], iat=now + 2, exp=now + 902))
+    token = forge(claims_for(account.public_id, iat=now + 2, exp=now + 902))
     app.get(USER, headers=bearer(token), status=200)
 
 
@@ -772,7 +772,7 @@ def test_authentication_comes_before_the_body(app):
 
 def test_revocation_is_by_jti(app, account):
     """A re-signed token that reuses a revoked ``jti`` stays revoked."""
-    claims = claims_for(account["public_id"])
+    claims = claims_for(account.public_id)
     app.post(LOGOUT, headers=bearer(forge(claims)), status=200)
     again = forge({**claims, "exp": claims["exp"] + 60, "admin": True})
     assert_token_error(app.get(USER, headers=bearer(again), status=401), REVOKED)
@@ -831,7 +831,7 @@ def test_the_database_decides_who_is_an_admin(app, db, users):
 
 
 def test_an_admin_claim_is_not_trusted(app, account):
-    token = forge(claims_for(account["public_id"], admin=True))
+    token = forge(claims_for(account.public_id, admin=True))
     assert app.get(USER, headers=bearer(token)).json["admin"] is False
 
 
@@ -841,7 +841,7 @@ def test_the_realm_is_configurable(make_app, account, realm):
     assert_no_token(app.get(USER, status=401), realm=realm)
     assert_token_error(app.get(USER, headers=bearer("x.y.z"), status=401), INVALID, realm=realm)
     now = now_ts()
-    expired = forge(claims_for(account["public_id"], iat=now - 4500, exp=now - 3600))
+    expired = forge(claims_for(account.public_id, iat=now - 4500, exp=now - 3600))
     assert_token_error(app.get(USER, headers=bearer(expired), status=401), EXPIRED, realm=realm)
 
 
@@ -1030,7 +1030,7 @@ def test_a_multipart_part_in_utf7_spelling_a_lone_surrogate_is_a_client_error(ap
 @pytest.mark.parametrize("admin", [..., "yes", 0])
 def test_a_token_without_a_boolean_admin_claim_is_invalid(app, users, admin):
     user = users.create("claims@example.com", PASSWORD, admin=False)
-    claims = claims_for(user["public_id"], admin=admin)
+    claims = claims_for(user.public_id, admin=admin)
     claims = {k: v for k, v in claims.items() if v is not ...}
     resp = app.get(f"{API}/auth/user", headers=bearer(forge(claims)), status=401)
     assert_token_error(resp, "Invalid token. Please log in again.")

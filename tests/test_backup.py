@@ -55,7 +55,7 @@ def seed(url: str, first: int, last: int, owner_id: int | None = None) -> int:
     db.pool.open(wait=True, timeout=10)
     try:
         if owner_id is None:
-            owner_id = Accounts(db, 4).create(EMAIL, PASSWORD, admin=False)["id"]
+            owner_id = Accounts(db, 4).create(EMAIL, PASSWORD, admin=False).id
         with db.pool.connection() as conn:
             conn.execute(SEED["bench_seed_widgets"],
                          {"owner_id": owner_id, "first": first, "last": last})

@@ -88,7 +88,7 @@ def test_a_caller_checking_read_refuses_a_revoked_token_before_the_responder_see
         probe, config, db, clock, token, users):
     app, reads = probe
     owner = users.create("owner@example.com", PASSWORD, admin=True)
-    run_sql(db, "blocks_insert_ids", ids=[1, 2], owner_id=owner["id"])
+    run_sql(db, "blocks_insert_ids", ids=[1, 2], owner_id=owner.id)
     assert app.get("/read", headers=bearer(token), status=200).json == {"total": 2}
     assert reads.rows[0]["revoked"] is False
 

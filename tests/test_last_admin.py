@@ -23,7 +23,7 @@ TRIALS = 20
 @pytest.fixture
 def admins(users) -> dict[str, str]:
     """Two enabled administrators: e-mail -> public id."""
-    return {email: str(users.create(email, PASSWORD, admin=True)["public_id"])
+    return {email: str(users.create(email, PASSWORD, admin=True).public_id)
             for email in (FIRST, SECOND)}
 
 
@@ -103,7 +103,7 @@ def test_the_statement_refuses_to_remove_the_last_enabled_admin(db, users, admin
     row = db.one("update_user_flags", public_id=admins[SECOND], admin=False, disabled=None)
     assert row["id"] is not None and row["admin"] is False
     member = users.create("member@example.com", PASSWORD, admin=False)
-    row = db.one("update_user_flags", public_id=member["public_id"], admin=None,
+    row = db.one("update_user_flags", public_id=member.public_id, admin=None,
                  disabled=True)
     assert row["disabled"] is True
     row = db.one("update_user_flags", public_id=uuid.uuid4(), admin=False, disabled=None)
@@ -120,6 +120,6 @@ def test_promotions_and_enables_lock_no_administrator(app, db, admins, users):
     member = users.create("member@example.com", PASSWORD, admin=False)
     token = login(app, FIRST)
     with held(db, "sess_lock_all_admins"), ThreadPoolExecutor(1) as pool:
-        promote = pool.submit(app.patch_json, f"{USERS}/{member['public_id']}",
+        promote = pool.submit(app.patch_json, f"{USERS}/{member.public_id}",
                               {"admin": True, "disabled": False}, headers=bearer(token))
         assert promote.result(timeout=30).json["admin"] is True

@@ -13,6 +13,7 @@ import pytest
 
 from tests.helpers import API, PASSWORD, VALIDATION_FAILED, WIDGETS, bearer, login
 from tests.helpers_sql import run_sql
+from widgetsvc.auth.accounts import NewUser
 
 USERS = f"{API}/users"
 INVALID_CURSOR = {"message": VALIDATION_FAILED, "errors": {"cursor": "Invalid cursor."}}
@@ -21,13 +22,13 @@ CURSOR_PAGE_KEYS = ["items", "items_per_page", "has_next", "next_cursor", "links
 
 
 @pytest.fixture
-def owner(users) -> dict:
+def owner(users) -> NewUser:
     return users.create("owner@example.com", PASSWORD, admin=False)
 
 
 def _seed(db, owner, prefix: str, count: int, start: str = "2030-01-01", days: int = 9) -> None:
     run_sql(db, "cursors_insert_widgets", prefix=prefix, count=count,
-            owner=owner["public_id"], days=days, start=start)
+            owner=owner.public_id, days=days, start=start)
 
 
 def _expected(items: list[dict], sort: str) -> list[str]:
@@ -102,9 +103,9 @@ def test_filtered_cursor_walk_keeps_the_filters(app, db, owner, admin_token, use
     _seed(db, owner, "old", 6, start="2020-01-01")  # passed
     everything = _all_items(app, admin_token)
     kept = [i for i in everything if i["name"].startswith("w-")
-            and i["owner"]["public_id"] == str(owner["public_id"]) and not i["deadline_passed"]
+            and i["owner"]["public_id"] == str(owner.public_id) and not i["deadline_passed"]
             and "2030-01-02" <= i["deadline_at"].date().isoformat() <= "2030-01-07"]
-    query = (f"&sort={sort}&passed=false&owner={owner['public_id']}&name_prefix=W-"
+    query = (f"&sort={sort}&passed=false&owner={owner.public_id}&name_prefix=W-"
              "&deadline_after=2030-01-02&deadline_before=Jan%207%202030")
     seen = _walk(app, admin_token, f"{WIDGETS}?per_page=5&cursor={query}",
                  lambda page: _seed(db, owner, f"w-new{page}", 1))
@@ -176,8 +177,8 @@ def test_filters_select_what_they_say(app, db, owner, users, admin_token):
 
     assert names("&name_prefix=" + quote("a%")) == ["a%b-1", "a%b-2"]
     assert names("&name_prefix=a_") == ["a_b-1", "a_b-2"]
-    assert names(f"&owner={other['public_id']}") == ["a_b-1", "a_b-2"]
-    assert names(f"&owner={str(other['public_id']).upper()}") == ["a_b-1", "a_b-2"]
+    assert names(f"&owner={other.public_id}") == ["a_b-1", "a_b-2"]
+    assert names(f"&owner={str(other.public_id).upper()}") == ["a_b-1", "a_b-2"]
     # inclusive days: the a_b widgets' deadline is the end of 2031-06-01
     assert names("&deadline_after=2031-06-01") == ["a_b-1", "a_b-2"]
     assert names("&deadline_after=2031-06-02") == []

@@ -39,7 +39,7 @@ def million(db, users, database_url) -> list:
         conn.execute(TESTING_QUERIES["cursors_seed_million"], {"owners": ids, "count": MILLION})
         conn.execute(TESTING_QUERIES["cursors_analyze"])
     print(f"seeded {MILLION} widgets in {time.monotonic() - started:.1f} s")
-    return [o["public_id"] for o in owners]
+    return [o.public_id for o in owners]
 
 
 def _filters(owner) -> dict[str, dict]:

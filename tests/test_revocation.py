@@ -116,7 +116,7 @@ def test_the_authenticate_query_uses_indexes(db, users):
     query = load_queries()["authenticate"]
     explain = TESTING_QUERIES["attacks_explain_prefix"] + "\n" + query
     with db.pool.connection() as conn:
-        rows = conn.execute(explain, {"subject": target["public_id"],
+        rows = conn.execute(explain, {"subject": target.public_id,
                                       "token_id": "live-1234",
                                       "session_id": uuid.uuid4()}).fetchall()
     plan = rows[0]["QUERY PLAN"][0]["Plan"]
@@ -131,6 +131,6 @@ def test_the_authenticate_query_uses_indexes(db, users):
 
     # and the query answers what the middleware needs
     with db.pool.connection() as conn:
-        row = conn.execute(query, {"subject": target["public_id"],
+        row = conn.execute(query, {"subject": target.public_id,
                                    "token_id": "live-1234", "session_id": uuid.uuid4()}).fetchone()
     assert row["email"] == "target@example.com" and row["revoked"] is True

@@ -421,11 +421,11 @@ def test_bin_purge_revoked_also_purges_sessions_and_spent_tokens(app, db, databa
 def test_a_token_naming_another_users_session_or_none_is_refused(app, users, account):
     other = users.create("other@example.com", PASSWORD, admin=False)
     theirs = claims(log_in(app, "other@example.com")["access_token"])["sid"]
-    for sid in (theirs, forged_sid(other["public_id"]), str(uuid.uuid4())):
-        token = forge(claims_for(account["public_id"], sid=sid))
+    for sid in (theirs, forged_sid(other.public_id), str(uuid.uuid4())):
+        token = forge(claims_for(account.public_id, sid=sid))
         assert app.get(USER, headers=bearer(token), status=401).json == BLACKLISTED
     # the control: the same forging with the account's own session
-    app.get(USER, headers=bearer(forge(claims_for(account["public_id"]))), status=200)
+    app.get(USER, headers=bearer(forge(claims_for(account.public_id))), status=200)
 
 
 def test_with_every_hashing_slot_busy_refresh_works_and_password_change_is_503(app, account):

@@ -108,7 +108,7 @@ def test_the_jwks_is_empty_with_hs256_and_needs_no_token(app):
 
 
 def test_a_token_without_a_kid_is_invalid(app, account):
-    good = claims(account["public_id"])
+    good = claims(account.public_id)
     no_kid = sign({"typ": "JWT", "alg": "HS256", "kid": DROP}, good)
     assert "kid" not in jwt.get_unverified_header(no_kid)
     assert app.get(USER, headers=bearer(no_kid), status=401).json == INVALID
@@ -118,7 +118,7 @@ def test_a_token_without_a_kid_is_invalid(app, account):
 
 @pytest.mark.parametrize("kid", ["", "unknown", 7, None, ["x"], {"k": "v"}, "x" * 5000])
 def test_an_unknown_or_odd_kid_is_invalid(app, account, kid):
-    token = sign({"typ": "JWT", "alg": "HS256", "kid": kid}, claims(account["public_id"]))
+    token = sign({"typ": "JWT", "alg": "HS256", "kid": kid}, claims(account.public_id))
     assert app.get(USER, headers=bearer(token), status=401).json == INVALID
 
 
@@ -158,7 +158,7 @@ def test_eddsa_tokens_and_the_jwks(eddsa, ed, account):
     # another service verifies the token from the JWKS alone, with no secret
     (published,) = jwt.PyJWKSet.from_dict(jwks).keys
     decoded = jwt.decode(token, published.key, algorithms=["EdDSA"])
-    assert decoded["sub"] == str(account["public_id"])
+    assert decoded["sub"] == str(account.public_id)
 
 
 def test_previous_public_keys_verify_and_are_published(service, tmp_path, ed, account):
@@ -206,7 +206,7 @@ def test_an_hs256_token_keyed_with_the_public_key_is_invalid(service, ed, accoun
     key = ed[0]
     app = service(token_algorithm="EdDSA", signing_key_file=str(ed[1]),
                   secret_key=SECRET if with_secret else "")
-    good = claims(account["public_id"])
+    good = claims(account.public_id)
     hmac_key = public_key_encodings(key)[encoding]
     for kid in (okp_kid(key), KID):
         token = sign({"typ": "JWT", "alg": "HS256", "kid": kid}, good, key=hmac_key)
@@ -218,7 +218,7 @@ def test_an_hs256_token_keyed_with_the_public_key_is_invalid(service, ed, accoun
 
 def test_an_eddsa_token_is_invalid_at_an_hs256_service(app, ed, account):
     key = ed[0]
-    good = claims(account["public_id"])
+    good = claims(account.public_id)
     for kid in (KID, okp_kid(key)):
         token = jwt.encode(good, key, algorithm="EdDSA", headers={"kid": kid})
         assert app.get(USER, headers=bearer(token), status=401).json == INVALID
@@ -227,7 +227,7 @@ def test_an_eddsa_token_is_invalid_at_an_hs256_service(app, ed, account):
 def test_an_eddsa_token_naming_the_secrets_kid_is_invalid_at_an_eddsa_service(service, ed,
                                                                               account):
     app = service(token_algorithm="EdDSA", signing_key_file=str(ed[1]))
-    good = claims(account["public_id"])
+    good = claims(account.public_id)
     token = jwt.encode(good, ed[0], algorithm="EdDSA", headers={"kid": KID})
     assert app.get(USER, headers=bearer(token), status=401).json == INVALID
     # while the secret's own HS256 tokens are fine
@@ -236,7 +236,7 @@ def test_an_eddsa_token_naming_the_secrets_kid_is_invalid_at_an_eddsa_service(se
 
 def test_an_eddsa_token_of_another_key_is_invalid(eddsa, tmp_path, ed, account):
     stranger, _, _ = write_key(tmp_path, "stranger")
-    good = claims(account["public_id"])
+    good = claims(account.public_id)
     for kid in (okp_kid(ed[0]), okp_kid(stranger)):
         token = jwt.encode(good, stranger, algorithm="EdDSA", headers={"kid": kid})
         assert eddsa.get(USER, headers=bearer(token), status=401).json == INVALID
@@ -244,7 +244,7 @@ def test_an_eddsa_token_of_another_key_is_invalid(eddsa, tmp_path, ed, account):
 
 def test_an_expired_eddsa_token_says_so(eddsa, ed, account):
     now = now_ts()
-    token = jwt.encode(claims(account["public_id"], iat=now - 2000, exp=now - 1000), ed[0],
+    token = jwt.encode(claims(account.public_id, iat=now - 2000, exp=now - 1000), ed[0],
                        algorithm="EdDSA", headers={"kid": okp_kid(ed[0])})
     assert eddsa.get(USER, headers=bearer(token), status=401).json == {
         "message": "Access token expired. Please log in again."}

@@ -97,7 +97,7 @@ def test_the_user_store_refuses_with_404_and_409(db, admin, users):
             store.set_flags(me, target, admin=False, disabled=None)
         assert refused.value.status_code == status, target
     member = users.create("member@example.com", PASSWORD, admin=False)
-    changed = store.set_flags(me, str(member["public_id"]), admin=True, disabled=None)
+    changed = store.set_flags(me, str(member.public_id), admin=True, disabled=None)
     assert changed.admin is True and changed.disabled is False
 
 

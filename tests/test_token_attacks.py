@@ -42,6 +42,7 @@ from tests.helpers import (
     sign,
 )
 from tests.helpers_sql import run_sql
+from widgetsvc.auth.accounts import NewUser
 
 ADMIN_EMAIL = "admin@example.com"
 USER_EMAIL = "user@example.com"
@@ -88,20 +89,20 @@ def call(app, method: str, url: str, headers: dict[str, str], status):
 
 
 @pytest.fixture
-def admin(app, users) -> dict:
+def admin(app, users) -> NewUser:
     """An admin who exists: a forged token for it that got through would create a widget."""
     return users.create(ADMIN_EMAIL, PASSWORD, admin=True)
 
 
 @pytest.fixture
-def plain(app, users) -> dict:
+def plain(app, users) -> NewUser:
     return users.create(USER_EMAIL, PASSWORD, admin=False)
 
 
 # -- the control -------------------------------------------------------------------------------
 
 def test_the_forgery_kit_makes_valid_tokens(app, admin):
-    token = sign(HS256, claims_for(admin["public_id"]))
+    token = sign(HS256, claims_for(admin.public_id))
     assert app.get(USER, headers=bearer(token), status=200).json["email"] == ADMIN_EMAIL
     app.post_json(WIDGETS, NEW_WIDGET, headers=bearer(token), status=201)
 
@@ -109,7 +110,7 @@ def test_the_forgery_kit_makes_valid_tokens(app, admin):
 def test_the_kit_spells_json_numbers_literally(app, admin):
     """``raw_claims`` with ordinary numbers is a valid token: the literal rewriting works."""
     now = now_ts()
-    payload = raw_claims(admin["public_id"], exp=str(now + 600), iat=f"{now}.0")
+    payload = raw_claims(admin.public_id, exp=str(now + 600), iat=f"{now}.0")
     app.get(USER, headers=bearer(sign(HS256, payload)), status=200)
 
 
@@ -175,7 +176,7 @@ ALGORITHM_ATTACKS = list(algorithm_attacks(uuid.uuid4()))
 @pytest.mark.parametrize(("method", "url", "realm"), ENDPOINTS, ids=ENDPOINT_IDS)
 @pytest.mark.parametrize("attack", ALGORITHM_ATTACKS)
 def test_algorithm_and_signature_attacks_are_invalid(app, admin, method, url, realm, attack):
-    token = algorithm_attacks(admin["public_id"])[attack]
+    token = algorithm_attacks(admin.public_id)[attack]
     resp = call(app, method, url, bearer(token), status=401)
     assert_token_error(resp, INVALID, realm)
 
@@ -190,7 +191,7 @@ def test_a_payload_tampered_to_admin_keeps_its_old_signature_and_fails(
     payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
     assert payload["admin"] is False
     flipped = {**payload, "admin": True}
-    switched = {**flipped, "sub": str(admin["public_id"])}
+    switched = {**flipped, "sub": str(admin.public_id)}
     for forged in (flipped, switched):
         tampered = f"{head}.{segment(forged)}.{sig}"
         assert_token_error(call(app, method, url, bearer(tampered), status=401), INVALID, realm)
@@ -242,7 +243,7 @@ CLAIM_ATTACKS = list(claim_attacks(uuid.uuid4()))
 @pytest.mark.parametrize(("method", "url", "realm"), ENDPOINTS, ids=ENDPOINT_IDS)
 @pytest.mark.parametrize("attack", CLAIM_ATTACKS)
 def test_claim_attacks_are_invalid(app, admin, method, url, realm, attack):
-    token = claim_attacks(admin["public_id"])[attack]
+    token = claim_attacks(admin.public_id)[attack]
     resp = call(app, method, url, bearer(token), status=401)
     assert_token_error(resp, INVALID, realm)
 
@@ -252,12 +253,12 @@ def test_iat_and_nbf_within_the_leeway_are_accepted(app, admin, config):
     future, inside ``config.token_leeway``, are clock skew, not an attack."""
     assert config.token_leeway >= 5
     soon = now_ts() + config.token_leeway - 3
-    for token in (sign(HS256, claims_for(admin["public_id"], iat=soon)),
-                  sign(HS256, claims_for(admin["public_id"], nbf=soon))):
+    for token in (sign(HS256, claims_for(admin.public_id, iat=soon)),
+                  sign(HS256, claims_for(admin.public_id, nbf=soon))):
         app.get(USER, headers=bearer(token), status=200)
     late = now_ts() + config.token_leeway + 30
-    for token in (sign(HS256, claims_for(admin["public_id"], iat=late, exp=late + 900)),
-                  sign(HS256, claims_for(admin["public_id"], nbf=late))):
+    for token in (sign(HS256, claims_for(admin.public_id, iat=late, exp=late + 900)),
+                  sign(HS256, claims_for(admin.public_id, nbf=late))):
         assert_token_error(app.get(USER, headers=bearer(token), status=401), INVALID)
 
 
@@ -265,7 +266,7 @@ def test_iat_and_nbf_within_the_leeway_are_accepted(app, admin, config):
 def test_an_expired_token_says_so(app, admin, config, method, url, realm):
     now = now_ts()
     past = now - config.token_leeway - 60
-    token = sign(HS256, claims_for(admin["public_id"], iat=past - 900, exp=past))
+    token = sign(HS256, claims_for(admin.public_id, iat=past - 900, exp=past))
     assert_token_error(call(app, method, url, bearer(token), status=401), EXPIRED, realm)
 
 

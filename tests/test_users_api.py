@@ -98,11 +98,11 @@ def test_a_user_item(app, admin, token):
     (item,) = resp.json["items"]
     assert list(item) == ITEM_KEYS
     assert item["email"] == "admin@example.com"
-    assert item["public_id"] == str(admin["public_id"])
+    assert item["public_id"] == str(admin.public_id)
     assert item["admin"] is True and item["disabled"] is False
-    assert item["registered_on"] == timefmt.format_date(admin["registered_on"])
+    assert item["registered_on"] == timefmt.format_date(admin.registered_on)
     assert re.fullmatch(r"\d\d/\d\d/\d\d \d\d:\d\d:\d\d (AM|PM) UTC", item["registered_on"])
-    assert item["registered_on_iso8601"] == admin["registered_on"].strftime("%Y-%m-%dT%H:%M:%S")
+    assert item["registered_on_iso8601"] == admin.registered_on.strftime("%Y-%m-%dT%H:%M:%S")
     parsed = datetime.fromisoformat(item["registered_on_iso8601"]).replace(tzinfo=UTC)
     assert abs((parsed - before).total_seconds()) < 60
     assert resp.json["links"] == {"self": "/api/v1/users?page=1&per_page=10",
@@ -156,17 +156,17 @@ def item_of(app, token, email) -> dict:
     ({"admin": False, "disabled": False}, False, False),
 ])
 def test_patch_sets_the_flags(app, token, member, kind, fields, admin_now, disabled_now):
-    resp = patch(app, kind, token, member["public_id"], fields, status=200)
+    resp = patch(app, kind, token, member.public_id, fields, status=200)
     assert list(resp.json) == ITEM_KEYS
     assert resp.json == {**item_of(app, token, "member@example.com"),
                          "admin": admin_now, "disabled": disabled_now}
-    assert resp.json["public_id"] == str(member["public_id"])
+    assert resp.json["public_id"] == str(member.public_id)
 
 
 @pytest.mark.parametrize(("yes", "no"), [("true", "false"), ("TRUE", "FALSE"),
                                          ("True", "False"), ("tRuE", "fAlSe")])
 def test_forms_take_true_and_false_in_any_case(app, token, member, yes, no):
-    url = f"{USERS}/{member['public_id']}"
+    url = f"{USERS}/{member.public_id}"
     for kind in ("form", "multipart"):
         resp = send(app, kind, "PATCH", url, {"admin": yes, "disabled": no}, status=200,
                     headers=bearer(token))
@@ -184,14 +184,14 @@ def test_forms_take_true_and_false_in_any_case(app, token, member, yes, no):
     ({"email": "x@example.com"}, {"admin": MISSING, "disabled": MISSING}),
 ])
 def test_patch_input_rules(app, token, member, kind, fields, errors):
-    resp = send(app, kind, "PATCH", f"{USERS}/{member['public_id']}", fields, status=400,
+    resp = send(app, kind, "PATCH", f"{USERS}/{member.public_id}", fields, status=400,
                 headers=bearer(token))
     assert resp.json == {"message": VALIDATION, "errors": errors}
 
 
 @pytest.mark.parametrize("value", ["true", 1, 0, None, [True], {"a": 1}])
 def test_json_flags_must_be_booleans(app, token, member, value):
-    resp = app.patch_json(f"{USERS}/{member['public_id']}", {"disabled": value},
+    resp = app.patch_json(f"{USERS}/{member.public_id}", {"disabled": value},
                           headers=bearer(token), status=400)
     assert resp.json == {"message": VALIDATION,
                          "errors": {"disabled": "disabled must be a boolean"}}
@@ -206,9 +206,9 @@ def test_an_unknown_user_is_404(app, token, public_id):
 
 
 def test_a_public_id_in_capitals_finds_the_user(app, token, member):
-    resp = app.patch_json(f"{USERS}/{str(member['public_id']).upper()}", {"admin": True},
+    resp = app.patch_json(f"{USERS}/{str(member.public_id).upper()}", {"admin": True},
                           headers=bearer(token), status=200)
-    assert resp.json["public_id"] == str(member["public_id"])
+    assert resp.json["public_id"] == str(member.public_id)
 
 
 @pytest.mark.parametrize("fields", [{"admin": False}, {"disabled": True},
@@ -216,14 +216,14 @@ def test_a_public_id_in_capitals_finds_the_user(app, token, member):
                                     {"admin": False, "disabled": False}])
 def test_an_administrator_cannot_demote_or_disable_themselves(app, db, admin, token, kind,
                                                              fields):
-    resp = patch(app, kind, token, admin["public_id"], fields, status=409)
+    resp = patch(app, kind, token, admin.public_id, fields, status=409)
     assert resp.json == SELF
     flags = run_sql(db, "sess_user_flags", email="admin@example.com")[0]
     assert (flags["admin"], flags["disabled"]) == (True, False)
 
 
 def test_an_administrator_may_restate_their_own_flags(app, admin, token):
-    resp = app.patch_json(f"{USERS}/{admin['public_id']}", {"admin": True, "disabled": False},
+    resp = app.patch_json(f"{USERS}/{admin.public_id}", {"admin": True, "disabled": False},
                           headers=bearer(token), status=200)
     assert resp.json["admin"] is True and resp.json["disabled"] is False
 
@@ -240,14 +240,14 @@ def test_the_order_of_checks(app, users, admin, token, member):
         "admin": "admin must be a boolean"}
     assert app.patch_json(unknown, {"admin": False}, headers=bearer(token),
                           status=404).json["status"] == "fail"
-    assert app.patch_json(f"{USERS}/{admin['public_id']}", {"admin": False},
+    assert app.patch_json(f"{USERS}/{admin.public_id}", {"admin": False},
                           headers=bearer(token), status=409).json == SELF
 
 
 def test_disabling_cuts_every_session_and_refuses_logins(app, token, member):
     sessions = [app.post_json(LOGIN, {"email": "member@example.com", "password": PASSWORD})
                 .json for _ in range(2)]
-    app.patch_json(f"{USERS}/{member['public_id']}", {"disabled": True},
+    app.patch_json(f"{USERS}/{member.public_id}", {"disabled": True},
                    headers=bearer(token), status=200)
     for session in sessions:
         assert app.get(USER, headers=bearer(session["access_token"]),
@@ -259,7 +259,7 @@ def test_disabling_cuts_every_session_and_refuses_logins(app, token, member):
         assert app.post_json(LOGIN, {"email": "member@example.com", "password": password},
                              status=401).json == LOGIN_FAILED
     # re-enabling lets them log in again, but revives no old session
-    app.patch_json(f"{USERS}/{member['public_id']}", {"disabled": False},
+    app.patch_json(f"{USERS}/{member.public_id}", {"disabled": False},
                    headers=bearer(token), status=200)
     fresh = app.post_json(LOGIN, {"email": "member@example.com", "password": PASSWORD},
                           status=200).json
@@ -280,8 +280,8 @@ def test_a_disabled_administrator_loses_admin_access_at_once(app, users, admin, 
 def test_promoting_and_demoting_takes_effect_on_the_next_request(app, token, member):
     member_token = login(app, "member@example.com")
     app.get(USERS, headers=bearer(member_token), status=403)
-    app.patch_json(f"{USERS}/{member['public_id']}", {"admin": True}, headers=bearer(token))
+    app.patch_json(f"{USERS}/{member.public_id}", {"admin": True}, headers=bearer(token))
     app.get(USERS, headers=bearer(member_token), status=200)
-    app.patch_json(f"{USERS}/{member['public_id']}", {"admin": False}, headers=bearer(token))
+    app.patch_json(f"{USERS}/{member.public_id}", {"admin": False}, headers=bearer(token))
     app.get(USERS, headers=bearer(member_token), status=403)
     app.get(USER, headers=bearer(member_token), status=200)  # demoting revokes nothing

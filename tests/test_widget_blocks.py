@@ -28,7 +28,7 @@ def owner(users):
 
 def page(db: Database, owner, *, offset: int, limit: int = 10) -> tuple[int, list[str]]:
     """The service's page query: (total, names), as the caller ``owner``."""
-    rows = db.all("widget_page", subject=owner["public_id"], token_id="not-revoked",
+    rows = db.all("widget_page", subject=owner.public_id, token_id="not-revoked",
                   session_id=uuid.uuid4(), limit=limit, offset=offset)
     return rows[0]["total_items"], [row["name"] for row in rows if row["name"] is not None]
 
@@ -76,7 +76,7 @@ def test_block_counts_follow_every_insert_delete_and_truncate(db, owner, steps):
         if action == "insert":
             new = sorted(set(chosen) - present)
             if new:
-                assert run_sql(db, "blocks_insert_ids", ids=new, owner_id=owner["id"]) == len(new)
+                assert run_sql(db, "blocks_insert_ids", ids=new, owner_id=owner.id) == len(new)
             present |= set(new)
         elif action == "delete":
             assert run_sql(db, "blocks_delete_ids", ids=sorted(chosen)) == len(chosen & present)
@@ -96,7 +96,7 @@ def test_block_counts_follow_every_insert_delete_and_truncate(db, owner, steps):
 def test_every_page_equals_a_plain_offset(db, owner, chosen, probes):
     run_sql(db, "blocks_truncate")
     if chosen:
-        run_sql(db, "blocks_insert_ids", ids=sorted(chosen), owner_id=owner["id"])
+        run_sql(db, "blocks_insert_ids", ids=sorted(chosen), owner_id=owner.id)
     # the offsets where blocks meet, their neighbours, the end, and past it
     ordered = sorted(chosen)
     edges = [i for i, wid in enumerate(ordered)
@@ -112,7 +112,7 @@ def test_every_page_equals_a_plain_offset(db, owner, chosen, probes):
 def test_pages_past_the_first_block_equal_a_plain_offset(db, owner):
     """Offsets of 4096 and more start from a block: around every block edge, with gaps left
     by deletes (a block partly emptied, one emptied whole), pages equal a plain OFFSET's."""
-    run_sql(db, "blocks_insert_generated", count=5 * BLOCK + 100, owner_id=owner["id"])
+    run_sql(db, "blocks_insert_generated", count=5 * BLOCK + 100, owner_id=owner.id)
     run_sql(db, "blocks_delete_range", first=BLOCK - 50, last=BLOCK + 50)
     run_sql(db, "blocks_delete_range", first=2 * BLOCK, last=3 * BLOCK - 1)
     run_sql(db, "blocks_delete_range", first=4 * BLOCK + 1, last=4 * BLOCK + 1)
@@ -132,14 +132,14 @@ def test_pages_past_the_first_block_equal_a_plain_offset(db, owner):
 
 
 def test_a_huge_offset_is_simply_past_the_end(db, owner):
-    run_sql(db, "blocks_insert_generated", count=5, owner_id=owner["id"])
+    run_sql(db, "blocks_insert_generated", count=5, owner_id=owner.id)
     assert page(db, owner, offset=2**62) == (5, [])
 
 
 def test_concurrent_deletes_from_one_block_add_up(db, owner, config):
     """Each deleter's count change must see the others' (no lost update), and the one that
     empties the block removes it, whichever thread that is."""
-    run_sql(db, "blocks_insert_generated", count=40, owner_id=owner["id"])
+    run_sql(db, "blocks_insert_generated", count=40, owner_id=owner.id)
     all_ids = [row["first_id"] for row in run_sql(db, "blocks_kept")]
     assert all_ids == [0]
     pool = Database(config.database_url, min_size=8, max_size=8)
@@ -173,11 +173,11 @@ def test_concurrent_deletes_from_one_block_add_up(db, owner, config):
 def test_a_deep_page_skips_less_than_one_block(db, owner):
     """With 20,000 widgets, the page at offset 18,000 reads fewer than 4,096 + 10 ids, where
     a plain OFFSET reads 18,010."""
-    run_sql(db, "blocks_insert_generated", count=20_000, owner_id=owner["id"])
+    run_sql(db, "blocks_insert_generated", count=20_000, owner_id=owner.id)
     run_sql(db, "blocks_vacuum_analyze")
     explain = TESTING_QUERIES["blocks_explain_analyze_prefix"] + "\n" + QUERIES["widget_page"]
     with db.pool.connection() as conn:
-        plan = conn.execute(explain, {"subject": owner["public_id"], "token_id": "x",
+        plan = conn.execute(explain, {"subject": owner.public_id, "token_id": "x",
                                       "session_id": uuid.uuid4(),
                                       "limit": 10, "offset": 18_000}).fetchone()
     nodes = list(plan_nodes(plan["QUERY PLAN"][0]["Plan"]))
@@ -199,7 +199,7 @@ def test_the_caller_check_is_inlined_into_each_query(db, owner, query):
     run_sql(db, "attacks_insert_live_revocations", prefix="live-", count=2000)
     run_sql(db, "attacks_analyze")
     explain = TESTING_QUERIES["attacks_explain_prefix"] + "\n" + QUERIES[query]
-    params = {"subject": owner["public_id"], "token_id": "x", "session_id": uuid.uuid4(),
+    params = {"subject": owner.public_id, "token_id": "x", "session_id": uuid.uuid4(),
               "name": "w", "limit": 10,
               "offset": 0}
     with db.pool.connection() as conn:
@@ -228,11 +228,11 @@ def test_migration_0004_counts_the_widgets_already_there(pg_cluster, tmp_path):
         db.pool.open(wait=True, timeout=10)
         try:
             owner = Accounts(db, 4).create("early@example.com", PASSWORD, admin=True)
-            run_sql(db, "blocks_insert_ids", ids=[1, 2, BLOCK + 7], owner_id=owner["id"])
+            run_sql(db, "blocks_insert_ids", ids=[1, 2, BLOCK + 7], owner_id=owner.id)
             with db.pool.connection() as writer:
                 writer.autocommit = False
                 writer.execute(TESTING_QUERIES["blocks_insert_ids"],
-                               {"ids": [3 * BLOCK], "owner_id": owner["id"]})
+                               {"ids": [3 * BLOCK], "owner_id": owner.id})
                 done: list[object] = []
                 migrator = threading.Thread(
                     target=lambda: done.append(migrate(url, log=lambda _m: None)))

@@ -36,6 +36,22 @@ class Account:
 
 
 @dataclass(frozen=True)
+class NewUser:
+    """A user ``bin/add-user`` (and the seeding of benches and tests) just created."""
+
+    id: int
+    public_id: uuid.UUID
+    email: str
+    admin: bool
+    registered_on: datetime
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> NewUser:
+        return cls(row["id"], row["public_id"], row["email"], row["admin"],
+                   row["registered_on"])
+
+
+@dataclass(frozen=True)
 class Registered:
     """A registration's answer: the account, its first session and the tokens' issue time
     (None: now); ``replayed`` when it is the kept answer to an earlier Idempotency-Key."""
@@ -57,16 +73,17 @@ class Accounts:
         self.rounds = bcrypt_rounds
         self._refresh_keys = refresh_keys  # to register (a session's refresh token)
 
-    def create(self, email: str, password: str, *, admin: bool) -> dict[str, Any] | None:
-        """``bin/add-user``: the new user's row (id, public_id, email, admin, registered_on),
-        or None when the e-mail is already registered (in any case)."""
-        return self.db.one(
+    def create(self, email: str, password: str, *, admin: bool) -> NewUser | None:
+        """``bin/add-user``: the new user, or None when the e-mail is already registered (in
+        any case)."""
+        row = self.db.one(
             "insert_user",
             public_id=uuid.uuid4(),
             email=email,
             password_hash=hash_password(password, self.rounds),
             admin=admin,
         )
+        return None if row is None else NewUser.of(row)
 
     def _keys(self) -> RefreshKeys:
         if self._refresh_keys is None:

@@ -319,8 +319,8 @@ first when it is new.""",
         print(f"Error: {args.email} is already registered", file=sys.stderr)
         return 1
     kind = "admin user" if args.admin else "user"
-    print(f"Successfully added new {kind}:\n <User email={user['email']}, "
-          f"public_id={user['public_id']}, admin={user['admin']}>")
+    print(f"Successfully added new {kind}:\n <User email={user.email}, "
+          f"public_id={user.public_id}, admin={user.admin}>")
     return 0
 
 
