@@ -11,6 +11,7 @@ import pytest
 from tests.helpers import PASSWORD, SECRET, login
 from widgetsvc import errors
 from widgetsvc.auth import sessions, tokens
+from widgetsvc.auth.accounts import Accounts, NewUser
 from widgetsvc.auth.caller import Caller, Callers
 from widgetsvc.auth.keys import cursor_keys_from_secrets, hmac_keyring, refresh_keys_from_secrets
 from widgetsvc.auth.session_store import Rotated, SessionStore
@@ -112,3 +113,14 @@ def test_the_session_store_says_why_a_refresh_is_refused(app, db, users):
     assert store.rotate(presented, sessions.new_secret(), 3600) == "reused"
     unknown = sessions.Presented(uuid.uuid4(), 0, b"\x00" * 32)
     assert store.rotate(unknown, sessions.new_secret(), 3600) == "invalid"
+
+
+def test_accounts_create_answers_the_new_user_or_none_when_the_email_is_taken(db):
+    accounts = Accounts(db, 4)
+    made = accounts.create("New.Member@example.com", PASSWORD, admin=True)
+    assert isinstance(made, NewUser)
+    assert (made.email, made.admin) == ("New.Member@example.com", True)
+    assert isinstance(made.id, int) and isinstance(made.public_id, uuid.UUID)
+    assert isinstance(made.registered_on, datetime) and made.registered_on.tzinfo is not None
+    assert accounts.create("new.member@EXAMPLE.com", PASSWORD, admin=False) is None
+    assert accounts.check_login("new.member@example.com", PASSWORD).public_id == made.public_id
