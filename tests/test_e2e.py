@@ -3,7 +3,6 @@ unsafe production configuration are in test_config_production.py.)"""
 
 from __future__ import annotations
 
-import http.client
 import json
 import uuid
 
@@ -18,49 +17,23 @@ from tests.helpers import (
     bearer,
     challenge,
 )
+from tests.live_http import Reply, call
 
 pytestmark = pytest.mark.e2e
-
-
-class Response:
-    def __init__(self, status: int, headers: http.client.HTTPMessage, raw: bytes):
-        self.status = status
-        self.headers = headers
-        self.raw = raw
-
-    @property
-    def json(self):
-        assert self.headers.get("Content-Type", "").startswith("application/json"), self.headers
-        return json.loads(self.raw)
-
-
-def call(server, method: str, path: str, *, body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> Response:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return Response(resp.status, resp.headers, resp.read())
-    finally:
-        conn.close()
-
-
-def post_json(server, path: str, data: dict, headers: dict[str, str] | None = None) -> Response:
-    return call(server, "POST", path, body=json.dumps(data).encode(),
-                headers={"Content-Type": "application/json", **(headers or {})})
+JSON = {"Content-Type": "application/json"}
 
 
 def test_register_login_user_logout_then_the_token_is_refused(live_server):
     email = f"E2E-{uuid.uuid4().hex[:8]}@Example.com"
     credentials = {"email": email, "password": PASSWORD}
 
-    registered = post_json(live_server, f"{API}/auth/register", credentials)
+    registered = call(live_server, "POST", f"{API}/auth/register", data=credentials)
     assert registered.status == 201
     assert registered.json["message"] == "successfully registered"
     assert registered.headers["Cache-Control"] == "no-store"
 
-    logged_in = post_json(live_server, f"{API}/auth/login",
-                          {"email": email.lower(), "password": PASSWORD})
+    logged_in = call(live_server, "POST", f"{API}/auth/login",
+                     data={"email": email.lower(), "password": PASSWORD})
     assert logged_in.status == 200
     assert logged_in.json["message"] == "successfully logged in"
     assert logged_in.json["token_type"] == "bearer"
@@ -70,7 +43,7 @@ def test_register_login_user_logout_then_the_token_is_refused(live_server):
     assert me.status == 200
     assert (me.json["email"], me.json["admin"]) == (email, False)
 
-    out = post_json(live_server, f"{API}/auth/logout", {}, headers=bearer(token))
+    out = call(live_server, "POST", f"{API}/auth/logout", data={}, headers=bearer(token))
     assert out.status == 200
     assert out.json == {"status": "success", "message": "successfully logged out"}
 
@@ -101,29 +74,21 @@ def json_body_of(size: int) -> bytes:
 ])
 def test_too_large_body_gets_the_413_json_answer(live_server, size):
     resp = call(live_server, "POST", f"{API}/auth/register", body=json_body_of(size),
-                headers={"Content-Type": "application/json"})
+                headers=JSON)
 
     assert resp.status == 413
     assert resp.json == {
         "status": "fail", "message": "Request body too large: the limit is 65536 bytes.",
     }
     # Nothing was registered.
-    login = post_json(live_server, f"{API}/auth/login",
-                      {"email": "big@example.com", "password": PASSWORD})
+    login = call(live_server, "POST", f"{API}/auth/login",
+                 data={"email": "big@example.com", "password": PASSWORD})
     assert login.status == 401
 
 
-def post_chunked(server, path: str, body: bytes) -> Response:
+def post_chunked(server, path: str, body: bytes) -> Reply:
     """POST with ``Transfer-Encoding: chunked`` (no Content-Length), as streaming clients do."""
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        pieces = (body[i:i + 8192] for i in range(0, len(body), 8192))
-        conn.request("POST", path, body=pieces, encode_chunked=True,
-                     headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        return Response(resp.status, resp.headers, resp.read())
-    finally:
-        conn.close()
+    return call(server, "POST", path, body=body, chunked=True, headers=JSON)
 
 
 def test_chunked_body_is_read(live_server):
@@ -140,7 +105,7 @@ def test_too_large_chunked_body_gets_the_413_json_answer(live_server):
 
 def test_exactly_65536_bytes_is_processed(live_server):
     resp = call(live_server, "POST", f"{API}/auth/register", body=json_body_of(65_536),
-                headers={"Content-Type": "application/json"})
+                headers=JSON)
     assert resp.status == 201
     assert resp.json["message"] == "successfully registered"
 
