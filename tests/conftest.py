@@ -217,13 +217,25 @@ def cluster_dir():
         run(CLUSTER, "--dir", str(directory), "down", "--purge", check=False, timeout=300)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests of the shared cluster run together, where the first of them was, and those
-    that stop it last: the cluster is up for no other test, and down for none of its own."""
+SHARED_CLUSTER_GROUP = "shared-cluster"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The tests of the shared cluster run first and together, those that stop it last: the
+    cluster is up for no other test, and down for none of its own. In a parallel run
+    (bin/test: ``--dist loadgroup``) they are one group, on one worker, and every other module
+    is a group of its own: its tests share the module's server (``live_server``) and its
+    order, and the longest group (the cluster, minutes) starts while the other worker runs
+    the rest."""
     users = [i for i in items if "cluster_dir" in getattr(i, "fixturenames", ())]
-    if not users:
+    if users:
+        ordered = sorted(users, key=lambda i: i.get_closest_marker("stops_cluster") is not None)
+        cluster = set(users)
+        items[:] = ordered + [i for i in items if i not in cluster]
+    if config.getoption("dist", "no") == "no":
         return
-    first = items.index(users[0])
-    rest = [i for i in items if i not in set(users)]
-    ordered = sorted(users, key=lambda i: i.get_closest_marker("stops_cluster") is not None)
-    items[:] = rest[:first] + ordered + rest[first:]
+    cluster = set(users)
+    for item in items:
+        group = SHARED_CLUSTER_GROUP if item in cluster else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))

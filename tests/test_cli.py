@@ -46,11 +46,18 @@ def table_exists(url: str, name: str) -> bool:
                             {"name": name}).fetchone()["present"]
 
 
+# What the run itself keeps in var/ meanwhile, in a parallel run on the other workers too:
+# each worker's throwaway cluster and scratch named by its pid (test-<pid>, outage-<pid>,
+# cluster-test-<pid>, bench-<pid>, ...), the generated clients' cache (clients-<hash>), and
+# their locks (.test-<pid>.lock, .clients.lock).
+RUN_SCRATCH = re.compile(r"^\.?(?:[a-z-]+-\d+(?:-[a-z-]+)?|clients-[0-9a-f]+|clients)(?:\.lock)?$")
+
+
 def var_snapshot() -> tuple[frozenset[str], bool]:
-    """Top-level names in var/ (not this run's own test cluster), and whether the private
-    development cluster runs."""
+    """Top-level names in var/ (not the run's own scratch: ``RUN_SCRATCH``), and whether the
+    private development cluster runs."""
     names = frozenset(p.name for p in VAR_DIR.iterdir()
-                      if p.name not in VENV_FILES and p.name != f"test-{os.getpid()}")
+                      if p.name not in VENV_FILES and not RUN_SCRATCH.match(p.name))
     return names, (VAR_DIR / "pg" / "data" / "postmaster.pid").exists()
 
 

@@ -56,3 +56,28 @@ def test_fast_collects_no_test_that_boots_a_server():
     assert not any(i.startswith("tests/test_hygiene.py::test_nginx_errors_are_json") for i in ids)
     summary = result.stdout.strip().splitlines()[-1]
     assert "deselected" in summary, summary
+
+
+@pytest.mark.parametrize(("args", "parallel"), [
+    ([], True),
+    (["-k", "login", "-x"], True),
+    (["tests/test_cli.py", "-q"], True),
+    (["--fast"], False),
+    (["-n", "0"], False),
+    (["-n3"], False),
+    (["--numprocesses=4"], False),
+    (["--collect-only", "-q"], False),
+    (["--co"], False),
+    (["--pdb"], False),
+    (["-p", "no:xdist"], False),
+    (["--", "--fast"], True),  # after "--": pytest's to read, not bin/test's
+])
+def test_the_full_tier_runs_on_workers_unless_asked_for_one_process(args, parallel):
+    from widgetsvc.ops.testrun import with_workers
+
+    result = with_workers(args)
+    assert result[len(result) - len(args):] == args  # the caller's arguments, unchanged
+    assert (result != args) == parallel
+    if parallel:
+        assert result[0] == "-n" and int(result[1]) >= 2
+        assert result[2:5] == ["--dist", "loadgroup", "--no-loadscope-reorder"]

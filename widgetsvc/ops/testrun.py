@@ -2,14 +2,19 @@
 
 ``--help`` and ``--version`` are bin/test's own (its usage, not pytest's 200 lines); every
 other argument goes to pytest unchanged. pytest's usage error (its exit 4) becomes exit 2 like
-every bin/ command's, and nothing runs before pytest has accepted the arguments: Debian's
-Chromium (for tests/test_browser.py) is installed only once the browser test is collected.
+every bin/ command's.
+
+The full tier runs in parallel (pytest-xdist, one worker per core, at least two, at most four):
+most of its time is spent waiting for servers, clusters and programs it started, not on a
+CPU. Every worker has its own throwaway database (tests/conftest.py), a module's tests run on
+one worker (they share the module's server), and the shared ``bin/cluster`` tests all on one
+(tests/conftest.py, ``pytest_collection_modifyitems``). ``--fast``, ``-n``/``--numprocesses``,
+collecting only and the debugger run in this one process.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 
 from widgetsvc.ops import cmdline
@@ -25,11 +30,12 @@ def _parser() -> cmdline.Parser:
 --fast: the fast tier, about a minute: unit and in-process API tests only, against one
 throwaway database; no server boots, no bin/ command, no other program (every test that
 starts one is marked e2e and left out; one that is not refuses to start it: tests/tiers.py).
-Without --fast: everything (about 15 minutes on 2 cores shared with other work).
+Without --fast: everything, in parallel over one worker per core (about 8 minutes on 2 cores;
+-n 0 runs it in one process).
 Every argument other than --help and --version goes to pytest, e.g.
   bin/test --fast     bin/test tests/test_cli.py -x -q     bin/test -k login     bin/test --co -q
 pytest's own options: .venv/bin/pytest --help. The first run prepares .venv with the test
-dependencies; as root, Debian's chromium is installed for the browser test when missing.""",
+dependencies; as root, Debian's chromium is installed when the browser test runs.""",
         usage="bin/test [-h] [--version] [--fast] [PYTEST ARGUMENTS ...]",
         environment=[("CI", "set: property-based tests run a fixed, derandomized set"),
                      ("WIDGETSVC_PG_FSYNC", "the throwaway cluster runs with fsync=off")],
@@ -38,26 +44,24 @@ dependencies; as root, Debian's chromium is installed for the browser test when 
                     (3, "pytest's internal error"), (5, "no test was collected")])
 
 
-class _Chromium:
-    """Installs Debian's chromium (as root, when missing) once the browser test is among the
-    collected tests: not for --help, a usage error, --collect-only or other files."""
+# Options after which the run stays in this process: the fast tier, a worker count given,
+# collecting only, the debugger.
+_SERIAL = ("--fast", "-n", "--numprocesses", "--dist", "--co", "--collect-only", "--pdb",
+           "--trace", "no:xdist")
 
-    def pytest_collection_finish(self, session) -> None:
-        if session.config.option.collectonly or shutil.which("chromium"):
-            return
-        if not any(item.nodeid.startswith("tests/test_browser.py") for item in session.items):
-            return
-        if os.geteuid() != 0:
-            print("widgetsvc: chromium is not installed and this is not root: the browser test "
-                  "will skip (as root: apt-get install chromium)", file=sys.stderr)
-            return
-        from widgetsvc.ops import apt
 
-        try:
-            apt.install(["chromium"])
-        except Exception as exc:  # noqa: BLE001 (the browser test then skips, saying why)
-            print(f"widgetsvc: installing chromium failed ({exc}); the browser test will skip",
-                  file=sys.stderr)
+def _workers() -> int:
+    return min(max(os.cpu_count() or 1, 2), 4)
+
+
+def with_workers(args: list[str]) -> list[str]:
+    """``args``, with the parallel run's options unless one of ``_SERIAL`` asks for one process
+    (or they are after ``--``)."""
+    own = args[:args.index("--")] if "--" in args else args
+    if any(arg == flag or arg.startswith(flag + "=") or (flag == "-n" and arg.startswith("-n"))
+           for arg in own for flag in _SERIAL):
+        return args
+    return ["-n", str(_workers()), "--dist", "loadgroup", "--no-loadscope-reorder", *args]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             _parser().parse_args([flag])  # prints, exits 0
     import pytest
 
-    code = int(pytest.main(args, plugins=[_Chromium()]))
+    code = int(pytest.main(with_workers(args)))
     return cmdline.EXIT_USAGE if code == _PYTEST_USAGE_ERROR else code
 
 
