@@ -218,7 +218,7 @@ def test_cluster_drill_restores_exactly_the_widgets_before_t(repo):
     try:
         run(BIN / "cluster", "--dir", directory, "up", "--instances", "2", env=env)
         cluster = HACluster(directory)
-        backups = ClusterBackups(cluster, env)
+        backups = ClusterBackups(cluster, ToolSettings.from_env(env))
         leader = cluster.leader()
         drill(cluster.leader_url(), {**env, "PGPASSWORD": cluster.state["secrets"]["superuser"]},
               where, backups.config, "cluster", backups.pg_args(leader),
