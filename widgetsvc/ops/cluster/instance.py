@@ -16,9 +16,11 @@ from widgetsvc.ops.cluster.state import HOST, ClusterState
 from widgetsvc.ops.localdb import REPO_ROOT
 from widgetsvc.ops.settings import GUNICORN_ENV_NAMES
 
-# Settings whose change restarts the instances on the next ``up``: every one the service reads,
-# and gunicorn's own.
-SETTINGS = (*ENV_NAMES, *GUNICORN_ENV_NAMES)
+# The cluster gives each instance its own: a dead instance's new port is no change of settings.
+PER_INSTANCE = ("METRICS_PORT",)
+# Settings whose change restarts the instances on the next ``up``: every one the service reads
+# but those, and gunicorn's own.
+SETTINGS = tuple(name for name in (*ENV_NAMES, *GUNICORN_ENV_NAMES) if name not in PER_INSTANCE)
 
 
 def instance_env(state: ClusterState, index: int) -> dict[str, str]:
