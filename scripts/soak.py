@@ -45,6 +45,9 @@ API = "/api/v1"
 PASSWORD = "Soak-pass-" + secrets.token_hex(4)
 EXPIRED = "Access token expired. Please log in again."
 REQUEST_TIMEOUT = 30.0
+DEFAULT_DURATION = 60.0  # seconds of load
+DEFAULT_CLIENTS = 32
+DEFAULT_BCRYPT_ROUNDS = "4"  # its own server's: the soak measures the API, not bcrypt
 
 # The mix: reads of the list and of items, admin writes, logins and logouts.
 WEIGHTS = {
@@ -427,17 +430,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = cmdline.Parser(
         "bin/soak", "Soak test: a mixed workload from many clients against the real bin/serve, "
         "then a check that no acknowledged write was lost.", details=__doc__.split("\n", 2)[2],
-        environment=[("SOAK_BCRYPT_ROUNDS", "bcrypt cost of its own server (4)"),
+        environment=[("SOAK_BCRYPT_ROUNDS",
+                      f"bcrypt cost of its own server ({DEFAULT_BCRYPT_ROUNDS})"),
                      ("DATABASE_URL", "with --url: that service's database, for the check")],
         exit_codes=[(0, "clean: no 5xx, no connection error, nothing lost"),
                     (1, "a 5xx, a connection error or a lost write")])
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load (60)")
-    parser.add_argument("--clients", type=int, default=32, help="concurrent clients (32)")
+    parser.add_argument("--duration", type=float, default=DEFAULT_DURATION,
+                        help=f"seconds of load ({DEFAULT_DURATION:g})")
+    parser.add_argument("--clients", type=int, default=DEFAULT_CLIENTS,
+                        help=f"concurrent clients ({DEFAULT_CLIENTS})")
     parser.add_argument("--url", help="an existing server on 127.0.0.1 (default: start one)")
     parser.add_argument("--admin-email", help="with --url: an existing admin's e-mail")
     parser.add_argument("--admin-password", help="with --url: that admin's password")
     args = parser.parse_args(argv)
-    rounds = os.environ.get("SOAK_BCRYPT_ROUNDS", "4").strip() or "4"
+    rounds = os.environ.get("SOAK_BCRYPT_ROUNDS", "").strip() or DEFAULT_BCRYPT_ROUNDS
     if not rounds.isdigit() or not 4 <= int(rounds) <= 31:
         refused = setting_errors.bad_setting("SOAK_BCRYPT_ROUNDS", rounds, "not a bcrypt cost",
                                              "4 to 31")
