@@ -99,11 +99,14 @@ class RateLimitMiddleware:
         self.db = db
         self.limit = limit
         self.fronts = fronts
-        self.limited = {id(resource): method for resource, method in limited.items()}
+        # Called for every request of every resource: one dict lookup decides (none when the
+        # limit is off).
+        self.limited = ({id(resource): method for resource, method in limited.items()}
+                        if limit.enabled else {})
         self.first = first
 
     def _applies(self, req: falcon.Request, resource: object) -> bool:
-        return self.limit.enabled and self.limited.get(id(resource)) == req.method
+        return self.limited.get(id(resource)) == req.method
 
     def _take(self, req: falcon.Request) -> Taken | None:
         try:
@@ -115,7 +118,7 @@ class RateLimitMiddleware:
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: object,
                          params: dict) -> None:
-        if self._applies(req, resource) and id(resource) in self.first:
+        if id(resource) in self.first and self._applies(req, resource):
             taken = self._take(req)
             if taken is not None and taken.refused:
                 raise refused(taken)

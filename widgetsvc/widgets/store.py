@@ -25,8 +25,10 @@ from widgetsvc.db import Database
 from widgetsvc.widgets.conditions import Preconditions, failed
 
 
-@dataclass(frozen=True)
-class Widget:
+class Widget(NamedTuple):
+    """One widget as read (a tuple: a page builds ten of them per request, and a frozen
+    dataclass costs twice as much to build)."""
+
     name: str
     info_url: str
     created_at: datetime
