@@ -218,6 +218,11 @@ def cluster_dir():
 
 
 SHARED_CLUSTER_GROUP = "shared-cluster"
+# In a parallel run the longest modules start first, so that none of them begins near the end
+# while the other worker idles (seconds each, one process: bin/test -n 0 --durations=0).
+LONGEST_FIRST = ("test_schemathesis", "test_front_door", "test_backup", "test_bench",
+                 "test_list_indexes", "test_hygiene", "test_cli", "test_input_cost", "test_fuzz",
+                 "test_clients", "test_outage", "test_migrations", "test_soak")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
@@ -226,8 +231,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     cluster is up for no other test, and down for none of its own. In a parallel run
     (bin/test: ``--dist loadgroup``) they are one group, on one worker, and every other module
     is a group of its own: its tests share the module's server (``live_server``) and its
-    order, and the longest group (the cluster, minutes) starts while the other worker runs
-    the rest."""
+    order. The longest groups start first (the cluster, minutes, then ``LONGEST_FIRST``)."""
     users = [i for i in items if "cluster_dir" in getattr(i, "fixturenames", ())]
     if users:
         ordered = sorted(users, key=lambda i: i.get_closest_marker("stops_cluster") is not None)
@@ -236,6 +240,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if config.getoption("dist", "no") == "no":
         return
     cluster = set(users)
+
+    def rank(item: pytest.Item) -> int:
+        if item in cluster:
+            return -1
+        module = item.nodeid.split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: each module's own order is kept
     for item in items:
         group = SHARED_CLUSTER_GROUP if item in cluster else item.nodeid.split("::")[0]
         item.add_marker(pytest.mark.xdist_group(group))
