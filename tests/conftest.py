@@ -228,18 +228,21 @@ LONGEST_FIRST = ("test_schemathesis", "test_front_door", "test_backup", "test_be
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The tests of the shared cluster run first and together, those that stop it last: the
-    cluster is up for no other test, and down for none of its own. In a parallel run
-    (bin/test: ``--dist loadgroup``) they are one group, on one worker, and every other module
-    is a group of its own: its tests share the module's server (``live_server``) and its
-    order. The longest groups start first (the cluster, minutes, then ``LONGEST_FIRST``)."""
+    cluster is up for no other test, and down for none of its own. A test that boots a
+    cluster of its own (``own_cluster``) runs right after them, never beside them: two
+    clusters at once would draw their loopback ports from the same pool while either can be
+    restarting. In a parallel run (bin/test: ``--dist loadgroup``) they are one group, on one
+    worker, and every other module is a group of its own: its tests share the module's server
+    (``live_server``) and its order. The longest groups start first (the clusters, minutes,
+    then ``LONGEST_FIRST``)."""
     users = [i for i in items if "cluster_dir" in getattr(i, "fixturenames", ())]
-    if users:
+    own = [i for i in items if i.get_closest_marker("own_cluster") and i not in set(users)]
+    cluster = set(users) | set(own)
+    if cluster:
         ordered = sorted(users, key=lambda i: i.get_closest_marker("stops_cluster") is not None)
-        cluster = set(users)
-        items[:] = ordered + [i for i in items if i not in cluster]
+        items[:] = ordered + own + [i for i in items if i not in cluster]
     if config.getoption("dist", "no") == "no":
         return
-    cluster = set(users)
 
     def rank(item: pytest.Item) -> int:
         if item in cluster:

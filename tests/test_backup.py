@@ -204,6 +204,7 @@ def test_local_drill_restores_exactly_the_widgets_before_t(repo, tmp_path):
 
 @pytest.mark.e2e
 @pytest.mark.slow
+@pytest.mark.own_cluster
 def test_cluster_drill_restores_exactly_the_widgets_before_t(repo):
     from widgetsvc.ops.cluster.backup import ClusterBackups
     from widgetsvc.ops.cluster.hacluster import HACluster
