@@ -351,7 +351,7 @@ def test_down_leaves_no_process_and_up_comes_back(cluster_dir):
             "email": "front-user@example.com", "password": PASSWORD})).status in (502, 503):
         assert time.monotonic() < deadline, reply.raw
         time.sleep(0.5)
-    assert reply.status == 200, reply.raw
+    assert reply.status == 200, (reply.raw, status(cluster_dir))  # which parts, on which ports
     groups = HACluster(cluster_dir).all_groups()
     run(CLUSTER, "--dir", str(cluster_dir), "down", "--purge")
     assert gone(cluster_dir, groups) == []
