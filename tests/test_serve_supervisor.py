@@ -51,8 +51,12 @@ def members(server: LiveServer) -> dict[int, str]:
 
 
 def runtime_dirs(pid: int) -> list[Path]:
-    return [p for p in (VAR_DIR, Path("/var/lib/widgetsvc")) if p.exists()
-            for name in (f"serve-{pid}", f"app-{pid}") for p in p.rglob(name)]
+    """This bin/serve's runtime directories, wherever they are under var/ (or relocated).
+    ``os.walk`` skips a directory that vanishes while it is read: in a parallel run the other
+    worker's servers create and remove theirs meanwhile."""
+    names = {f"serve-{pid}", f"app-{pid}"}
+    return [Path(root, name) for base in (VAR_DIR, Path("/var/lib/widgetsvc"))
+            for root, dirs, _files in os.walk(base) for name in dirs if name in names]
 
 
 def uid_of(pid: int) -> int:
