@@ -59,25 +59,29 @@ def test_fast_collects_no_test_that_boots_a_server():
 
 
 @pytest.mark.parametrize(("args", "parallel"), [
-    ([], True),
-    (["-k", "login", "-x"], True),
-    (["tests/test_cli.py", "-q"], True),
-    (["--fast"], False),
-    (["-n", "0"], False),
-    (["-n3"], False),
-    (["--numprocesses=4"], False),
-    (["--collect-only", "-q"], False),
-    (["--co"], False),
-    (["--pdb"], False),
-    (["-p", "no:xdist"], False),
-    (["--", "--fast"], True),  # after "--": pytest's to read, not bin/test's
+    ([], False),  # one process unless asked (widgetsvc/ops/testrun.py says why)
+    (["-k", "login", "-x"], False),
+    (["--parallel"], True),
+    (["--parallel", "-k", "login", "-x"], True),
+    (["tests/test_cli.py", "--parallel", "-q"], True),
+    (["--parallel", "--fast"], False),
+    (["--parallel", "-n", "0"], False),
+    (["--parallel", "-n3"], False),
+    (["--parallel", "--numprocesses=4"], False),
+    (["--parallel", "--collect-only", "-q"], False),
+    (["--parallel", "--co"], False),
+    (["--parallel", "--pdb"], False),
+    (["--parallel", "-p", "no:xdist"], False),
+    (["--", "--parallel"], False),  # after "--": pytest's to read, not bin/test's
 ])
-def test_the_full_tier_runs_on_workers_unless_asked_for_one_process(args, parallel):
+def test_the_full_tier_runs_on_workers_only_when_asked(args, parallel):
     from widgetsvc.ops.testrun import with_workers
 
     result = with_workers(args)
-    assert result[len(result) - len(args):] == args  # the caller's arguments, unchanged
-    assert (result != args) == parallel
+    own = args[:args.index("--")] if "--" in args else args
+    expected_rest = [a for a in args if a != "--parallel"] if "--parallel" in own else args
+    assert result[len(result) - len(expected_rest):] == expected_rest
+    assert (result != expected_rest) == parallel
     if parallel:
         assert result[0] == "-n" and int(result[1]) >= 2
         assert result[2:5] == ["--dist", "loadgroup", "--no-loadscope-reorder"]
