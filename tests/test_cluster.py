@@ -325,8 +325,12 @@ def test_killing_the_leader_loses_no_acknowledged_write(cluster_dir):
 
 def wait_for_sync_standby(cluster_dir: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
-    while sorted(p["role"] for p in status(cluster_dir)["postgres"]) != ["leader",
-                                                                          "sync_standby"]:
+    def whole() -> bool:
+        nodes = status(cluster_dir)["postgres"]
+        return (sorted(p["role"] for p in nodes) == ["leader", "sync_standby"]
+                and all(p["state"] in ("running", "streaming") for p in nodes))
+
+    while not whole():
         assert time.monotonic() < deadline, status(cluster_dir)["postgres"]
         time.sleep(1)
 

@@ -17,7 +17,9 @@ import pytest
 from tests.helpers_cluster import CLUSTER
 from tests.helpers_cluster import run as cluster_run
 from tests.live_http import call
+from widgetsvc.ops import plumbing
 from widgetsvc.ops.cluster.hacluster import HACluster
+from widgetsvc.ops.cluster.state import NODES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -96,7 +98,30 @@ def test_prometheus_sees_every_target_up_and_a_request_rate(cluster_dir: Path):
             prometheus, "query", query="patroni_sync_standby")["result"])
         return count == 1 or None
 
-    wait_for(sync_standbys, 60, "exactly one patroni_sync_standby")
+    try:
+        wait_for(sync_standbys, 60, "exactly one patroni_sync_standby")
+    except pytest.fail.Exception as exc:
+        pytest.fail(f"{exc}\n{sync_picture(prometheus, cluster_dir)}")
+
+
+def sync_picture(prometheus: str, cluster_dir: Path) -> str:
+    """What Prometheus holds, what each Patroni says of itself and of its cluster, and the
+    end of its log: enough to tell a stale scrape from a standby that is not there."""
+    lines = [f"prometheus: {api(prometheus, 'query', query='patroni_sync_standby')['result']}"]
+    cluster = HACluster(cluster_dir)
+    for index, node in enumerate(NODES):
+        rest = cluster.rest_url(index)
+        for path in ("/patroni", "/cluster", "/metrics"):
+            try:
+                with urllib.request.urlopen(f"{rest}{path}", timeout=5) as resp:  # noqa: S310
+                    text = resp.read().decode()
+            except OSError as exc:
+                text = repr(exc)
+            if path == "/metrics":
+                text = "\n".join(line for line in text.splitlines() if "sync" in line)
+            lines.append(f"{node} {path}: {text}")
+        lines.append(plumbing.tail(cluster.node_dir(node) / "patroni.log", 40))
+    return "\n".join(lines)
 
 
 def test_alert_rules_are_loaded(cluster_dir: Path):
