@@ -1,4 +1,6 @@
-"""gunicorn settings for widgetsvc; every value can be overridden from the environment."""
+"""gunicorn settings for widgetsvc, from the environment: the serving settings as the tools
+parse them (``ToolSettings``, widgetsvc/ops/settings.py), the service's own through the functions
+its ``Config`` parses them with (widgetsvc/config.py). No default is written here."""
 
 import os
 import sys
@@ -9,37 +11,40 @@ import sys
 for _name in [n for n in sys.modules if n == "widgetsvc" or n.startswith("widgetsvc.")]:
     del sys.modules[_name]
 
-from widgetsvc.config import ConfigError, check_gunicorn, metrics_port, web_concurrency  # noqa: E402
+from widgetsvc import config as _config  # noqa: E402
+from widgetsvc.ops.settings import ToolSettings  # noqa: E402
+from widgetsvc.setting_errors import SettingError  # noqa: E402
 
 # A bad setting is one line (README, "Command line"), not a traceback, even without bin/serve.
 try:
-    check_gunicorn(os.environ)
-except ConfigError as exc:
+    _tools = ToolSettings.from_env()
+    _forwarded = _config.forwarded_allow_ips(os.environ)
+    _metrics_port = _config.metrics_port(os.environ)
+    _config.runtime_dir(os.environ)
+except (SettingError, _config.ConfigError) as exc:
     raise SystemExit(f"widgetsvc: {exc}") from None
 
 wsgi_app = "widgetsvc.wsgi:app"
 # bin/serve puts nginx on HOST:PORT and gunicorn on a Unix socket behind it (README, "Serving
 # behind nginx"); with --direct (WIDGETSVC_DIRECT=1) gunicorn itself listens on HOST:PORT.
-_front_socket = os.environ.get("WIDGETSVC_GUNICORN_SOCKET")
-bind = (f"unix:{_front_socket}" if _front_socket
-        else f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
+bind = f"unix:{_tools.gunicorn_socket}" if _tools.gunicorn_socket else _tools.listen
 # X-Forwarded-* are honoured only from the front proxy: gunicorn trusts every Unix-socket peer
 # (nginx, on a socket in a directory only nginx's user and this one reach) and, with an empty
 # FORWARDED_ALLOW_IPS (the default), no TCP peer at all (so not a direct-mode client either).
 # bin/cluster's nginx reaches its instances over TCP: it sets its own address there. The app
 # reads the same variable for the client address of its failed-login lock.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
+forwarded_allow_ips = ",".join(_forwarded)
 
 # Sync workers, one per core plus one: on 2 cores that count read fastest and kept reads well
 # under 100 ms while bcrypt held two workers (docs/benchmarks.md, "gunicorn's worker count").
 # Sync workers close each connection (no keep-alive); keep-alive (gthread) did not pay for
 # the threads' overhead here.
-workers = web_concurrency(os.environ)
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+workers = _tools.workers
+worker_class = _tools.worker_class
+threads = _tools.threads
+timeout = _tools.timeout
+graceful_timeout = _tools.graceful_timeout
+keepalive = _tools.keepalive
 
 # The app (and so each worker's connection pool) is created after the fork, never shared.
 preload_app = False
@@ -49,14 +54,14 @@ preload_app = False
 # directory is named before anything imports prometheus_client (the app, below, as root).
 from widgetsvc.ops import metrics_listener as _metrics  # noqa: E402
 
-_metrics_port = metrics_port(os.environ)
 if _metrics_port:
     _workers_ids = None
     if os.geteuid() == 0:
-        from widgetsvc.ops.front import app_user as _app_user
+        from widgetsvc.ops.servers import app_user as _app_user
 
-        _ids = _app_user()
+        _ids = _app_user(_tools)
         _workers_ids = (_ids.pw_uid, _ids.pw_gid)
+    # Written into os.environ (the only such write): prometheus_client reads it only there.
     _metrics.prepare_multiprocess_dir(os.environ, _workers_ids)
 
 
@@ -86,9 +91,9 @@ def on_exit(server):
 # unprivileged WIDGETSVC_APP_USER (default: the private clusters' owner, who reaches their
 # sockets), without root's supplementary groups. README, "Serving behind nginx".
 if os.geteuid() == 0:
-    from widgetsvc.ops.front import app_user
+    from widgetsvc.ops.servers import app_user
 
-    _app = app_user()
+    _app = app_user(_tools)
     user, group = _app.pw_uid, _app.pw_gid
     # The code (not its state: each worker still creates its app, pool and hashing slots after
     # the fork) is loaded here, as root, so that the workers need not read the interpreter's
@@ -111,7 +116,7 @@ limit_request_field_size = 16384
 
 accesslog = None  # the app writes its own request log
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = _tools.log_level
 
 # gunicorn's control socket defaults to one path per OS user, which two clones (or the tests'
 # servers) serving at once would fight over; this service does not use it.

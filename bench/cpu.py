@@ -125,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url, _ = seeded_database(cluster, widgets=args.widgets, email=EMAIL, password=PASSWORD,
                                  bcrypt_rounds=4, admin=False)
-        os.environ.update(DATABASE_URL=url, WIDGETSVC_ENV="test", BCRYPT_ROUNDS="4",
-                          SECRET_KEY=secrets.token_urlsafe(48), LOG_LEVEL="INFO")
-        config = Config.from_env()
+        # The app's configuration is given its own environment; the process's stays as it was.
+        config = Config.from_env({**os.environ, "DATABASE_URL": url, "WIDGETSVC_ENV": "test",
+                                  "BCRYPT_ROUNDS": "4", "SECRET_KEY": secrets.token_urlsafe(48),
+                                  "LOG_LEVEL": "INFO"})
         # The request log stays on (it is part of the cost), written to /dev/null: the app
         # writes it to stderr (an older checkout: the "widgetsvc.access" logger's handler).
         configure_logging("INFO")

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from widgetsvc import config
 from widgetsvc.db import load_queries
 
 # The service's session settings (widgetsvc/db.py), for pgbench's connections too.
@@ -29,11 +30,10 @@ SESSION_OPTIONS = ("-c TimeZone=UTC -c jit=off -c plan_cache_mode=force_generic_
 
 
 def concurrency(env: dict[str, str]) -> int:
-    """Workers x pool: as many statements as the service can have in flight (config.py's
-    defaults: WEB_CONCURRENCY = cores + 1, DB_POOL_MAX = 4)."""
-    workers = int(env.get("WEB_CONCURRENCY") or (os.cpu_count() or 1) + 1)
-    pool = int(env.get("DB_POOL_MAX") or 4)
-    return workers * pool
+    """Workers x pool: as many statements as the service can have in flight (with the
+    service's own defaults for both)."""
+    pool = config.whole(env, "DB_POOL_MAX", config.Config.pool_max_size)
+    return config.web_concurrency(env) * pool
 
 
 def token_claims(token: str) -> dict[str, str]:

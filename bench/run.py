@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 from bench import floor as write_floor  # noqa: E402
 from bench.common import EMAIL, PASSWORD, wait_ready  # noqa: E402
 from bench.seed import fresh_refresh_tokens, seed_existing, seeded_database  # noqa: E402
-from widgetsvc import paging  # noqa: E402
+from widgetsvc import config, paging  # noqa: E402
 from widgetsvc.auth import keys  # noqa: E402
 from widgetsvc.auth.passwords import check_password, hash_password  # noqa: E402
 from widgetsvc.ops import cmdline, plumbing  # noqa: E402
@@ -527,7 +527,7 @@ def compare(args: argparse.Namespace, tallies: dict[str, dict[str, Tally]]) -> b
     path = "direct" if args.direct else "through nginx"
     print(f"\nwidgets={args.widgets} rounds={args.rounds} duration={args.duration}s "
           f"connections={args.connections} cores={os.cpu_count()} {path} "
-          f"workers={os.environ.get('WEB_CONCURRENCY') or (os.cpu_count() or 1) + 1} "
+          f"workers={config.web_concurrency(os.environ)} "
           f"bcrypt cost {args.bcrypt_rounds}; medians, interleaved")
     print(f"{'scenario':<10} {first + ' req/s':>14} {'p99 ms':>7} {second + ' req/s':>14} "
           f"{'p99 ms':>7} {'ratio':>6} {'p99 x':>6} {'errors':>6}  target")

@@ -65,7 +65,7 @@ class SessionedUsers(Accounts):
 @pytest.fixture(scope="session", autouse=True)
 def _app_user_reaches_the_checkout():
     """As root, bin/serve runs the application as an unprivileged user, and refuses when that
-    user cannot read the code (front.app_user). CI clones into a directory only root may enter
+    user cannot read the code (servers.app_user). CI clones into a directory only root may enter
     (``mktemp -d``): let the test servers' app user traverse the directories above the clone
     (search permission for others, never read), so the suite runs the service as it is
     deployed rather than as root. Says what it changed."""

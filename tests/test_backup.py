@@ -24,6 +24,7 @@ from widgetsvc.ops import pgbackrest as pgbr
 from widgetsvc.ops.cluster.packages import missing_packages
 from widgetsvc.ops.localdb import REPO_ROOT, VAR_DIR, PrivatePostgres
 from widgetsvc.ops.migrate import migrate
+from widgetsvc.ops.settings import ToolSettings
 
 BIN = REPO_ROOT / "bin"
 QUERIES = load_queries(SQL_DIR / "testing")
@@ -218,7 +219,7 @@ def test_cluster_drill_restores_exactly_the_widgets_before_t(repo):
     try:
         run(BIN / "cluster", "--dir", directory, "up", "--instances", "2", env=env)
         cluster = HACluster(directory)
-        backups = ClusterBackups(cluster, env)
+        backups = ClusterBackups(cluster, ToolSettings.from_env(env))
         leader = cluster.leader()
         drill(cluster.leader_url(), {**env, "PGPASSWORD": cluster.state["secrets"]["superuser"]},
               where, backups.config, "cluster", backups.pg_args(leader),
@@ -236,9 +237,10 @@ def test_a_cluster_outside_var_cluster_keeps_its_own_repository(tmp_path):
     from widgetsvc.ops.cluster.backup import ClusterBackups
     from widgetsvc.ops.cluster.hacluster import HACluster
 
-    default = ClusterBackups(HACluster(VAR_DIR / "cluster"), {})
+    unset = ToolSettings.from_env({})
+    default = ClusterBackups(HACluster(VAR_DIR / "cluster"), unset)
     elsewhere = HACluster(VAR_DIR / "cluster-elsewhere")
     assert default.repo == localdb.reachable_dir(VAR_DIR / "backups")
-    assert ClusterBackups(elsewhere, {}).repo == elsewhere.root / "backups"
-    assert ClusterBackups(elsewhere, {"BACKUP_REPO": "/srv/r"}).repo == \
+    assert ClusterBackups(elsewhere, unset).repo == elsewhere.root / "backups"
+    assert ClusterBackups(elsewhere, ToolSettings.from_env({"BACKUP_REPO": "/srv/r"})).repo == \
         localdb.reachable_dir(Path("/srv/r"))

@@ -378,19 +378,25 @@ def test_nginx_answers_502_and_504_as_json(nginx_alone, tmp_path):
         listener.close()
 
 
+# nginx's ceiling for an application quota of 3 a minute: 6 a minute, a burst of 3.
+FLOOD = settings.FrontSettings(auth_rate_limit=3)
+# No rate limit; one login, register or password change in flight in all.
+ONE_AT_ONCE = settings.FrontSettings(auth_rate_limit=0, auth_in_flight=1)
+
+
 @pytest.mark.e2e
 def test_the_rate_limit_answers_429_with_retry_after_per_address(nginx_alone, tmp_path):
-    port = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"], auth_rate_limit=6, auth_burst=2)
+    port = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"], limits=FLOOD)
     statuses = []
-    for _ in range(5):
+    for _ in range(6):
         status, headers, payload = parse(raw_exchange(
             port, b"POST /api/v1/auth/login/ HTTP/1.1\r\nHost: localhost\r\n"
                   b"Content-Length: 0\r\nConnection: close\r\n\r\n"))
         statuses.append(status)
-    assert statuses[:3] == [502, 502, 502] and statuses[3:] == [429, 429], statuses
+    assert statuses[:4] == [502] * 4 and statuses[4:] == [429, 429], statuses
     assert headers["retry-after"] == "10"
     assert headers["access-control-expose-headers"] == "Retry-After, RateLimit, RateLimit-Policy"
-    assert headers["ratelimit-policy"] == '"auth";q=6;w=60'
+    assert headers["ratelimit-policy"] == '"auth";q=3;w=60'
     assert headers["ratelimit"] == '"auth";r=0;t=10'
     assert json.loads(payload) == {"status": "fail",
                                    "message": "Too many requests. Try again in 10 seconds."}
@@ -405,14 +411,14 @@ def _auth_request(method: str, path: str, body: bytes = b"{}") -> bytes:
 def test_password_changes_share_the_login_rate_limit(nginx_alone, tmp_path):
     """PUT /auth/password may hash a password like login and register: the same per-address
     limit, counted together with them (docs/API.md §8.1)."""
-    port = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"], auth_rate_limit=6, auth_burst=2)
+    port = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"], limits=FLOOD)
     statuses = []
     for method, path in (("POST", f"{API}/auth/login"), ("PUT", f"{API}/auth/password"),
-                         ("PUT", f"{API}/auth/password/"), ("PUT", f"{API}/auth/password"),
-                         ("POST", f"{API}/auth/login")):
+                         ("PUT", f"{API}/auth/password/"), ("POST", f"{API}/auth/login"),
+                         ("PUT", f"{API}/auth/password"), ("POST", f"{API}/auth/login")):
         status, headers, payload = parse(raw_exchange(port, _auth_request(method, path)))
         statuses.append(status)
-    assert statuses == [502, 502, 502, 429, 429], statuses
+    assert statuses == [502, 502, 502, 502, 429, 429], statuses
     assert json.loads(payload) == {"status": "fail",
                                    "message": "Too many requests. Try again in 10 seconds."}
 
@@ -435,8 +441,8 @@ def test_the_login_gate_holds_password_changes_too(nginx_alone):
 
     threading.Thread(target=accept, daemon=True).start()
     try:
-        port = nginx_alone([f"127.0.0.1:{listener.getsockname()[1]}"], auth_rate_limit=0,
-                           auth_in_flight=1, upstream_timeout=20)
+        port = nginx_alone([f"127.0.0.1:{listener.getsockname()[1]}"], limits=ONE_AT_ONCE,
+                           upstream_timeout=20)
         first = socket.create_connection(("127.0.0.1", port), timeout=30)
         first.sendall(_auth_request("PUT", f"{API}/auth/password"))
         deadline = time.monotonic() + 10
@@ -462,8 +468,8 @@ def test_the_login_gate_holds_password_changes_too(nginx_alone):
 def test_a_broken_chunked_body_past_the_rate_limit_is_a_json_400(nginx_alone, tmp_path, path):
     """Once the rate limit answers 429, nginx discards the body; a broken chunked body found
     then is a 400 that must get the JSON page too (not nginx's built-in HTML one)."""
-    port = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"], auth_rate_limit=6, auth_burst=2)
-    for _ in range(3):
+    port = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"], limits=FLOOD)
+    for _ in range(4):
         assert parse(raw_exchange(port, _auth_request("POST", f"{API}/auth/login")))[0] == 502
     method = "PUT" if path.endswith("password") else "POST"
     request = chunked(path, b"zz\r\n{}\r\n0\r\n\r\n").replace(b"POST", method.encode(), 1)
@@ -477,8 +483,7 @@ def test_a_broken_chunked_body_past_the_rate_limit_is_a_json_400(nginx_alone, tm
 def test_the_login_gate_answers_its_own_errors_in_json(nginx_alone, tmp_path):
     """An HTTP/1.0 login without Host passes the front and reaches the gate without one: the
     gate's 400 is JSON like every other answer of nginx."""
-    port = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"], auth_rate_limit=0,
-                       auth_in_flight=1)
+    port = nginx_alone([f"unix:{tmp_path}/nobody-here.sock"], limits=ONE_AT_ONCE)
     status, headers, payload = parse(raw_exchange(
         port, b"POST /api/v1/auth/login HTTP/1.0\r\nContent-Type: application/json\r\n"
               b"Content-Length: 2\r\n\r\n{}"))
@@ -490,7 +495,7 @@ def test_the_login_gate_answers_its_own_errors_in_json(nginx_alone, tmp_path):
 
 def test_render_takes_several_upstreams_and_refuses_injection(tmp_path):
     text = front.render(["unix:/run/a.sock", "10.0.0.2:8000", "[::1]:8001"], "0.0.0.0:80",
-                        tmp_path, trusted_proxies=["10.0.0.0/8"])
+                        tmp_path, limits=settings.FrontSettings(trusted_proxies=("10.0.0.0/8",)))
     assert "server unix:/run/a.sock;" in text and "server 10.0.0.2:8000;" in text
     assert "server [::1]:8001;" in text and "set_real_ip_from 10.0.0.0/8;" in text
     assert "{{" not in text
@@ -509,8 +514,9 @@ def test_render_takes_several_upstreams_and_refuses_injection(tmp_path):
     ({"AUTH_IN_FLIGHT": "0"}, None),  # no gate
 ])
 def test_the_login_gate_is_the_hashing_slots_unless_set(tmp_path, env, gate):
-    limits = settings.FrontSettings.from_env({"AUTH_RATE_LIMIT": "12", **env}).limits(4)
-    text = front.render(["unix:/run/a.sock"], "127.0.0.1:80", tmp_path, **limits)
+    limits = settings.FrontSettings.from_env({"AUTH_RATE_LIMIT": "12", **env})
+    text = front.render(["unix:/run/a.sock"], "127.0.0.1:80", tmp_path, limits=limits,
+                        hash_slots=4)
     gates = [line.strip() for line in text.splitlines() if "widgetsvc_auth_all" in line
              and line.strip().startswith("limit_conn ")]
     assert gates == ([gate] if gate else [])

@@ -94,7 +94,7 @@ def test_a_granian_worker_as_root_gives_up_root_before_the_app_exists():
     env = {**os.environ, "WIDGETSVC_GRANIAN_APP": "os:getpid"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          check=True, cwd=REPO_ROOT).stdout
-    user = front.app_user()
+    user = servers.app_user()
     assert out.split(" ", 4)[:4] == ["True", str(user.pw_uid), str(user.pw_uid),
                                      str(user.pw_gid)]
     assert out.split(" ", 4)[4].strip() in ("[]", f"[{user.pw_gid}]")

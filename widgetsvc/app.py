@@ -56,7 +56,7 @@ def create_app(
         db.open()
 
     # Metrics (METRICS_PORT not 0): first in, last out, so a request's time covers the rest.
-    recording = metrics.enabled()
+    recording = config.metrics_port != 0
     if recording and metrics.multiprocess_dir():  # under gunicorn (not a test's app)
         metrics.watch_pool(db.pool)
     app = falcon.App(

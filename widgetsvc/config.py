@@ -1,4 +1,6 @@
-"""All configuration, read from the environment in one place (12-factor)."""
+"""The service's configuration (what the app reads), parsed once from the environment
+(12-factor), each default here. The tools' settings are widgetsvc/ops/settings.py's
+``ToolSettings``; the variables both sides need are parsed by the functions here."""
 
 from __future__ import annotations
 
@@ -29,8 +31,11 @@ def bad(name: str, value: object, problem: str, allowed: str) -> ConfigError:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-_BOOLEANS = {"": False, "0": False, "false": False, "no": False, "off": False,
-             "1": True, "true": True, "yes": True, "on": True}
+DEFAULT_LOG_LEVEL = "INFO"
+# The yes/no words every boolean setting accepts (the service's and the tools').
+BOOLEANS = {"": False, "0": False, "false": False, "no": False, "off": False,
+            "1": True, "true": True, "yes": True, "on": True}
+BOOLEANS_ALLOWED = "1, true, yes or on; 0, false, no or off"
 
 
 def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -38,32 +43,34 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
-def _int(env: Mapping[str, str], name: str, default: int, allowed: str = "a whole number",
-         minimum: int | None = None) -> int:
+def whole(env: Mapping[str, str], name: str, default: int, allowed: str = "a whole number",
+          minimum: int | None = None) -> int:
+    """A whole-number setting (unset or empty: ``default``), refused as a SettingError."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise bad(name, raw, "not a whole number", allowed) from None
+        raise setting_errors.bad_setting(name, raw, "not a whole number", allowed) from None
     if minimum is not None and value < minimum:
-        raise bad(name, raw, f"below {minimum}", allowed)
+        raise setting_errors.bad_setting(name, raw, f"below {minimum}", allowed)
     return value
 
 
-def _bool(env: Mapping[str, str], name: str) -> bool:
+def yes_no(env: Mapping[str, str], name: str) -> bool:
+    """A boolean setting (unset or empty: no), refused as a SettingError."""
     raw = env.get(name, "").strip()
-    if raw.lower() not in _BOOLEANS:
-        raise bad(name, raw, "not a yes/no value", "1, true, yes or on; 0, false, no or off")
-    return _BOOLEANS[raw.lower()]
+    if raw.lower() not in BOOLEANS:
+        raise setting_errors.bad_setting(name, raw, "not a yes/no value", BOOLEANS_ALLOWED)
+    return BOOLEANS[raw.lower()]
 
 
 def _realm(env: Mapping[str, str], name: str, default: str) -> str:
     """A realm goes inside a quoted ``WWW-Authenticate`` parameter: printable, no quote."""
     raw = env.get(name, default)
     if not raw or any(c in raw for c in '"\\') or not raw.isprintable():
-        raise bad(name, raw, "cannot be a quoted header value",
+        raise setting_errors.bad_setting(name, raw, "cannot be a quoted header value",
                   'printable characters other than " and \\, at least one')
     return raw
 
@@ -76,35 +83,10 @@ def _hosts(env: Mapping[str, str]) -> dict[str, Any]:
                 "allowed_hosts": hygiene.allowed_hosts(env.get("ALLOWED_HOSTS", ""), public_url)}
     except ValueError as exc:
         name = "PUBLIC_URL" if str(exc).startswith("PUBLIC_URL") else "ALLOWED_HOSTS"
-        raise bad(name, env.get(name, ""), str(exc).partition(": ")[2] or "not usable",
+        raise setting_errors.bad_setting(
+            name, env.get(name, ""), str(exc).partition(": ")[2] or "not usable",
                   "http(s)://host[:port][/path]" if name == "PUBLIC_URL" else
                   "comma-separated host or host:port, or *") from None
-
-
-GUNICORN_WORKER_CLASSES = ("sync", "gthread")
-
-
-def check_gunicorn(env: Mapping[str, str]) -> None:
-    """gunicorn.conf.py's settings and bin/serve's own, refused in the one-line format before
-    gunicorn would stop on them with a traceback."""
-    web_concurrency(env)
-    _int(env, "GUNICORN_THREADS", 1, "threads per worker, at least 1", 1)
-    for name in ("GUNICORN_TIMEOUT", "GUNICORN_GRACEFUL_TIMEOUT", "GUNICORN_KEEPALIVE"):
-        _int(env, name, 0, "seconds, 0 or more", 0)
-    worker_class = env.get("GUNICORN_WORKER_CLASS", "").strip()
-    if worker_class and worker_class not in GUNICORN_WORKER_CLASSES:
-        raise bad("GUNICORN_WORKER_CLASS", worker_class, "not a worker class installed here",
-                  " or ".join(GUNICORN_WORKER_CLASSES))
-    for name in ("WIDGETSVC_GUNICORN_SOCKET", "WIDGETSVC_RUNTIME_DIR"):
-        raw = env.get(name, "")
-        if raw and not raw.startswith("/"):
-            raise bad(name, raw, "not an absolute path", "an absolute path, or unset")
-    _bool(env, "WIDGETSVC_DIRECT")
-    try:
-        metrics_port(env)
-    except setting_errors.SettingError as exc:
-        raise ConfigError(str(exc)) from None
-
 
 
 METRICS_DEFAULT_PORT = 9464
@@ -124,22 +106,54 @@ def metrics_port(env: Mapping[str, str]) -> int:
     return int(raw)
 
 
+def default_workers() -> int:
+    """WSGI workers when ``WEB_CONCURRENCY`` is unset: one per core plus one (on 2 cores that
+    count read fastest, docs/benchmarks.md)."""
+    return (os.cpu_count() or 1) + 1
+
+
 def web_concurrency(env: Mapping[str, str]) -> int:
-    """``WEB_CONCURRENCY``: gunicorn's sync workers; by default one per core plus one
-    (gunicorn.conf.py and the hashing slots' default both take it from here)."""
-    return _int(env, "WEB_CONCURRENCY", (os.cpu_count() or 1) + 1, "workers, at least 1", 1)
+    """``WEB_CONCURRENCY``: the server's workers (the tools start that many; the hashing
+    slots' default is derived from it)."""
+    return whole(env, "WEB_CONCURRENCY", default_workers(), "workers, at least 1", 1)
+
+
+DEFAULT_THREADS = 1
+
+
+def gunicorn_threads(env: Mapping[str, str]) -> int:
+    """``GUNICORN_THREADS``: threads per gunicorn worker (gthread)."""
+    return whole(env, "GUNICORN_THREADS", DEFAULT_THREADS, "threads per worker, at least 1", 1)
+
+
+def log_level(env: Mapping[str, str]) -> str:
+    """``LOG_LEVEL``, upper case (checked against LOG_LEVELS by :meth:`Config.check`)."""
+    return (env.get("LOG_LEVEL", "").strip() or DEFAULT_LOG_LEVEL).upper()
+
+
+def forwarded_allow_ips(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``FORWARDED_ALLOW_IPS``: the front proxy's addresses (checked by :meth:`Config.check`);
+    gunicorn.conf.py passes the same list to gunicorn."""
+    return _list(env, "FORWARDED_ALLOW_IPS")
+
+
+def runtime_dir(env: Mapping[str, str]) -> str:
+    """``WIDGETSVC_RUNTIME_DIR``: the instance's directory for its hashing slots' lock files."""
+    raw = env.get("WIDGETSVC_RUNTIME_DIR", "")
+    if raw and not raw.startswith("/"):
+        raise setting_errors.bad_setting("WIDGETSVC_RUNTIME_DIR", raw, "not an absolute path",
+                                         "an absolute path, or unset")
+    return raw
 
 
 def _default_hash_slots(env: Mapping[str, str]) -> int:
-    """One less than the requests an instance serves at once (gunicorn.conf.py's defaults), so
+    """One less than the requests an instance serves at once (workers x threads), so
     password hashes never take the last worker, and one less than the cores, so they never
     take every core either (a bcrypt hash is pure CPU); at least one. Measured on 2 cores
     under a 32-client login flood (tests/test_front_door.py, AUTH_RATE_LIMIT=0): the reader's
     p99 was 154-231 ms with 2 slots, 114 ms with 1."""
-    workers = web_concurrency(env)
-    threads = _int(env, "GUNICORN_THREADS", 1, "threads per worker, at least 1", 1)
     cores = os.cpu_count() or 1
-    return max(1, min(workers * threads - 1, cores - 1))
+    return max(1, min(web_concurrency(env) * gunicorn_threads(env) - 1, cores - 1))
 
 
 AUTH_RATE_LIMIT_DEFAULT = 30
@@ -148,12 +162,25 @@ AUTH_RATE_LIMIT_DEFAULT = 30
 def auth_rate_limit(env: Mapping[str, str]) -> int:
     """``AUTH_RATE_LIMIT``: login + register + password-change requests per minute per client
     address, counted by the application (docs/API.md §8.8); 0: no limit. The front's flood
-    ceiling is derived from it (widgetsvc/ops/front.py)."""
+    ceiling is derived from it (``FrontSettings.limits`` in widgetsvc/ops/settings.py)."""
     raw = env.get("AUTH_RATE_LIMIT", "").strip()
     if raw and not raw.isdigit():
-        raise bad("AUTH_RATE_LIMIT", raw, "not a whole number",
-                  "0 = off, or a positive whole number")
+        raise setting_errors.bad_setting("AUTH_RATE_LIMIT", raw, "not a whole number",
+                                         "0 = off, or a positive whole number")
     return int(raw) if raw else AUTH_RATE_LIMIT_DEFAULT
+
+
+# Every variable Config.from_env reads (tests/test_settings.py checks the two agree): a change
+# to any of them restarts a cluster's instance (widgetsvc/ops/cluster/instance.py).
+ENV_NAMES = (
+    "DATABASE_URL", "SECRET_KEY", "WIDGETSVC_ENV", "TOKEN_LIFETIME", "REFRESH_TOKEN_LIFETIME",
+    "TOKEN_ALGORITHM", "PREVIOUS_SECRET_KEYS", "SIGNING_KEY_FILE", "PREVIOUS_PUBLIC_KEY_FILES",
+    "TOKEN_LEEWAY", "BCRYPT_ROUNDS", "DB_POOL_MIN", "DB_POOL_MAX", "DB_POOL_TIMEOUT_MS",
+    "DB_STATEMENT_TIMEOUT_MS", "DB_PGBOUNCER", "USER_REALM", "ADMIN_REALM", "LOG_LEVEL",
+    "HASH_SLOTS", "WEB_CONCURRENCY", "GUNICORN_THREADS", "WIDGETSVC_RUNTIME_DIR",
+    "LOGIN_LOCK_FAILURES", "LOGIN_LOCK_WINDOW", "LOGIN_LOCK_ACCOUNT_FAILURES",
+    "FORWARDED_ALLOW_IPS", "AUTH_RATE_LIMIT", "METRICS_PORT", "PUBLIC_URL", "ALLOWED_HOSTS",
+)
 
 
 @dataclass(frozen=True)
@@ -177,7 +204,7 @@ class Config:
     max_body_bytes: int = 65536
     user_realm: str = "registered_users@mydomain.com"
     admin_realm: str = "admin_users@mydomain.com"
-    log_level: str = "INFO"
+    log_level: str = DEFAULT_LOG_LEVEL
     hash_slots: int = 1
     runtime_dir: str = ""
     login_lock_failures: int = 5
@@ -187,6 +214,7 @@ class Config:
     auth_rate_limit: int = AUTH_RATE_LIMIT_DEFAULT
     public_url: str = ""
     allowed_hosts: tuple[str, ...] = ()
+    metrics_port: int = METRICS_DEFAULT_PORT
 
     @classmethod
     def from_env(
@@ -197,51 +225,60 @@ class Config:
         ``require_secret=False`` is for tools that never sign tokens (``bin/add-user``)."""
         env = os.environ if env is None else env
         default = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
-        config = cls(
+        try:
+            config = cls._parse(env, default)
+        except setting_errors.SettingError as exc:
+            raise ConfigError(str(exc)) from None
+        config.check(require_secret=require_secret)
+        return config
+
+    @classmethod
+    def _parse(cls, env: Mapping[str, str], default: dict[str, Any]) -> Config:
+        """Each variable ``from_env`` reads, parsed (a SettingError for the first bad one)."""
+        return cls(
             database_url=env.get("DATABASE_URL", ""),
             secret_key=env.get("SECRET_KEY", ""),
             environment=env.get("WIDGETSVC_ENV", "").strip().lower() or default["environment"],
-            token_lifetime=_int(env, "TOKEN_LIFETIME", default["token_lifetime"],
+            token_lifetime=whole(env, "TOKEN_LIFETIME", default["token_lifetime"],
                                 "seconds, at least 1", 1),
-            refresh_token_lifetime=_int(env, "REFRESH_TOKEN_LIFETIME",
+            refresh_token_lifetime=whole(env, "REFRESH_TOKEN_LIFETIME",
                                         default["refresh_token_lifetime"],
                                         "seconds, at least TOKEN_LIFETIME", 1),
             token_algorithm=env.get("TOKEN_ALGORITHM", "").strip() or default["token_algorithm"],
             previous_secret_keys=_list(env, "PREVIOUS_SECRET_KEYS"),
             signing_key_file=env.get("SIGNING_KEY_FILE", "").strip(),
             previous_public_key_files=_list(env, "PREVIOUS_PUBLIC_KEY_FILES"),
-            token_leeway=_int(env, "TOKEN_LEEWAY", default["token_leeway"],
+            token_leeway=whole(env, "TOKEN_LEEWAY", default["token_leeway"],
                               "seconds, 0 or more", 0),
-            bcrypt_rounds=_int(env, "BCRYPT_ROUNDS", default["bcrypt_rounds"], "4 to 31"),
-            pool_min_size=_int(env, "DB_POOL_MIN", default["pool_min_size"],
+            bcrypt_rounds=whole(env, "BCRYPT_ROUNDS", default["bcrypt_rounds"], "4 to 31"),
+            pool_min_size=whole(env, "DB_POOL_MIN", default["pool_min_size"],
                                "1 to DB_POOL_MAX", 1),
-            pool_max_size=_int(env, "DB_POOL_MAX", default["pool_max_size"],
+            pool_max_size=whole(env, "DB_POOL_MAX", default["pool_max_size"],
                                "at least DB_POOL_MIN", 1),
-            pool_timeout=float(_int(env, "DB_POOL_TIMEOUT_MS", int(default["pool_timeout"] * 1000),
+            pool_timeout=float(whole(env, "DB_POOL_TIMEOUT_MS", int(default["pool_timeout"] * 1000),
                                     "milliseconds, at least 1", 1)) / 1000,
-            statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS",
+            statement_timeout_ms=whole(env, "DB_STATEMENT_TIMEOUT_MS",
                                       default["statement_timeout_ms"], "milliseconds, 0 = none",
                                       0),
-            pgbouncer=_bool(env, "DB_PGBOUNCER"),
+            pgbouncer=yes_no(env, "DB_PGBOUNCER"),
             user_realm=_realm(env, "USER_REALM", default["user_realm"]),
             admin_realm=_realm(env, "ADMIN_REALM", default["admin_realm"]),
-            log_level=env.get("LOG_LEVEL", default["log_level"]).upper(),
-            hash_slots=(_int(env, "HASH_SLOTS", 0, "at least 1; 0 or unset: workers - 1", 0)
+            log_level=log_level(env),
+            hash_slots=(whole(env, "HASH_SLOTS", 0, "at least 1; 0 or unset: workers - 1", 0)
                         or _default_hash_slots(env)),
-            runtime_dir=env.get("WIDGETSVC_RUNTIME_DIR", ""),
-            login_lock_failures=_int(env, "LOGIN_LOCK_FAILURES", default["login_lock_failures"],
+            runtime_dir=runtime_dir(env),
+            login_lock_failures=whole(env, "LOGIN_LOCK_FAILURES", default["login_lock_failures"],
                                      "0 = off, or a number of failures", 0),
-            login_lock_window=_int(env, "LOGIN_LOCK_WINDOW", default["login_lock_window"],
+            login_lock_window=whole(env, "LOGIN_LOCK_WINDOW", default["login_lock_window"],
                                    "seconds, at least 1", 1),
-            login_lock_account_failures=_int(env, "LOGIN_LOCK_ACCOUNT_FAILURES",
+            login_lock_account_failures=whole(env, "LOGIN_LOCK_ACCOUNT_FAILURES",
                                              default["login_lock_account_failures"],
                                              "0 = off, or a number of failures", 0),
-            forwarded_allow_ips=_list(env, "FORWARDED_ALLOW_IPS"),
+            forwarded_allow_ips=forwarded_allow_ips(env),
             auth_rate_limit=auth_rate_limit(env),
+            metrics_port=metrics_port(env),
             **_hosts(env),
         )
-        config.check(require_secret=require_secret)
-        return config
 
     @property
     def is_production(self) -> bool:

@@ -13,13 +13,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from widgetsvc.config import METRICS_MULTIPROC_ENV, metrics_port
+from widgetsvc.config import METRICS_MULTIPROC_ENV
 
 # 1 ms to 10 s (issue 19): a widget read takes a few ms, a login a quarter of a second.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -112,11 +111,6 @@ def watch_pool(pool, interval: float = 1.0) -> threading.Thread:
     thread = threading.Thread(target=loop, name="metrics-pool", daemon=True)
     thread.start()
     return thread
-
-
-def enabled(env: Mapping[str, str] | None = None) -> bool:
-    """The app records metrics when a listener will serve them (METRICS_PORT not 0)."""
-    return metrics_port(os.environ if env is None else env) != 0
 
 
 def multiprocess_dir() -> Path | None:

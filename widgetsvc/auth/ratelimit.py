@@ -9,7 +9,7 @@ trip. Register has no statement before its password hash, and the limit must ref
 hash: its unit is one statement of its own, taken before the body is read. A request refused
 before its statement (a 400 body, a 401 token) takes its unit here after the fact, so it
 counts, and is answered the 429 if the window was spent. nginx's ``limit_req`` stays in front
-as a flood ceiling above this quota (widgetsvc/ops/front.py).
+as a flood ceiling above this quota (``FrontSettings.limits`` in widgetsvc/ops/settings.py).
 """
 
 from __future__ import annotations

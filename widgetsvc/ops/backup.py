@@ -15,11 +15,9 @@ cluster owner's: ``archive-push`` runs as the server does (``widgetsvc/ops/pgbac
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
@@ -41,20 +39,13 @@ from widgetsvc.ops.pgbackrest import (
     refuse_future,
     repo_path,
     restore_args,
-    retention,
     run_pgbackrest,
     wait_promoted,
 )
-from widgetsvc.ops.settings import ToolSettings
+from widgetsvc.ops.settings import DEFAULT_BACKUP_RETENTION, ToolSettings
 
 LOCAL_STANZA = "local"
 _TIME_FORMATS = ("%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S.%f%z")
-
-
-def check_settings(env: Mapping[str, str] | None = None) -> None:
-    """Refuse bin/backup's and bin/restore's settings (BACKUP_REPO, BACKUP_RETENTION among the
-    tools' settings) in one line before anything runs."""
-    ToolSettings.from_env(env)
 
 
 def parse_time(text: str) -> dt.datetime:
@@ -77,10 +68,10 @@ def parse_time(text: str) -> dt.datetime:
 class LocalBackups:
     """pgBackRest for one private cluster (``var/pg`` unless the tests name another)."""
 
-    def __init__(self, cluster: localdb.PrivatePostgres, env: Mapping[str, str] | None = None):
+    def __init__(self, cluster: localdb.PrivatePostgres, tools: ToolSettings | None = None):
         self.cluster = cluster
-        self.env = os.environ if env is None else env
-        self.repo = repo_path(self.env)
+        self.tools = tools or ToolSettings.from_env()
+        self.repo = repo_path(self.tools.backup_repo)
         self.work = cluster.root / "pgbackrest"
         self.config = cluster.root / "pgbackrest.conf"
         self.stanza = LOCAL_STANZA
@@ -88,7 +79,7 @@ class LocalBackups:
     def write_config(self) -> None:
         prepare_repo(self.repo, self.work, self.cluster.owner)
         text = config_text(repo=self.repo, work=self.work, stanza=self.stanza,
-                           keep=retention(self.env), pg={
+                           keep=self.tools.backup_retention, pg={
                                "pg1-path": str(self.cluster.data_dir),
                                "pg1-socket-path": str(self.cluster.socket_dir),
                                "pg1-port": str(self.cluster.port),
@@ -170,7 +161,8 @@ class LocalBackups:
 # -- the commands -----------------------------------------------------------------------------
 _ENVIRONMENT = [
     ("BACKUP_REPO", "the pgBackRest repository (absolute; var/backups)"),
-    ("BACKUP_RETENTION", "full backups kept (2); older ones and their WAL expire"),
+    ("BACKUP_RETENTION", f"full backups kept ({DEFAULT_BACKUP_RETENTION}); older ones and their "
+                         "WAL expire"),
     ("WIDGETSVC_CLUSTER_DIR", "with --cluster: the cluster's directory (--dir wins)"),
     ("WIDGETSVC_PG_OS_USER", "as root: the unprivileged user that owns the clusters"),
 ]
@@ -180,12 +172,13 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _target(args) -> tuple[str, object]:
+def _target(args, tools: ToolSettings) -> tuple[str, object]:
+    """The backups of the cluster the arguments name, with the settings read once."""
     if getattr(args, "cluster", False):
         cluster = HACluster(Path(args.dir).resolve() if args.dir else None)
         return "cluster", cluster_backup.ClusterBackups(cluster)
     where = Path(args.pgdir).resolve() if args.pgdir else localdb.VAR_DIR / "pg"
-    return "local", LocalBackups(localdb.PrivatePostgres(where))
+    return "local", LocalBackups(localdb.PrivatePostgres(where), tools)
 
 
 def _add_where(parser: cmdline.Parser) -> None:
@@ -221,8 +214,8 @@ the BACKUP_RETENTION newest full ones expire after each backup, with their WAL.
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     def command() -> int:
-        check_settings()
-        _, backups = _target(args)
+        tools = ToolSettings.from_env()  # every setting refused in one line before anything runs
+        _, backups = _target(args, tools)
         if args.list:
             text = backups.info(args.json)
             print(text, end="" if text.endswith("\n") else "\n")
@@ -257,8 +250,8 @@ service's instances reconnect.
 
     def command() -> int:
         target = parse_time(args.time) if args.time else None
-        check_settings()
-        _, backups = _target(args)
+        tools = ToolSettings.from_env()  # every setting refused in one line before anything runs
+        _, backups = _target(args, tools)
         backups.restore(target, _log)
         return 0
 

@@ -72,7 +72,7 @@ def _local_secret(path: Path) -> str:
 _SERVICE_ENV = [
     ("DATABASE_URL", "the database (unset: the private cluster, see bin/localdb)"),
     ("SECRET_KEY", "token key (unset with the private cluster: var/secret-key)"),
-    ("WIDGETSVC_ENV", "production (default), development or test"),
+    ("WIDGETSVC_ENV", f"{Config.environment} (default), development or test"),
     ("...", "every variable of the README's Configuration table"),
 ]
 
@@ -82,22 +82,20 @@ def _preflight(*, require_secret: bool, serving: bool) -> ToolSettings:
     migration, no process): the first bad one raises one line. Without DATABASE_URL the
     private cluster's URL (and, for bin/serve, its generated secret) are not known yet: the
     checks run with stand-ins for them."""
-    from widgetsvc import config as config_module
     from widgetsvc.ops import dbprobe
 
+    tools = ToolSettings.from_env()  # the real environment: no stand-ins
     env = dict(os.environ)
-    if env.get("DATABASE_URL"):
-        dbprobe.check_url(env["DATABASE_URL"])
+    if tools.database_url:
+        dbprobe.check_url(tools.database_url)
     else:
         env["DATABASE_URL"] = "postgresql:///private-cluster"
-        if serving and not env.get("SECRET_KEY"):
+        if serving and not tools.secret_key:
             env["SECRET_KEY"] = "stand-in for var/secret-key " * 2
-    tools = ToolSettings.from_env()  # the real environment: no stand-ins
     config = Config.from_env(env, require_secret=require_secret)
     if serving:
         from widgetsvc.auth import keys
 
-        config_module.check_gunicorn(env)
         keys.load(config)
     return tools
 
@@ -139,9 +137,11 @@ needed; it keeps running after bin/serve exits: bin/localdb status|url|stop). It
 pending migrations, then prints one line "serving at ...". SIGTERM or Ctrl-C stops nginx and
 gunicorn. The first run prepares .venv (runtime dependencies only).""",
         environment=[
-            ("HOST / PORT", "where it listens (127.0.0.1 / 8000)"),
+            ("HOST / PORT", f"where it listens ({settings.DEFAULT_HOST} / "
+                            f"{settings.DEFAULT_PORT})"),
             ("WIDGETSVC_DIRECT", "1: gunicorn alone on HOST:PORT (as --direct)"),
-            ("WIDGETSVC_SERVER", "gunicorn (default) or granian (as --server)"),
+            ("WIDGETSVC_SERVER", f"{' or '.join(settings.SERVERS)} (default "
+                                 f"{settings.DEFAULT_SERVER}; as --server)"),
             ("WEB_CONCURRENCY", "gunicorn workers; GUNICORN_* (README) the rest"),
             *_SERVICE_ENV,
         ],
@@ -151,7 +151,8 @@ gunicorn. The first run prepares .venv (runtime dependencies only).""",
                         help="gunicorn alone on HOST:PORT, no nginx (debugging)")
     parser.add_argument("--server", choices=settings.SERVERS, default=None,
                         help="the WSGI server behind the front (WIDGETSVC_SERVER; default "
-                             "gunicorn); granian is installed (pinned) when missing")
+                             f"{settings.DEFAULT_SERVER}); granian is installed (pinned) when "
+                             "missing")
     parser.add_argument("--no-migrate", action="store_true",
                         help="do not apply pending migrations first")
     parser.add_argument("app", nargs="?", metavar="MODULE:CALLABLE",
@@ -184,7 +185,7 @@ def serve(argv: list[str]) -> int:
     granian = servers.granian_executable() if kind == "granian" else None
     os.chdir(REPO_ROOT)
 
-    app = front.app_user(tools)  # as root: who gunicorn's workers (or Granian) run as
+    app = servers.app_user(tools)  # as root: who gunicorn's workers (or Granian) run as
     # gunicorn's socket and nginx.conf (as root: root's directory, nginx's group may enter),
     # nginx's pid, temp files and gate socket in nginx/ inside (nginx's user's).
     runtime = front.make_runtime_dir(VAR_DIR, user, os.getpid(), root_owned=True)
@@ -204,7 +205,8 @@ def serve(argv: list[str]) -> int:
         conf = runtime / "nginx.conf"
         if not direct:
             safefs.write_file(conf, front.render(
-                [f"unix:{sock}"], listen, nginx_dir, **tools.front.limits(config.hash_slots),
+                [f"unix:{sock}"], listen, nginx_dir, limits=tools.front,
+                hash_slots=config.hash_slots,
                 upstream_keepalive=servers.upstream_keepalive(kind)), 0o644)
         if granian:  # as root its workers become the app user (widgetsvc/ops/granian_app.py)
             supervisor.spawn("granian", servers.granian_argv(
@@ -282,7 +284,8 @@ def add_user(argv: list[str]) -> int:
 The password is asked twice on the terminal, or read from one line of standard input with
 --password-stdin. Without DATABASE_URL it uses the private cluster (bin/localdb), migrated
 first when it is new.""",
-        environment=_SERVICE_ENV[:1] + [("BCRYPT_ROUNDS", "bcrypt cost (12)"),
+        environment=_SERVICE_ENV[:1] + [("BCRYPT_ROUNDS",
+                                          f"bcrypt cost ({Config.bcrypt_rounds})"),
                                          *_SERVICE_ENV[2:]],
         exit_codes=[(0, "added"), (1, "not added: one line says why (a duplicate, an invalid "
                                       "e-mail or password, a bad setting, no database)")])
@@ -332,7 +335,8 @@ def purge_revoked(argv: list[str]) -> int:
         "tokens, failed logins, Idempotency-Key outcomes and ended rate-limit windows (for "
         "cron).",
         environment=_SERVICE_ENV[:1] + [("LOGIN_LOCK_WINDOW", "failed logins older than this "
-                                                              "are purged (900 s)")],
+                                                              "are purged "
+                                                              f"({Config.login_lock_window} s)")],
         exit_codes=[(0, "purged (the counts are printed)"),
                     (1, "failed: one line says why")]).parse_args(argv)
     tools = _preflight(require_secret=False, serving=False)

@@ -13,7 +13,6 @@ import os
 import pwd
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 from widgetsvc.ops import apt, localdb, plumbing, safefs, settings
 from widgetsvc.ops.localdb import REPO_ROOT
 from widgetsvc.ops.settings import (
-    DEFAULT_AUTH_RATE_LIMIT,
+    FrontSettings,
     ToolSettings,
     listen_address,
     parse_trusted_proxies,
@@ -37,7 +36,6 @@ def _template() -> Path:
 
 
 TEMPLATE = _template()
-AUTH_BURST = 10
 _UNIX = re.compile(r"^unix:/[A-Za-z0-9._/@+-]+$")
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
@@ -63,12 +61,8 @@ def render(
     listen: str,
     runtime_dir: Path | str,
     *,
-    auth_rate_limit: int = DEFAULT_AUTH_RATE_LIMIT,
-    auth_burst: int = AUTH_BURST,
-    auth_rate_quota: int | None = None,
-    auth_conn_limit: int = 0,
-    auth_in_flight: int = 0,
-    trusted_proxies: Sequence[str] = (),
+    limits: FrontSettings | None = None,
+    hash_slots: int = 0,
     worker_processes: int | str = "auto",
     worker_connections: int = 4096,
     upstream_timeout: int = 60,
@@ -86,16 +80,14 @@ def render(
       (several = nginx balances between them);
     - ``listen``: where nginx listens, ``host:port`` (see ``listen_address``);
     - ``runtime_dir``: an existing directory the nginx user can write: pid and temp files;
-    - ``auth_rate_limit``: login + register + password change (``PUT /auth/password``, the
-      requests that may hash a password) per minute per client address (0 = no limit), with
-      ``auth_burst`` more allowed at once; ``auth_rate_quota``: the application's own quota per
-      minute (docs/API.md §8.8), named in the ``RateLimit-Policy`` of nginx's 429 (default:
-      ``auth_rate_limit``); ``auth_conn_limit``: such requests in flight per
-      address (0 = no limit; beyond it the §8.1 503); ``auth_in_flight``: such requests in
-      flight in all (0 = no limit): the sum of the upstreams' hashing slots (HASH_SLOTS), so a
-      flood beyond what can be hashed is answered here and never queues in front of other
-      requests;
-    - ``trusted_proxies``: addresses/networks whose ``X-Forwarded-For`` names the client;
+    - ``limits``: the front's limits (``FrontSettings``, the one source of their numbers;
+      default: its defaults): nginx's flood ceiling on login + register + password change per
+      client address, derived from the application's quota; such requests in flight per
+      address; the proxies whose ``X-Forwarded-For`` names the client;
+    - ``hash_slots``: the upstreams' hashing slots (HASH_SLOTS) in all: the login gate lets
+      that many such requests through at once (unless ``AUTH_IN_FLIGHT`` sets it; 0 = no
+      gate), so a flood beyond what can be hashed is answered here and never queues in front
+      of other requests;
     - ``upstream_keepalive``: idle connections to the upstreams nginx keeps open (0: none, a
       new one per request: gunicorn's sync workers close theirs; Granian keeps them);
     - ``drained``: upstreams (as given in ``upstreams``) marked ``down``: no new request;
@@ -106,6 +98,10 @@ def render(
     """
     if not upstreams:
         raise FrontError("at least one upstream is needed")
+    numbers = (limits or FrontSettings()).limits(hash_slots)
+    auth_rate_limit, auth_burst, quota, auth_conn_limit, auth_in_flight = (
+        numbers["auth_rate_limit"], numbers["auth_burst"], numbers["auth_rate_quota"],
+        numbers["auth_conn_limit"], numbers["auth_in_flight"])
     runtime = str(runtime_dir)
     if not re.fullmatch(r"/[A-Za-z0-9._/@+-]+", runtime):
         raise FrontError(f"runtime directory {runtime!r}: use a plain absolute path")
@@ -117,7 +113,7 @@ def render(
         raise FrontError("worker_processes: a number or auto")
 
     real_ip = [f"    set_real_ip_from {network};" for network in
-               parse_trusted_proxies(",".join(trusted_proxies))]
+               parse_trusted_proxies(",".join(numbers["trusted_proxies"]))]
     if real_ip:
         real_ip += ["    real_ip_header X-Forwarded-For;", "    real_ip_recursive on;"]
     zones, limits = [], []
@@ -143,7 +139,6 @@ def render(
     # application's policy, no quota left, and the seconds until nginx passes one more request
     # (one request's share of its minute, as Retry-After). Every answer of the application
     # carries its own (widgetsvc/auth/ratelimit.py).
-    quota = int(auth_rate_limit if auth_rate_quota is None else auth_rate_quota)
     retry_after = math.ceil(60 / auth_rate_limit) if auth_rate_limit else 1
     rate_429 = ""
     if auth_rate_limit > 0:
@@ -214,26 +209,6 @@ def nginx_user(tools: ToolSettings | None = None) -> pwd.struct_passwd | None:
                                           settings.NGINX_USERS)
     except plumbing.NoUser as exc:
         raise FrontError(str(exc)) from None
-
-
-def app_user(tools: ToolSettings | None = None) -> pwd.struct_passwd | None:
-    """As root: the unprivileged user gunicorn's workers (the application) run as,
-    ``WIDGETSVC_APP_USER``, else the private clusters' owner (``postgres``, else ``nobody``),
-    who reaches their sockets. It must be able to read the code. Otherwise None: the
-    application runs as whoever starts it."""
-    if os.geteuid() != 0:
-        return None
-    tools = tools or ToolSettings.from_env()
-    # A named user must exist and not be root (one line naming the setting otherwise).
-    user = (plumbing.os_user("WIDGETSVC_APP_USER", tools.app_user) if tools.app_user
-            else localdb.cluster_owner(tools))
-    for code in (Path(__file__).resolve().parents[1], Path(sys.prefix).resolve()):
-        if localdb.reachable_dir(code, user) != code:
-            raise FrontError(
-                f"as root, the application runs as {user.pw_name}, who cannot read {code}: "
-                "put the clone (and its .venv) where that user can read it, name another "
-                "user in WIDGETSVC_APP_USER, or run bin/serve as an unprivileged user")
-    return user
 
 
 def make_runtime_dir(var_dir: Path, user: pwd.struct_passwd | None, pid: int,

@@ -16,7 +16,7 @@ from widgetsvc.ops.settings import DEFAULT_GRANIAN_APP, ToolSettings
 
 
 def _drop_privileges() -> None:
-    from widgetsvc.ops.front import app_user
+    from widgetsvc.ops.servers import app_user
     from widgetsvc.ops.supervisor import preload_code
 
     preload_code()

@@ -1,4 +1,5 @@
-"""The metrics listener in gunicorn's master, and the settings it reads (``METRICS_PORT``).
+"""The metrics listener in gunicorn's master (on ``METRICS_PORT``, which gunicorn.conf.py takes
+from widgetsvc.config) and the workers' multiprocess directory it adds up.
 
 Kept apart from :mod:`widgetsvc.metrics`: gunicorn.conf.py imports this before
 ``PROMETHEUS_MULTIPROC_DIR`` is set, and ``prometheus_client`` picks its multiprocess mode when
@@ -30,6 +31,8 @@ def prepare_multiprocess_dir(env: MutableMapping[str, str], owner: tuple[int, in
     path = tempfile.mkdtemp(prefix="widgetsvc-metrics-")
     if owner is not None:
         os.chown(path, *owner, follow_symlinks=False)
+    # The one write into os.environ: prometheus_client reads its directory only from there, in
+    # the workers, which inherit it (and a reload must find the directory made before).
     env[METRICS_MULTIPROC_ENV] = path
     env[MADE_ENV] = path
 

@@ -21,7 +21,6 @@ from widgetsvc.db import SQL_DIR, load_queries
 from widgetsvc.ops import apt, localdb, safefs
 
 CLUSTER_STANZA = "cluster"
-DEFAULT_RETENTION = 2
 
 
 class BackupError(RuntimeError):
@@ -33,17 +32,10 @@ def queries() -> dict[str, str]:
 
 
 # -- settings ---------------------------------------------------------------------------------
-def repo_path(env: Mapping[str, str] | None = None) -> Path:
-    """``BACKUP_REPO``, else ``var/backups`` (relocated like the clusters when the owner
-    cannot reach the checkout)."""
-    env = os.environ if env is None else env
-    wanted = env.get("BACKUP_REPO", "")
-    return localdb.reachable_dir(Path(wanted) if wanted else localdb.VAR_DIR / "backups")
-
-
-def retention(env: Mapping[str, str] | None = None) -> int:
-    env = os.environ if env is None else env
-    return int(env.get("BACKUP_RETENTION", "") or DEFAULT_RETENTION)
+def repo_path(repo: Path | None) -> Path:
+    """The repository: ``repo`` (``BACKUP_REPO``, from ``ToolSettings``), else
+    ``var/backups`` (relocated like the clusters when the owner cannot reach the checkout)."""
+    return localdb.reachable_dir(repo or localdb.VAR_DIR / "backups")
 
 
 def pg_time(moment: dt.datetime) -> str:

@@ -8,12 +8,14 @@ Granian cannot drop privileges itself, and it cannot be started as the app user 
 the interpreter lives where that user cannot read (a Python under /root). So it runs as
 gunicorn does: its main process, as root, binds the socket in root's runtime directory and
 manages the workers; each worker loads ``widgetsvc.ops.granian_app``, which loads the code as root,
-then becomes the app user (front.app_user()) before the app (its pool, its hashing slots) is
+then becomes the app user (app_user()) before the app (its pool, its hashing slots) is
 created.
 """
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from widgetsvc.config import ConfigError
+from widgetsvc.ops import localdb, plumbing
 from widgetsvc.ops.settings import DEFAULT_GRANIAN_APP, ToolSettings
 
 # Pinned: a new release must not change what is measured and tested unseen (setup.cfg's
@@ -98,3 +101,23 @@ def upstream_keepalive(kind: str) -> int:
     """Idle connections nginx keeps to the server: none for gunicorn's sync workers (they close
     each one), some for Granian, which keeps them open (one connect less per request)."""
     return 32 if kind == "granian" else 0
+
+
+def app_user(tools: ToolSettings | None = None) -> pwd.struct_passwd | None:
+    """As root: the unprivileged user gunicorn's workers (the application) run as,
+    ``WIDGETSVC_APP_USER``, else the private clusters' owner (``postgres``, else ``nobody``),
+    who reaches their sockets. It must be able to read the code. Otherwise None: the
+    application runs as whoever starts it."""
+    if os.geteuid() != 0:
+        return None
+    tools = tools or ToolSettings.from_env()
+    # A named user must exist and not be root (one line naming the setting otherwise).
+    user = (plumbing.os_user("WIDGETSVC_APP_USER", tools.app_user) if tools.app_user
+            else localdb.cluster_owner(tools))
+    for code in (Path(__file__).resolve().parents[1], Path(sys.prefix).resolve()):
+        if localdb.reachable_dir(code, user) != code:
+            raise ConfigError(
+                f"as root, the application runs as {user.pw_name}, who cannot read {code}: "
+                "put the clone (and its .venv) where that user can read it, name another "
+                "user in WIDGETSVC_APP_USER, or run bin/serve as an unprivileged user")
+    return user

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from widgetsvc import config, setting_errors
+from widgetsvc.config import whole
 from widgetsvc.ops import plumbing
 
 DEFAULT_HOST = "127.0.0.1"
@@ -26,9 +27,14 @@ SERVERS = ("gunicorn", "granian")
 DEFAULT_SERVER = "gunicorn"
 DEFAULT_GRANIAN_APP = "widgetsvc.wsgi:app"
 DEFAULT_GRACEFUL_TIMEOUT = 30
+DEFAULT_TIMEOUT = 30
+DEFAULT_KEEPALIVE = 5
+WORKER_CLASSES = ("sync", "gthread")
+# What gunicorn.conf.py reads beyond the service's own variables (config.ENV_NAMES) and where
+# it listens.
+GUNICORN_ENV_NAMES = ("GUNICORN_WORKER_CLASS", "GUNICORN_TIMEOUT", "GUNICORN_GRACEFUL_TIMEOUT",
+                      "GUNICORN_KEEPALIVE")
 DEFAULT_WORKER_CLASS = "sync"
-DEFAULT_LOG_LEVEL = "info"
-DEFAULT_AUTH_RATE_LIMIT = config.AUTH_RATE_LIMIT_DEFAULT  # per minute per address (§8.8)
 # nginx's limit_req is a flood ceiling above the application's quota (widgetsvc/auth/
 # ratelimit.py): twice its rate, and a burst of the whole quota, so that a client within the
 # quota never meets it, whichever way the quota's fixed window and nginx's bucket line up.
@@ -43,13 +49,6 @@ NGINX_USERS = ("www-data", "nobody")
 
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 _LOCK_TIMEOUT = re.compile(r"^[1-9][0-9]{0,8}(ms|s|min)?$")
-_BOOLEANS = {"": False, "0": False, "false": False, "no": False, "off": False,
-             "1": True, "true": True, "yes": True, "on": True}
-
-
-def default_workers() -> int:
-    """WSGI workers when ``WEB_CONCURRENCY`` is unset: one per core plus one."""
-    return (os.cpu_count() or 1) + 1
 
 
 def listen_address(host: str, port: int | str) -> str:
@@ -82,20 +81,6 @@ def parse_trusted_proxies(raw: str) -> tuple[str, ...]:
     return tuple(proxies)
 
 
-def _whole(env: Mapping[str, str], name: str, default: int, allowed: str,
-           minimum: int = 0) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise setting_errors.bad_setting(name, raw, "not a whole number", allowed) from None
-    if value < minimum:
-        raise setting_errors.bad_setting(name, raw, f"below {minimum}", allowed)
-    return value
-
-
 def _absolute(env: Mapping[str, str], name: str, allowed: str) -> Path | None:
     raw = env.get(name, "")
     if raw and not Path(raw).is_absolute():
@@ -115,7 +100,7 @@ def _user(env: Mapping[str, str], name: str) -> str:
 class FrontSettings:
     """The nginx front's limits (README, "Configuration")."""
 
-    auth_rate_limit: int = DEFAULT_AUTH_RATE_LIMIT
+    auth_rate_limit: int = config.AUTH_RATE_LIMIT_DEFAULT  # per minute per address (§8.8)
     trusted_proxies: tuple[str, ...] = ()
     auth_conn_limit: int = 0
     auth_in_flight: int | None = None  # None: the instance's hashing slots
@@ -125,17 +110,18 @@ class FrontSettings:
         env = os.environ if env is None else env
         allowed = "0 = off, or a positive whole number"
         return cls(
-            auth_rate_limit=_whole(env, "AUTH_RATE_LIMIT", DEFAULT_AUTH_RATE_LIMIT, allowed),
+            auth_rate_limit=config.auth_rate_limit(env),
             trusted_proxies=parse_trusted_proxies(env.get("TRUSTED_PROXIES", "")),
-            auth_conn_limit=_whole(env, "AUTH_CONN_LIMIT", 0, allowed),
-            auth_in_flight=(_whole(env, "AUTH_IN_FLIGHT", 0, allowed)
+            auth_conn_limit=whole(env, "AUTH_CONN_LIMIT", 0, allowed, 0),
+            auth_in_flight=(whole(env, "AUTH_IN_FLIGHT", 0, allowed, 0)
                             if env.get("AUTH_IN_FLIGHT", "").strip() else None),
         )
 
     def limits(self, hash_slots: int) -> dict:
-        """``front.render()``'s limit arguments; ``hash_slots``: the upstreams' hashing slots
-        in all, the login gate's size unless ``AUTH_IN_FLIGHT`` sets it. The application counts
-        ``AUTH_RATE_LIMIT`` per minute; nginx's limit is the flood ceiling above it."""
+        """The numbers ``front.render()`` puts into nginx; ``hash_slots``: the upstreams'
+        hashing slots in all, the login gate's size unless ``AUTH_IN_FLIGHT`` sets it. The
+        application counts ``AUTH_RATE_LIMIT`` per minute; nginx's limit is the flood ceiling
+        above it."""
         return {
             "auth_rate_limit": FLOOD_FACTOR * self.auth_rate_limit,
             "auth_burst": self.auth_rate_limit,
@@ -157,10 +143,14 @@ class ToolSettings:
     direct: bool = False
     server: str = DEFAULT_SERVER
     granian_app: str = ""  # empty: bin/serve's choice (DEFAULT_GRANIAN_APP, or its argument)
-    workers: int = field(default_factory=default_workers)
+    workers: int = field(default_factory=config.default_workers)
     worker_class: str = DEFAULT_WORKER_CLASS
+    threads: int = config.DEFAULT_THREADS
+    timeout: int = DEFAULT_TIMEOUT
     graceful_timeout: int = DEFAULT_GRACEFUL_TIMEOUT
-    log_level: str = DEFAULT_LOG_LEVEL
+    keepalive: int = DEFAULT_KEEPALIVE
+    gunicorn_socket: Path | None = None  # None: gunicorn listens on HOST:PORT
+    log_level: str = config.DEFAULT_LOG_LEVEL.lower()
     pg_os_user: str = ""
     nginx_user: str = ""
     app_user: str = ""
@@ -183,10 +173,7 @@ class ToolSettings:
         host = env.get("HOST", "").strip() or DEFAULT_HOST
         port = env.get("PORT", "").strip() or str(DEFAULT_PORT)
         listen_address(host, port)
-        direct = env.get("WIDGETSVC_DIRECT", "").strip()
-        if direct.lower() not in _BOOLEANS:
-            raise setting_errors.bad_setting("WIDGETSVC_DIRECT", direct, "not a yes/no value",
-                                             "1, true, yes or on; 0, false, no or off")
+        direct = config.yes_no(env, "WIDGETSVC_DIRECT")
         server = env.get("WIDGETSVC_SERVER", "").strip() or DEFAULT_SERVER
         if server not in SERVERS:
             raise setting_errors.bad_setting("WIDGETSVC_SERVER", server,
@@ -198,6 +185,12 @@ class ToolSettings:
             raise setting_errors.bad_setting(
                 "WIDGETSVC_GRANIAN_APP", granian_app, "not a WSGI app's name",
                 f"MODULE:CALLABLE, e.g. {DEFAULT_GRANIAN_APP}; bin/serve sets it")
+        worker_class = env.get("GUNICORN_WORKER_CLASS", "").strip() or DEFAULT_WORKER_CLASS
+        if worker_class not in WORKER_CLASSES:
+            raise setting_errors.bad_setting("GUNICORN_WORKER_CLASS", worker_class,
+                                             "not a worker class installed here",
+                                             " or ".join(WORKER_CLASSES))
+        seconds = "seconds, 0 or more"
         fsync = env.get("WIDGETSVC_PG_FSYNC", "").strip()
         if fsync not in ("", "on", "off"):
             raise setting_errors.bad_setting("WIDGETSVC_PG_FSYNC", fsync, "unknown value",
@@ -222,7 +215,8 @@ class ToolSettings:
         if kept and (not kept.isdigit() or not 1 <= int(kept) <= 9999999):
             raise setting_errors.bad_setting("BACKUP_RETENTION", kept,
                                              "not a whole number from 1",
-                                             "full backups kept, e.g. 2; unset: 2")
+                                             "full backups kept, e.g. 2; unset: "
+                                             f"{DEFAULT_BACKUP_RETENTION}")
         cluster_dir = env.get("WIDGETSVC_CLUSTER_DIR", "")
         if cluster_dir and os.path.exists(cluster_dir) and not os.path.isdir(cluster_dir):
             raise setting_errors.bad_setting("WIDGETSVC_CLUSTER_DIR", cluster_dir,
@@ -238,14 +232,19 @@ class ToolSettings:
             secret_key=env.get("SECRET_KEY", ""),
             host=host,
             port=int(port),
-            direct=_BOOLEANS[direct.lower()],
+            direct=direct,
             server=server,
             granian_app=granian_app,
-            workers=_whole(env, "WEB_CONCURRENCY", default_workers(), "workers, at least 1", 1),
-            worker_class=env.get("GUNICORN_WORKER_CLASS", "").strip() or DEFAULT_WORKER_CLASS,
-            graceful_timeout=_whole(env, "GUNICORN_GRACEFUL_TIMEOUT", DEFAULT_GRACEFUL_TIMEOUT,
-                                    "seconds, 0 or more"),
-            log_level=env.get("LOG_LEVEL", "").strip().lower() or DEFAULT_LOG_LEVEL,
+            workers=config.web_concurrency(env),
+            worker_class=worker_class,
+            threads=config.gunicorn_threads(env),
+            timeout=whole(env, "GUNICORN_TIMEOUT", DEFAULT_TIMEOUT, seconds, 0),
+            graceful_timeout=whole(env, "GUNICORN_GRACEFUL_TIMEOUT", DEFAULT_GRACEFUL_TIMEOUT,
+                                   seconds, 0),
+            keepalive=whole(env, "GUNICORN_KEEPALIVE", DEFAULT_KEEPALIVE, seconds, 0),
+            gunicorn_socket=_absolute(env, "WIDGETSVC_GUNICORN_SOCKET",
+                                      "an absolute path, or unset"),
+            log_level=config.log_level(env).lower(),
             pg_os_user=_user(env, "WIDGETSVC_PG_OS_USER"),
             nginx_user=_user(env, "WIDGETSVC_NGINX_USER"),
             app_user=_user(env, "WIDGETSVC_APP_USER"),

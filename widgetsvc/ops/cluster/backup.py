@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 import psycopg
@@ -37,6 +36,7 @@ from widgetsvc.ops.pgbackrest import (
     restore_args,
     wait_promoted,
 )
+from widgetsvc.ops.settings import ToolSettings
 
 # Settings the restored server needs while it replays under our pg_ctl, not Patroni (its
 # postgresql.conf may be the other node's): reset again before Patroni takes over.
@@ -53,8 +53,8 @@ class ClusterBackups(WalArchive):
 
     cluster: HACluster
 
-    def __init__(self, cluster: HACluster, env: Mapping[str, str] | None = None):
-        super().__init__(cluster, env)
+    def __init__(self, cluster: HACluster, tools: ToolSettings | None = None):
+        super().__init__(cluster, tools)
 
     # -- bin/backup --cluster ----------------------------------------------------------------
     def backup(self, kind: str | None, log) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from widgetsvc import setting_errors
 from widgetsvc.config import ConfigError
-from widgetsvc.ops import cmdline
+from widgetsvc.ops import cmdline, settings
 from widgetsvc.ops.cluster.hacluster import HACluster, Options
 from widgetsvc.ops.cluster.packages import MissingPackages
 from widgetsvc.ops.cluster.state import ClusterError
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         "HAProxy, PgBouncer, N instances and nginx, watched by Prometheus (README: Running a "
         "cluster; docs/operations.md).",
         environment=[("WIDGETSVC_CLUSTER_DIR", "its directory (var/cluster; --dir wins)"),
-                     ("PGBOUNCER_POOL_SIZE", "PgBouncer's server connections (20)"),
+                     ("PGBOUNCER_POOL_SIZE", "PgBouncer's server connections "
+                                             f"({settings.DEFAULT_PGBOUNCER_POOL_SIZE})"),
                      ("WIDGETSVC_PG_OS_USER", "as root: the user that runs its parts"),
                      ("SECRET_KEY, ...", "the service's settings reach every instance")],
         exit_codes=[(0, "done (status: running)"), (1, "failed: one line says why"),
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from pathlib import Path
 
     try:
-        check_settings(os.environ, up=args.command in ("up", "upgrade"))
+        check_cluster_settings(os.environ, up=args.command in ("up", "upgrade"))
     except (setting_errors.SettingError, ConfigError, FrontError) as exc:
         _log(f"widgetsvc: {exc}")
         return 1
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def check_settings(env: Mapping[str, str], *, up: bool) -> None:
+def check_cluster_settings(env: Mapping[str, str], *, up: bool) -> None:
     """bin/cluster's own settings, and for ``up`` the service's (they reach every instance),
     refused in one line before any part starts."""
     from widgetsvc import config
@@ -97,7 +98,6 @@ def check_settings(env: Mapping[str, str], *, up: bool) -> None:
         stand_ins = {"DATABASE_URL": "postgresql:///cluster", "SECRET_KEY": "k" * 48}
         service = {**env, **{k: v for k, v in stand_ins.items() if not env.get(k)}}
         config.Config.from_env(service)
-        config.check_gunicorn(service)
 
 
 def _status(cluster: HACluster, *, as_json: bool) -> int:

@@ -9,19 +9,18 @@ import os
 import sys
 from pathlib import Path
 
-from widgetsvc.config import Config
+from widgetsvc.config import ENV_NAMES, Config
 from widgetsvc.ops.cluster.loopback import http_status
 from widgetsvc.ops.cluster.part import Log, Part
 from widgetsvc.ops.cluster.state import HOST, ClusterState
 from widgetsvc.ops.localdb import REPO_ROOT
+from widgetsvc.ops.settings import GUNICORN_ENV_NAMES
 
-# Settings whose change restarts the instances on the next ``up``.
-SETTINGS = ("DATABASE_URL", "DB_PGBOUNCER", "SECRET_KEY", "WIDGETSVC_ENV",
-            "BCRYPT_ROUNDS", "TOKEN_LIFETIME", "DB_POOL_MIN", "DB_POOL_MAX",
-            "WEB_CONCURRENCY", "GUNICORN_WORKER_CLASS", "GUNICORN_THREADS",
-            "HASH_SLOTS", "LOGIN_LOCK_FAILURES", "LOGIN_LOCK_WINDOW",
-            "LOGIN_LOCK_ACCOUNT_FAILURES", "PUBLIC_URL",
-            "ALLOWED_HOSTS", "TOKEN_LEEWAY", "LOG_LEVEL")
+# The cluster gives each instance its own: a dead instance's new port is no change of settings.
+PER_INSTANCE = ("METRICS_PORT",)
+# Settings whose change restarts the instances on the next ``up``: every one the service reads
+# but those, and gunicorn's own.
+SETTINGS = tuple(name for name in (*ENV_NAMES, *GUNICORN_ENV_NAMES) if name not in PER_INSTANCE)
 
 
 def instance_env(state: ClusterState, index: int) -> dict[str, str]:

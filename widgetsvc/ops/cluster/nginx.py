@@ -18,6 +18,7 @@ from widgetsvc.ops.cluster.loopback import http_status
 from widgetsvc.ops.cluster.part import Part
 from widgetsvc.ops.cluster.render import DEPLOY_DIR, render
 from widgetsvc.ops.cluster.state import HOST, ClusterError
+from widgetsvc.ops.settings import listen_address
 
 FRAGMENTS = DEPLOY_DIR / "nginx" / "cluster"
 # A request nginx holds may wait for its upstream this long (proxy_read_timeout); the old
@@ -55,8 +56,8 @@ class Front(Part):
         stub = render("nginx/cluster/stub_status.conf.template",
                       listen=f"{HOST}:{state.ports['monitoring']['nginx_stub']}")
         return front.render(
-            upstreams, front.listen_address(HOST, state.ports["front"]), self.run_dir,
-            **state.settings.front.limits(slots),
+            upstreams, listen_address(HOST, state.ports["front"]), self.run_dir,
+            limits=state.settings.front, hash_slots=slots,
             drained=[upstreams[index] for index in drained],
             server_directives=_fragment("server_directives.conf"),
             root_location=_fragment("root_location.conf"),

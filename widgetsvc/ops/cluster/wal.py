@@ -8,9 +8,7 @@ old one stopped, on its new timeline.
 
 from __future__ import annotations
 
-import os
 import subprocess
-from collections.abc import Mapping
 
 from widgetsvc.ops import localdb, safefs
 from widgetsvc.ops.cluster.part import Log
@@ -23,19 +21,19 @@ from widgetsvc.ops.pgbackrest import (
     ensure_pgbackrest,
     prepare_repo,
     repo_path,
-    retention,
     run_pgbackrest,
 )
+from widgetsvc.ops.settings import ToolSettings
 
 
 class WalArchive:
     """The cluster's pgBackRest repository, with the leader as pgBackRest's server."""
 
-    def __init__(self, cluster: ClusterState, env: Mapping[str, str] | None = None):
+    def __init__(self, cluster: ClusterState, tools: ToolSettings | None = None):
         self.cluster = cluster
-        self.env = os.environ if env is None else env
-        self.repo = repo_path(self.env)
-        if not self.env.get("BACKUP_REPO") and cluster.root != reachable_dir(
+        self.settings = tools or cluster.settings  # BACKUP_REPO, BACKUP_RETENTION
+        self.repo = repo_path(self.settings.backup_repo)
+        if self.settings.backup_repo is None and cluster.root != reachable_dir(
                 localdb.VAR_DIR / "cluster"):
             # A cluster elsewhere (--dir, a test's) keeps its own: a repository holds one
             # cluster's stanza (its system identifier), and a throwaway one goes with --purge.
@@ -48,7 +46,7 @@ class WalArchive:
     def write_config(self) -> None:
         prepare_repo(self.repo, self.work, self.owner)
         text = config_text(repo=self.repo, work=self.work, stanza=self.stanza,
-                           keep=retention(self.env))
+                           keep=self.settings.backup_retention)
         if safefs.read_text(self.config) != text:
             safefs.write_file(self.config, text, 0o600, self.owner)
 
