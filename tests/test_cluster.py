@@ -39,7 +39,7 @@ from tests.helpers_cluster import (
 )
 from tests.live_http import call
 from widgetsvc.db import SQL_DIR, load_queries
-from widgetsvc.ops import localdb
+from widgetsvc.ops import localdb, plumbing
 from widgetsvc.ops.cluster.hacluster import HACluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -323,6 +323,17 @@ def test_killing_the_leader_loses_no_acknowledged_write(cluster_dir):
     wait_for_sync_standby(cluster_dir)  # the tests after this one find the cluster whole
 
 
+def who_listens(cluster_dir: Path) -> str:
+    """Every port of the cluster's state.json and the processes listening there."""
+    def flat(value) -> list[int]:
+        if isinstance(value, dict):
+            return [p for v in value.values() for p in flat(v)]
+        return [p for v in value for p in flat(v)] if isinstance(value, list) else [value]
+
+    ports = HACluster(cluster_dir).state["ports"]
+    return "\n".join(f"{port}: {plumbing.listeners(port)}" for port in sorted(flat(ports)))
+
+
 def wait_for_sync_standby(cluster_dir: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     def whole() -> bool:
@@ -355,7 +366,9 @@ def test_down_leaves_no_process_and_up_comes_back(cluster_dir):
             "email": "front-user@example.com", "password": PASSWORD})).status in (502, 503):
         assert time.monotonic() < deadline, reply.raw
         time.sleep(0.5)
-    assert reply.status == 200, (reply.raw, status(cluster_dir))  # which parts, on which ports
+    if reply.status != 200:  # which parts, on which ports, and who listens there
+        pytest.fail(f"{reply.status} {reply.raw!r}\n{json.dumps(status(cluster_dir), indent=1)}"
+                    f"\n{who_listens(cluster_dir)}")
     groups = HACluster(cluster_dir).all_groups()
     run(CLUSTER, "--dir", str(cluster_dir), "down", "--purge")
     assert gone(cluster_dir, groups) == []

@@ -75,6 +75,45 @@ def test_free_port_can_be_bound_and_free_ports_are_distinct():
     assert len(set(ports)) == 5
 
 
+def test_listeners_name_the_process_that_listens_on_a_port_and_no_other():
+    with socket.socket() as server, socket.socket() as bound_only:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert plumbing.listeners(port) == {os.getpid(): Path("/proc/self/comm").read_text()
+                                            .strip()}
+        bound_only.bind(("127.0.0.1", 0))  # bound, not listening: nobody answers there
+        assert plumbing.listeners(bound_only.getsockname()[1]) == {}
+    assert plumbing.listeners(port) == {}
+
+
+def test_a_cluster_part_whose_port_another_process_holds_names_it(tmp_path):
+    """``Part.wait`` refuses a part that answers from someone else's process (two tools
+    drawing loopback ports from one pool)."""
+    from widgetsvc.ops.cluster.part import Part
+
+    class Listening(Part):
+        name = "listening"
+
+        def __init__(self, port: int, owners: set[int]):
+            self.port, self.mine = port, owners
+
+        def ports(self) -> list[int]:
+            return [self.port]
+
+        def owners(self) -> set[int]:
+            return self.mine
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert Listening(port, {os.getpid()}).strangers() == []
+        assert Listening(port, {os.getpid() + 1_000_000}).strangers() == [
+            f"port {port}: pid {os.getpid()} ({plumbing.listeners(port)[os.getpid()]})"]
+        assert Listening(plumbing.free_port(), set()).strangers() == []  # nobody there yet
+
+
 def test_unix_open_only_when_something_listens(tmp_path):
     path = tmp_path / "s.sock"
     assert not plumbing.unix_open(path)

@@ -263,6 +263,32 @@ def tcp_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
+def listeners(port: int) -> dict[int, str]:
+    """The processes holding a listening TCP socket on ``port`` (any IPv4 or IPv6 address),
+    with their command names: whose server really answers there. Another user's process is
+    seen only by root (its /proc/PID/fd is not readable otherwise)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local address "HEXIP:HEXPORT", state 0A = LISTEN, inode the 10th field
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    found: dict[int, str] = {}
+    for pid, _ in processes() if inodes else ():
+        try:
+            if any(os.readlink(f"/proc/{pid}/fd/{fd}") in inodes
+                   for fd in os.listdir(f"/proc/{pid}/fd")):
+                found[pid] = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            continue  # gone meanwhile, or not ours to look at
+    return found
+
+
 def unix_open(path: Path) -> bool:
     """Whether something accepts connections on the Unix socket ``path``."""
     with socket.socket(socket.AF_UNIX) as sock:

@@ -23,6 +23,9 @@ from widgetsvc.ops.cluster.state import (
 class Etcd(Part):
     name = label = "etcd"
 
+    def ports(self) -> list[int]:
+        return [self.state.ports["etcd_client"], self.state.ports["etcd_peer"]]
+
     @property
     def config_path(self) -> Path:
         return self.state.root / "etcd.yml"

@@ -18,6 +18,9 @@ from widgetsvc.ops.cluster.state import HOST, NODES, SUPERUSER
 
 class HAProxy(Part):
     name = "haproxy"
+
+    def ports(self) -> list[int]:
+        return [self.state.ports["haproxy"]]
     label = "HAProxy"
 
     @property

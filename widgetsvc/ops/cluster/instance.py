@@ -73,6 +73,9 @@ class Instance(Part):
     def env(self) -> dict[str, str]:
         return instance_env(self.state, self.index)
 
+    def ports(self) -> list[int]:
+        return [self.state.ports["instances"][self.index], self.state.ports["metrics"][self.index]]
+
     def start(self, log: Log) -> None:
         Config.from_env(self.env())  # a bad setting: one clear line, not a dead instance's log
         super().start(log)

@@ -36,6 +36,9 @@ class Exporter(Part):
     def label(self) -> str:
         return f"{self.name} on http://{self.listen}"
 
+    def ports(self) -> list[int]:
+        return [self.port]
+
     def ready(self) -> bool:
         return answers_ok(f"http://{self.listen}/metrics")
 

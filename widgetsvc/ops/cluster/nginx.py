@@ -76,6 +76,9 @@ class Front(Part):
         return [front.ensure_nginx(), "-e", "stderr", "-p", str(self.run_dir),
                 "-c", str(self.config_path)]
 
+    def ports(self) -> list[int]:
+        return [self.state.ports["front"], self.state.ports["monitoring"]["nginx_stub"]]
+
     def ready(self) -> bool:
         return http_status(f"{self.state.front_url}/api/v1/health") == 200
 

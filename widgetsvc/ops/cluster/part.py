@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from widgetsvc.ops import plumbing
-from widgetsvc.ops.cluster.state import ClusterState
+from widgetsvc.ops.cluster.state import ClusterError, ClusterState
 
 Log = Callable[[str], None]
 
@@ -41,6 +41,15 @@ class Part:
         """Serving: what ``up`` waits for (an error counts as not yet)."""
         raise NotImplementedError
 
+    def ports(self) -> list[int]:
+        """The TCP ports it listens on: ``wait`` checks that its own processes hold them."""
+        return []
+
+    def owners(self) -> set[int]:
+        """Its processes: the recorded one's process group."""
+        record = self.state.pids.get(self.name)
+        return set(plumbing.group_members(int(record[0]))) if record else set()
+
     def reload(self) -> None:
         """Take a changed configuration: a restart unless the part reloads its file itself."""
         self.stop()
@@ -67,10 +76,23 @@ class Part:
     def stop(self, timeout: float | None = None) -> None:
         self.state.stop_process(self.name, self.stop_timeout if timeout is None else timeout)
 
+    def strangers(self) -> list[str]:
+        """Its ports where another process listens ("port P: pid N (name)"): a server that
+        answers there is not this part, whatever it answers."""
+        mine = self.owners()
+        return [f"port {port}: " + ", ".join(f"pid {pid} ({name})" for pid, name in held.items())
+                for port in self.ports()
+                if (held := plumbing.listeners(port)) and not held.keys() & mine]
+
     def wait(self, timeout: float | None = None) -> None:
+        """Until ``ready``; then its ports must be its own (a port taken between ``up``
+        choosing it and the part binding it would otherwise pass for the part)."""
         plumbing.wait_until(self.ready, timeout=timeout or self.ready_timeout,
                             what=self.label or self.name, log=self.log_path,
                             record=self.state.pids.get(self.name))
+        if strangers := self.strangers():
+            raise ClusterError(f"{self.label or self.name} is not the one answering: "
+                               + "; ".join(strangers) + "\n" + plumbing.tail(self.log_path))
 
     def up(self, log: Log, *, wait: bool = True) -> bool:
         """Render, reload when running with a changed file, start when not running, wait.

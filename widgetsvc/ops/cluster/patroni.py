@@ -81,6 +81,14 @@ class Patroni(Part):
         """Its REST API answers for a running PostgreSQL."""
         return http_status(f"{self.state.rest_url(self.index)}/health") == 200
 
+    def ports(self) -> list[int]:
+        return [self.state.ports["patroni"][self.index], self.state.ports["postgres"][self.index]]
+
+    def owners(self) -> set[int]:
+        """Patroni's process group and its PostgreSQL (which has a session of its own)."""
+        postmaster = self.postmaster_pid()
+        return super().owners() | ({postmaster} if postmaster else set())
+
     def postmaster_pid(self) -> int | None:
         """The node's running postmaster, from its ``postmaster.pid``."""
         data_dir = self.directory / "data"
@@ -122,3 +130,7 @@ def wait_replicated(state: ClusterState, log: Log, timeout: float = 120) -> None
     except RuntimeError as exc:
         logs = "\n".join(plumbing.tail(state.node_dir(n) / "patroni.log") for n in NODES)
         raise ClusterError(f"{exc}\n{logs}") from None
+    nodes = [Patroni(state, index) for index in range(len(NODES))]
+    if strangers := [s for node in nodes for s in node.strangers()]:
+        raise ClusterError("Patroni cluster: a node's port is another process's: "
+                           + "; ".join(strangers))

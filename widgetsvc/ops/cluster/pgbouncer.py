@@ -14,6 +14,9 @@ from widgetsvc.ops.cluster.state import APP_ROLE, DBNAME, HOST
 
 class PgBouncer(Part):
     name = "pgbouncer"
+
+    def ports(self) -> list[int]:
+        return [self.state.ports["pgbouncer"]]
     label = "PgBouncer"
     ready_timeout = 30.0
 
