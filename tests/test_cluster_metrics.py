@@ -18,6 +18,7 @@ from tests.helpers_cluster import CLUSTER
 from tests.helpers_cluster import run as cluster_run
 from tests.live_http import call
 from widgetsvc.ops import plumbing
+from widgetsvc.ops.cluster import monitoring
 from widgetsvc.ops.cluster.hacluster import HACluster
 from widgetsvc.ops.cluster.state import NODES
 
@@ -93,10 +94,11 @@ def test_prometheus_sees_every_target_up_and_a_request_rate(cluster_dir: Path):
         assert api(prometheus, "query", query=query)["result"], query
     # One sync standby; after tests/test_cluster.py's failovers, once both Patronis were
     # scraped in their present roles (a scrape every 5 s).
+    # A series per node and no more: a Patroni on a new port would leave its old series.
     def sync_standbys():
-        count = sum(float(r["value"][1]) for r in api(
-            prometheus, "query", query="patroni_sync_standby")["result"])
-        return count == 1 or None
+        series = api(prometheus, "query", query="patroni_sync_standby")["result"]
+        return (len(series) == len(NODES)
+                and sum(float(r["value"][1]) for r in series) == 1) or None
 
     try:
         wait_for(sync_standbys, 60, "exactly one patroni_sync_standby")
@@ -137,3 +139,17 @@ def test_the_front_answers_404_for_metrics_and_stub_status(cluster_dir: Path):
     front = urllib.parse.urlsplit(HACluster(cluster_dir).front_url).port
     for path in ("/metrics", "/stub_status", "/api/v1/metrics"):
         assert call(front, "GET", path).status == 404, path
+
+
+def test_prometheus_takes_a_changed_configuration_in_place(cluster_dir: Path):
+    """``up`` reloads Prometheus (SIGHUP) rather than restarting it: the same process, its
+    new files loaded (``Prometheus.reload`` waits for Prometheus's own reload timestamp)."""
+    cluster = HACluster(cluster_dir)
+    prometheus = monitoring.Prometheus(cluster)
+    pid = cluster.pid("prometheus")
+    before = prometheus._reload_metrics()
+    prometheus.reload()
+    after = prometheus._reload_metrics()
+    assert cluster.pid("prometheus") == pid
+    key = "prometheus_config_last_reload_success_timestamp_seconds"
+    assert after[key] > before[key] and after["prometheus_config_last_reload_successful"] == 1

@@ -75,6 +75,23 @@ def test_free_port_can_be_bound_and_free_ports_are_distinct():
     assert len(set(ports)) == 5
 
 
+def test_a_stopped_servers_port_is_free_while_its_connections_linger():
+    """The server closed first: its side of the connection lingers in TIME_WAIT, which a
+    plain bind counts as taken, and a server's (SO_REUSEADDR) does not."""
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = server.accept()
+            accepted.close()
+            assert client.recv(1) == b""
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))
+    assert plumbing.port_free(port)
+
+
 def test_listeners_name_the_process_that_listens_on_a_port_and_no_other():
     with socket.socket() as server, socket.socket() as bound_only:
         server.bind(("127.0.0.1", 0))

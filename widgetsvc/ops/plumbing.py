@@ -216,7 +216,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on HOST:PORT now. Bound as servers bind (SO_REUSEADDR):
+    a stopped server's last connections linger in TIME_WAIT for a minute, and they would
+    otherwise make its own port look taken (so the cluster moved a restarted part to a new
+    port, and Prometheus kept the old target's last samples for five minutes)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

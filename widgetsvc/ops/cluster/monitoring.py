@@ -7,13 +7,17 @@ machine's disks (prometheus-node-exporter), with ``deploy/prometheus/alerts.yml`
 
 from __future__ import annotations
 
+import os
+import signal
+import urllib.request
 from pathlib import Path
 
+from widgetsvc.ops import plumbing
 from widgetsvc.ops.cluster.loopback import answers_ok
 from widgetsvc.ops.cluster.packages import which
 from widgetsvc.ops.cluster.part import Part
 from widgetsvc.ops.cluster.render import DEPLOY_DIR, render
-from widgetsvc.ops.cluster.state import HOST, NODES, SUPERUSER, ClusterState
+from widgetsvc.ops.cluster.state import HOST, NODES, SUPERUSER, ClusterError, ClusterState
 
 SCRAPE_INTERVAL = "5s"
 
@@ -91,7 +95,7 @@ class NodeExporter(Exporter):
 
 
 class Prometheus(Exporter):
-    """Restarted when its configuration or the alert rules changed."""
+    """Reloaded (SIGHUP) when its configuration or the alert rules changed."""
 
     name = "prometheus"
     port_key = "prometheus"
@@ -133,6 +137,35 @@ class Prometheus(Exporter):
 
     def ready(self) -> bool:
         return answers_ok(f"http://{self.listen}/-/ready")
+
+    def reload(self) -> None:
+        """SIGHUP, then until Prometheus says it loaded the new files. A reload marks the
+        series of a target it no longer scrapes stale at once; a restart would leave their
+        last samples in every query for the five minutes of its lookback (a part moved to
+        another port counted twice in ``sum(patroni_sync_standby)``)."""
+        before = self._reload_metrics()
+        os.kill(int(self.state.pids[self.name][0]), signal.SIGHUP)
+
+        key = "prometheus_config_last_reload_success_timestamp_seconds"
+        now: dict[str, float] = {}
+
+        def answered() -> bool:  # loaded, or refused the files
+            now.update(self._reload_metrics())
+            return (now.get(key, 0.0) > before.get(key, 0.0)
+                    or now.get("prometheus_config_last_reload_successful") == 0.0)
+
+        if not plumbing.poll(answered, timeout=30) or now.get(key, 0.0) <= before.get(key, 0.0):
+            raise ClusterError("prometheus did not load its new configuration\n"
+                               + plumbing.tail(self.log_path))
+
+    def _reload_metrics(self) -> dict[str, float]:
+        """Prometheus's own ``prometheus_config_last_reload_*`` values."""
+        url = f"http://{self.listen}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 (loopback)
+            lines = resp.read().decode().splitlines()
+        return {name: float(value) for name, _, value in
+                (line.partition(" ") for line in lines)
+                if name.startswith("prometheus_config_last_reload_")}
 
 
 def parts(state: ClusterState) -> list[Part]:
