@@ -241,7 +241,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if cluster:
         ordered = sorted(users, key=lambda i: i.get_closest_marker("stops_cluster") is not None)
         items[:] = ordered + own + [i for i in items if i not in cluster]
-    if config.getoption("dist", "no") == "no":
+    # On xdist's workers (where items are collected, and so grouped) "dist" reads "no": theirs
+    # is not to distribute. "loadgroup" says what the run is.
+    if not getattr(config.option, "loadgroup", False):
         return
 
     def rank(item: pytest.Item) -> int:
