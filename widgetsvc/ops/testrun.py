@@ -4,14 +4,12 @@
 other argument goes to pytest unchanged. pytest's usage error (its exit 4) becomes exit 2 like
 every bin/ command's.
 
-``--parallel`` runs the full tier on pytest-xdist (one worker per core, at least two, at most
-four): most of its time is spent waiting for servers, clusters and programs it started, not on
-a CPU. Every worker has its own throwaway database (tests/conftest.py), a module's tests run on
-one worker (they share the module's server), and the shared ``bin/cluster`` tests all on one
-(tests/conftest.py, ``pytest_collection_modifyitems``). It is not the default: in three of five
-fresh-clone runs the shared cluster's down/up test failed in parallel (a 401 for a user its
-cluster had registered), never in a run in one process; until that is understood, ``bin/test``
-and CI run in one process.
+The full tier runs on pytest-xdist (one worker per core, at least two, at most four): most of
+its time is spent waiting for servers, clusters and programs it started, not on a CPU. Every
+worker has its own throwaway database (tests/conftest.py), a module's tests run on one worker
+(they share the module's server), and the shared ``bin/cluster`` tests all on one
+(tests/conftest.py, ``pytest_collection_modifyitems``). ``--serial`` keeps the run in one
+process, as do the fast tier, a worker count of one's own, collecting only and the debugger.
 """
 
 from __future__ import annotations
@@ -32,13 +30,13 @@ def _parser() -> cmdline.Parser:
 --fast: the fast tier, about a minute: unit and in-process API tests only, against one
 throwaway database; no server boots, no bin/ command, no other program (every test that
 starts one is marked e2e and left out; one that is not refuses to start it: tests/tiers.py).
-Without --fast: everything (about 15 minutes on 2 cores). --parallel: the same over one worker
-per core (about 10 minutes; see widgetsvc/ops/testrun.py for why it is not the default).
+Without --fast: everything, over one pytest-xdist worker per core (about 10 minutes on 2
+cores). --serial: the same in one process (about 15 minutes; output as it happens).
 Every argument other than --help and --version goes to pytest, e.g.
   bin/test --fast     bin/test tests/test_cli.py -x -q     bin/test -k login     bin/test --co -q
 pytest's own options: .venv/bin/pytest --help. The first run prepares .venv with the test
 dependencies; as root, Debian's chromium is installed when the browser test runs.""",
-        usage="bin/test [-h] [--version] [--fast | --parallel] [PYTEST ARGUMENTS ...]",
+        usage="bin/test [-h] [--version] [--fast | --serial] [PYTEST ARGUMENTS ...]",
         environment=[("CI", "set: property-based tests run a fixed, derandomized set"),
                      ("WIDGETSVC_PG_FSYNC", "the throwaway cluster runs with fsync=off")],
         exit_codes=[(0, "every selected test passed"), (1, "a test failed"),
@@ -47,9 +45,9 @@ dependencies; as root, Debian's chromium is installed when the browser test runs
 
 
 # Options after which the run stays in this process: the fast tier, a worker count given,
-# collecting only, the debugger.
-_SERIAL = ("--fast", "-n", "--numprocesses", "--dist", "--co", "--collect-only", "--pdb",
-           "--trace", "no:xdist")
+# collecting only, the debugger, or asking for it.
+_SERIAL = ("--serial", "--fast", "-n", "--numprocesses", "--dist", "--co", "--collect-only",
+           "--pdb", "--trace", "no:xdist")
 
 
 def _workers() -> int:
@@ -57,13 +55,12 @@ def _workers() -> int:
 
 
 def with_workers(args: list[str]) -> list[str]:
-    """``args``, with ``--parallel`` replaced by the parallel run's options (unless one of
-    ``_SERIAL`` asks for one process, or it is after ``--``)."""
+    """``args`` with the parallel run's options first, unless one of ``_SERIAL`` (before any
+    ``--``) asks for one process; ``--serial`` itself is bin/test's, not pytest's."""
     own = args[:args.index("--")] if "--" in args else args
-    if "--parallel" not in own:
-        return args
     rest = list(args)
-    rest.remove("--parallel")
+    if "--serial" in own:
+        rest.remove("--serial")
     if any(arg == flag or arg.startswith(flag + "=") or (flag == "-n" and arg.startswith("-n"))
            for arg in own for flag in _SERIAL):
         return rest
