@@ -65,8 +65,9 @@ if _metrics_port:
     _metrics.prepare_multiprocess_dir(os.environ, _workers_ids)
 
 
-def when_ready(server):
-    """The metrics listener, in the master, once gunicorn listens."""
+def on_starting(server):
+    """The metrics listener, in the master, before gunicorn binds its own socket: a busy
+    METRICS_PORT stops the start before anything (bin/serve's nginx) sees the app listening."""
     if _metrics_port:
         try:
             _metrics.serve(_metrics_port)

@@ -158,6 +158,9 @@ def test_metrics_port_0_means_no_listener_and_a_busy_port_stops_the_start(databa
         with pytest.raises(RuntimeError, match=f"METRICS_PORT={port}: cannot listen"):
             busy.start()
         busy.stop()
+    # Refused before gunicorn bound its socket, so bin/serve never started nginx in front of
+    # it: a start that dies has never been reachable.
+    assert "Listening at" not in busy.log()
 
 
 RULES = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
