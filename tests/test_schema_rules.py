@@ -3,6 +3,7 @@ schemathesis runs found, pinned, and the patterns held against the rules they st
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -14,6 +15,7 @@ from referencing import Registry, Resource
 from tests.helpers import API, bearer
 from widgetsvc.validation import (
     InvalidValue,
+    _inlined,
     check_email,
     check_url,
     check_widget_name,
@@ -157,3 +159,33 @@ def test_the_page_the_document_admits_is_the_page_the_rule_accepts(page):
     else:
         assert not accepts(parse_page, str(page))
     assert parse_page("+0001") == 1  # and the lenient forms the description names
+
+
+# -- the validator's schemas: every $ref resolved once, at start -------------------------------
+
+@pytest.mark.parametrize("name", sorted(SCHEMAS))
+def test_the_validator_walks_each_schema_with_its_references_resolved(name):
+    by_id = {schema["$id"]: schema for schema in SCHEMAS.values()}
+    flat = _inlined(SCHEMAS[name], by_id)
+    assert "$ref" not in json.dumps(flat) and "$schema" not in json.dumps(flat)
+    for field, node in SCHEMAS[name].get("properties", {}).items():
+        if "$ref" in node:
+            target = {k: v for k, v in spec(name, field).items() if k not in ("$id", "$schema")}
+            annotations = {k: v for k, v in node.items() if k != "$ref"}
+            assert flat["properties"][field] == {**target, **annotations}
+
+
+@pytest.mark.parametrize("node, problem", [
+    ({"$ref": "NoSuch.json"}, "NoSuch.json"),
+    ({"$ref": "Page.json", "minimum": 3}, "['minimum']"),  # a sibling that would validate
+])
+def test_a_reference_the_validator_cannot_resolve_stops_the_start(node, problem):
+    by_id = {schema["$id"]: schema for schema in SCHEMAS.values()}
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        _inlined({"properties": {"x": node}}, by_id)
+
+
+def test_a_recursive_reference_stops_the_start():
+    loop = {"$id": "Loop.json", "properties": {"next": {"$ref": "Loop.json"}}}
+    with pytest.raises(ValueError, match="Loop.json"):
+        _inlined(loop, {"Loop.json": loop})
