@@ -188,6 +188,6 @@ def test_root_runs_parts_as_the_named_user_else_the_first_that_exists():
         pick("WIDGETSVC_NGINX_USER", "", ["no-such-user-x"])
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="as root a part runs as another user (the test above)")
+@pytest.mark.skipif(os.geteuid() == 0, reason="as root a part runs as another user (above)")
 def test_without_root_no_other_user_is_picked():
     assert plumbing.unprivileged_user("WIDGETSVC_NGINX_USER", "nobody", ["nobody"]) is None
